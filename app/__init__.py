@@ -1,0 +1,41 @@
+"""Store Monitor: uptime and downtime of stores within their business hours."""
+
+import logging
+import sys
+from pathlib import Path
+
+from flask import Flask
+
+from .config import Config
+
+
+def create_app(test_config=None):
+    """Build an app from `Config`, with `test_config` (a mapping) overriding it."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(Config)
+    if test_config:
+        app.config.from_mapping(test_config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if not app.testing:
+        _configure_logging(app)
+
+    from . import api, cli, database, errors, jobs
+
+    database.init_app(app)
+    jobs.init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+    app.register_blueprint(api.bp)
+    return app
+
+
+def _configure_logging(app):
+    """Log to stdout (the default) or to a file in the instance folder."""
+    if app.config["LOG_TO_STDOUT"]:
+        handler = logging.StreamHandler(sys.stdout)
+    else:
+        handler = logging.FileHandler(Path(app.instance_path) / "store-monitor.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(app.config["LOG_LEVEL"])

@@ -1,0 +1,37 @@
+"""Every setting of the service, read from the environment (and a `.env` file)."""
+
+import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+BUNDLED_DATA = PROJECT_DIR / "data" / "store-monitoring-data.zip"
+
+load_dotenv(PROJECT_DIR / ".env")
+
+
+def _database_url():
+    """`DATABASE_URL`, with the `postgres://` spelling some hosts use rewritten for SQLAlchemy.
+
+    None means "a SQLite file in the instance folder", which only the factory knows.
+    """
+    url = os.environ.get("DATABASE_URL") or None
+    if url and url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    return url
+
+
+class Config:
+    SQLALCHEMY_DATABASE_URI = _database_url()
+    # A path to a zip or folder loaded when the server starts; "" loads nothing.
+    STORE_DATA = os.environ.get("STORE_DATA", str(BUNDLED_DATA))
+    HOST = os.environ.get("HOST", "127.0.0.1")
+    PORT = int(os.environ.get("PORT", "5000"))
+    REPORT_WORKERS = int(os.environ.get("REPORT_WORKERS", "2"))
+    # A Running report whose heartbeat is older than this is taken as interrupted.
+    STALE_REPORT_SECONDS = float(os.environ.get("STALE_REPORT_SECONDS", "120"))
+    HEARTBEAT_SECONDS = float(os.environ.get("HEARTBEAT_SECONDS", "5"))
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    LOG_TO_STDOUT = os.environ.get("LOG_TO_STDOUT", "1") not in ("0", "false", "no", "")
+    JSON_SORT_KEYS = False

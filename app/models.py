@@ -1,0 +1,104 @@
+"""Tables of the service.
+
+Store ids are opaque strings; every other table refers to a store through the small integer
+`Store.id`, which keeps the hot tables narrow and lets a report read millions of polls as
+integer columns. Instants are stored as integer microseconds since the Unix epoch, in UTC
+(`*_us` columns): exact, compact, and read without any date parsing.
+"""
+
+from datetime import datetime, timezone
+
+from .extensions import db
+
+
+def utcnow():
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Store(db.Model):
+    id = db.Column(db.Integer, primary_key=True)
+    store_id = db.Column(db.String, nullable=False, unique=True)
+
+
+class StoreStatus(db.Model):
+    """One poll: the store was `active` (True) or not at `timestamp_us`."""
+
+    __tablename__ = "store_status"
+    store_pk = db.Column(db.Integer, db.ForeignKey("store.id"), primary_key=True)
+    timestamp_us = db.Column(db.BigInteger, primary_key=True, autoincrement=False)
+    active = db.Column(db.Boolean, nullable=False)
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class BusinessHours(db.Model):
+    """One weekly opening span in local wall time, in seconds after local midnight."""
+
+    __tablename__ = "business_hours"
+    id = db.Column(db.Integer, primary_key=True)
+    store_pk = db.Column(db.Integer, db.ForeignKey("store.id"), nullable=False, index=True)
+    day_of_week = db.Column(db.SmallInteger, nullable=False)  # 0 = Monday
+    start_local_s = db.Column(db.Integer, nullable=False)
+    end_local_s = db.Column(db.Integer, nullable=False)
+
+
+class StoreTimezone(db.Model):
+    """The zone name as given; the engine resolves unknown names to the default zone."""
+
+    __tablename__ = "store_timezone"
+    store_pk = db.Column(db.Integer, db.ForeignKey("store.id"), primary_key=True,
+                         autoincrement=False)
+    timezone_str = db.Column(db.String, nullable=False)
+
+
+class Report(db.Model):
+    """A report job and, once Complete, its CSV, so that any process can serve it."""
+
+    RUNNING, COMPLETE, ERROR = "Running", "Complete", "Error"
+
+    id = db.Column(db.String(36), primary_key=True)
+    status = db.Column(db.String(16), nullable=False, default=RUNNING, index=True)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    started_at = db.Column(db.DateTime)
+    finished_at = db.Column(db.DateTime)
+    # Refreshed while a job runs; a stale heartbeat means the worker died.
+    heartbeat_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    worker = db.Column(db.String(200))
+    progress = db.Column(db.Float, nullable=False, default=0.0)
+    error = db.Column(db.Text)
+    row_count = db.Column(db.Integer)
+    csv = db.Column(db.Text)
+
+
+class Ingest(db.Model):
+    """One load of input files; `fingerprint` lets start-up skip data it already loaded."""
+
+    id = db.Column(db.Integer, primary_key=True)
+    source = db.Column(db.String, nullable=False)
+    fingerprint = db.Column(db.String(64), nullable=False, index=True)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    files = db.relationship("IngestFile", backref="ingest", order_by="IngestFile.id")
+
+
+class IngestFile(db.Model):
+    """Row accounting of one file: read = loaded + duplicate + rejected."""
+
+    __tablename__ = "ingest_file"
+    id = db.Column(db.Integer, primary_key=True)
+    ingest_id = db.Column(db.Integer, db.ForeignKey("ingest.id"), nullable=False, index=True)
+    kind = db.Column(db.String(16), nullable=False)
+    name = db.Column(db.String, nullable=False)
+    read = db.Column(db.Integer, nullable=False)
+    loaded = db.Column(db.Integer, nullable=False)
+    duplicate = db.Column(db.Integer, nullable=False)
+    rejected = db.Column(db.Integer, nullable=False)
+
+
+class IngestRejection(db.Model):
+    """A row that was not loaded, and why."""
+
+    __tablename__ = "ingest_rejection"
+    id = db.Column(db.Integer, primary_key=True)
+    ingest_id = db.Column(db.Integer, db.ForeignKey("ingest.id"), nullable=False, index=True)
+    file = db.Column(db.String, nullable=False)
+    line = db.Column(db.Integer, nullable=False)
+    reason = db.Column(db.String, nullable=False)

@@ -1,0 +1,228 @@
+"""Turn one CSV stream into valid rows plus rejected rows (file, line, reason).
+
+Every data line of a file ends up in exactly one of the two: `parse_*` functions never drop a
+row silently. Canonical column names are applied first, as the file may use aliases and any
+column order.
+"""
+
+import csv
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from .sources import IngestError
+
+# Lower-cased header name -> canonical column name.
+COLUMN_ALIASES = {
+    "store_id": "store_id",
+    "timestamp_utc": "timestamp_utc",
+    "status": "status",
+    "dayofweek": "day_of_week",
+    "day": "day_of_week",
+    "start_time_local": "start_time_local",
+    "end_time_local": "end_time_local",
+    "timezone_str": "timezone_str",
+}
+REQUIRED_COLUMNS = {
+    "status": ("store_id", "timestamp_utc", "status"),
+    "hours": ("store_id", "day_of_week", "start_time_local", "end_time_local"),
+    "timezone": ("store_id", "timezone_str"),
+}
+_STATUS_VALUES = {"active": True, "inactive": False}
+_TIME_PATTERN = r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$"
+
+
+@dataclass
+class Parsed:
+    """Valid rows of one file (with their `line`), its rejections, and the rows read."""
+
+    kind: str
+    name: str
+    rows: pd.DataFrame
+    rejected: pd.DataFrame
+    read: int
+
+
+def read_rows(stream, name, kind):
+    """Read a CSV stream as text columns named canonically, with each row's line number.
+
+    Returns ``(frame, rejected)``: `frame` holds the required columns and `line`; rows with
+    the wrong number of fields are in `rejected`. Raises `IngestError` when the file is not
+    CSV or lacks a required column.
+    """
+    header = _read_header(stream, name)
+    canonical = [COLUMN_ALIASES.get(column.strip().lower(), column) for column in header]
+    missing = [c for c in REQUIRED_COLUMNS[kind] if c not in canonical]
+    if missing:
+        raise IngestError(f"{name}: missing required column(s) {', '.join(missing)} "
+                          f"(found: {', '.join(header) or 'nothing'})")
+
+    placeholders = [f"c{i}" for i in range(len(header))]
+    bad_lines = []
+
+    def on_invalid_row(row):
+        # `number` counts lines after the header we consumed, so line = number + 1.
+        bad_lines.append((row.number + 1, f"expected {row.expected_columns} fields, "
+                                          f"found {row.actual_columns}"))
+        return "skip"
+
+    if not stream.peek(1):  # a header and nothing else
+        table = pa.table({p: pa.array([], pa.string()) for p in placeholders})
+    else:
+        table = _read_body(stream, placeholders, on_invalid_row, name)
+
+    keep = {placeholders[canonical.index(c)]: c for c in REQUIRED_COLUMNS[kind]}
+    frame = table.select(list(keep)).rename_columns(list(keep.values())).to_pandas()
+    frame["line"] = _good_row_lines(len(frame), [line for line, _ in bad_lines])
+    rejected = _rejections(name, [line for line, _ in bad_lines],
+                           [reason for _, reason in bad_lines])
+    return frame, rejected
+
+
+def _read_body(stream, placeholders, on_invalid_row, name):
+    """The data lines after the header, every column as text."""
+    try:
+        return pacsv.read_csv(
+            stream,
+            # Line numbers of bad rows are only known when reading on one thread.
+            read_options=pacsv.ReadOptions(column_names=placeholders, use_threads=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid_row,
+                                             ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={p: pa.string() for p in placeholders},
+                strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise IngestError(f"{name}: not a readable CSV file ({reason})") from None
+
+
+def _read_header(stream, name):
+    first = stream.readline()
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise IngestError(f"{name}: not a CSV file (its first line is not UTF-8 text)") from None
+    return next(csv.reader([text]), [])
+
+
+def _good_row_lines(count, bad_lines):
+    """Line numbers of the rows that parsed, given the lines of those that did not.
+
+    Data starts on line 2. Good row ``i`` follows bad line ``b[j]`` when ``i`` is at least
+    the number of good rows before it, ``b[j] - 2 - j``.
+    """
+    bad = np.sort(np.asarray(bad_lines, dtype=np.int64))
+    good_before_bad = bad - 2 - np.arange(len(bad))
+    index = np.arange(count, dtype=np.int64)
+    return index + 2 + np.searchsorted(good_before_bad, index, side="right")
+
+
+def _rejections(name, lines, reasons):
+    return pd.DataFrame({"file": pd.Series(name, index=range(len(lines)), dtype=object),
+                         "line": np.asarray(lines, dtype=np.int64),
+                         "reason": pd.Series(reasons, dtype=object)})
+
+
+def _split(name, frame, reason):
+    """Split `frame` on `reason` (a text per row, empty when the row is fine)."""
+    bad = reason.to_numpy(dtype=object) != ""
+    rejected = _rejections(name, frame["line"].to_numpy()[bad], reason.to_numpy(dtype=object)[bad])
+    return frame.loc[~bad].reset_index(drop=True), rejected
+
+
+def _first_problem(index, checks):
+    """Per row, the message of the first failing check, or "" when all pass.
+
+    `checks` are ``(failed, message, value)`` in order of precedence; when `value` (a text
+    column) is given, the offending value is quoted after the message. Messages are only
+    built for the rows that fail.
+    """
+    reason = pd.Series("", index=index, dtype=object)
+    decided = pd.Series(False, index=index)
+    for failed, message, value in checks:
+        hit = failed.fillna(True).astype(bool) & ~decided
+        if hit.any():
+            reason[hit] = message if value is None else message + " '" + value[hit].astype(str) + "'"
+            decided |= hit
+    return reason
+
+
+def parse_status(name, frame, read_rejected):
+    """Valid polls: `store_id` (text), `timestamp_us` (UTC), `active` (bool), `line`."""
+    store_id = frame["store_id"].str.strip()
+    text = frame["timestamp_utc"].str.strip()
+    instant = pd.to_datetime(text.str.replace(r"(?i)\s*UTC$", "", regex=True),
+                             format="ISO8601", utc=True, errors="coerce")
+    active = frame["status"].str.strip().str.lower().map(_STATUS_VALUES)
+    reason = _first_problem(frame.index, [
+        (store_id == "", "empty store_id", None),
+        (instant.isna(), "unparseable timestamp_utc", text),
+        (active.isna(), "unknown status", frame["status"]),
+    ])
+    rows = pd.DataFrame({"store_id": store_id.astype(object), "line": frame["line"]})
+    rows["timestamp_us"] = _micros(instant)
+    rows["active"] = active.fillna(False).astype(bool)
+    good, rejected = _split(name, rows, reason)
+    return Parsed("status", name, good, pd.concat([read_rejected, rejected]),
+                  len(frame) + len(read_rejected))
+
+
+def parse_hours(name, frame, read_rejected):
+    """Valid hours: `store_id`, `day_of_week` (0 = Monday), `start_local_s`, `end_local_s`."""
+    store_id = frame["store_id"].str.strip()
+    day_text = frame["day_of_week"].str.strip()
+    day = pd.to_numeric(day_text.where(day_text.str.fullmatch(r"-?\d+"), None), errors="coerce")
+    start = _seconds_of_day(frame["start_time_local"])
+    end = _seconds_of_day(frame["end_time_local"])
+    reason = _first_problem(frame.index, [
+        (store_id == "", "empty store_id", None),
+        (day.isna() | ~day.between(0, 6), "dayOfWeek not in 0-6:", day_text),
+        (start.isna(), "unparseable start_time_local", frame["start_time_local"]),
+        (end.isna(), "unparseable end_time_local", frame["end_time_local"]),
+    ])
+    rows = pd.DataFrame({"store_id": store_id.astype(object), "line": frame["line"],
+                         "day_of_week": day.fillna(0).astype(np.int16),
+                         "start_local_s": start.fillna(0).astype(np.int32),
+                         "end_local_s": end.fillna(0).astype(np.int32)})
+    good, rejected = _split(name, rows, reason)
+    return Parsed("hours", name, good, pd.concat([read_rejected, rejected]),
+                  len(frame) + len(read_rejected))
+
+
+def parse_timezone(name, frame, read_rejected):
+    """Valid zone rows: `store_id`, `timezone_str` (kept as given, even when unknown)."""
+    store_id = frame["store_id"].str.strip()
+    reason = _first_problem(frame.index, [(store_id == "", "empty store_id", None)])
+    rows = pd.DataFrame({"store_id": store_id.astype(object), "line": frame["line"],
+                         "timezone_str": frame["timezone_str"].str.strip().astype(object)})
+    good, rejected = _split(name, rows, reason)
+    return Parsed("timezone", name, good, pd.concat([read_rejected, rejected]),
+                  len(frame) + len(read_rejected))
+
+
+PARSERS = {"status": parse_status, "hours": parse_hours, "timezone": parse_timezone}
+
+
+def parse_file(source):
+    """Read and validate one `SourceFile`."""
+    with source.open() as stream:
+        frame, read_rejected = read_rows(stream, source.name, source.kind)
+    return PARSERS[source.kind](source.name, frame, read_rejected)
+
+
+def _micros(instant):
+    """UTC instants as int64 microseconds since the epoch (0 where missing)."""
+    naive = instant.dt.tz_localize(None).dt.as_unit("us")
+    return naive.to_numpy(dtype="datetime64[us]").view(np.int64).copy()
+
+
+def _seconds_of_day(text):
+    """`HH:MM[:SS]` as seconds after midnight; NaN when malformed or out of range."""
+    parts = text.str.strip().str.extract(_TIME_PATTERN).astype(float)
+    hour, minute, second = parts[0], parts[1], parts[2].fillna(0)
+    valid = (hour < 24) & (minute < 60) & (second < 60)
+    return (hour * 3600 + minute * 60 + second).where(valid)

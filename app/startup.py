@@ -1,0 +1,27 @@
+"""What a serving process does before it answers requests."""
+
+import logging
+
+from . import jobs
+from .ingest import IngestError, ingest_once
+
+log = logging.getLogger(__name__)
+
+
+def prepare(app):
+    """Fail reports orphaned by a stopped process, then load `STORE_DATA` unless loaded before.
+
+    Raises `SystemExit` with a one-line message when the data cannot be loaded.
+    """
+    with app.app_context():
+        jobs.fail_interrupted_reports()
+        path = app.config["STORE_DATA"]
+        if not path:
+            log.info("STORE_DATA is empty: no data loaded at start")
+            return
+        try:
+            summary = ingest_once(path)
+        except IngestError as exc:
+            raise SystemExit(f"cannot load STORE_DATA: {exc}") from None
+        if not summary.skipped:
+            log.info("loaded %s: %d rows rejected", path, summary.rejected)
