@@ -30,11 +30,13 @@ def create_app(test_config=None):
 
 
 def _configure_logging(app):
-    """Log to stdout (the default) or to a file in the instance folder."""
-    if app.config["LOG_TO_STDOUT"]:
+    """Log to standard error, standard output (`LOG_TO_STDOUT`) or a file (`LOG_FILE`)."""
+    if app.config["LOG_FILE"]:
+        handler = logging.FileHandler(app.config["LOG_FILE"])
+    elif app.config["LOG_TO_STDOUT"]:
         handler = logging.StreamHandler(sys.stdout)
     else:
-        handler = logging.FileHandler(Path(app.instance_path) / "store-monitor.log")
+        handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

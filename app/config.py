@@ -33,5 +33,8 @@ class Config:
     STALE_REPORT_SECONDS = float(os.environ.get("STALE_REPORT_SECONDS", "120"))
     HEARTBEAT_SECONDS = float(os.environ.get("HEARTBEAT_SECONDS", "5"))
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
-    LOG_TO_STDOUT = os.environ.get("LOG_TO_STDOUT", "1") not in ("0", "false", "no", "")
+    # Logs go to standard error, so that `flask report --out -` writes only CSV to stdout;
+    # LOG_TO_STDOUT=1 sends them to standard output, LOG_FILE to a file instead.
+    LOG_TO_STDOUT = os.environ.get("LOG_TO_STDOUT", "0").lower() in ("1", "true", "yes")
+    LOG_FILE = os.environ.get("LOG_FILE", "")
     JSON_SORT_KEYS = False

@@ -52,10 +52,15 @@ def read_snapshot():
 
 def _read_ints(conn, sql, width):
     """All rows of an all-integer query as one int64 array, fetched in bounded chunks."""
-    cursor = conn.exec_driver_sql(sql)
-    chunks = []
-    while rows := cursor.fetchmany(FETCH_ROWS):
-        chunks.append(np.array(rows, dtype=np.int64))
+    # The driver's own cursor yields plain tuples, which numpy converts without Python calls.
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql)
+        chunks = []
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            chunks.append(np.array(rows, dtype=np.int64))
+    finally:
+        cursor.close()
     return np.concatenate(chunks) if chunks else np.empty((0, width), dtype=np.int64)
 
 
