@@ -1,0 +1,95 @@
+"""Properties of the engine on many random small data sets (hypothesis).
+
+The expected values come from `reference.py`, a loop-per-store reading of SPEC §2 that
+shares no code with the engine.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.engine import COLUMNS, build_report
+from reference import reference_report
+
+HOUR_US = 3_600_000_000
+# Zones with DST changes of every kind: US and EU rules, a 30-minute change (Lord Howe),
+# changes at midnight (Beirut, Havana), the southern hemisphere, none at all; plus an
+# unknown name and the empty name (both fall back to Chicago).
+ZONES = ["America/New_York", "America/Chicago", "Europe/London", "Australia/Lord_Howe",
+         "Asia/Beirut", "America/Havana", "Australia/Sydney", "UTC", "Asia/Kolkata",
+         "Nowhere/Special", ""]
+# `now` is drawn near clock changes of those zones, so the week window holds one.
+NOW_CHOICES_US = [pd.Timestamp(t, tz="UTC").value // 1000 for t in (
+    "2024-03-11 03:00", "2024-11-04 09:00", "2024-04-01 12:00", "2024-10-28 01:00",
+    "2024-04-08 06:00", "2024-10-07 18:00", "2024-03-17 23:30", "2024-03-31 00:30",
+    "2023-01-25 18:00")]
+
+seconds_of_day = st.one_of(
+    st.sampled_from([0, 3600, 5400, 7200, 9000, 10800, 43200, 82800, 86399]),
+    st.integers(0, 86399))
+
+
+@st.composite
+def datasets(draw):
+    now = draw(st.sampled_from(NOW_CHOICES_US)) + draw(st.integers(-12 * HOUR_US, 12 * HOUR_US))
+    polls, hours, zones = [], [], []
+    for store in range(draw(st.integers(1, 4))):
+        store_id = f"s{store}"
+        zone = draw(st.sampled_from(ZONES + [None]))  # None: no timezone row
+        if zone is not None:
+            zones.append((store_id, zone))
+        for _ in range(draw(st.integers(0, 4))):
+            hours.append((store_id, draw(st.integers(0, 6)), draw(seconds_of_day),
+                          draw(seconds_of_day)))
+        instants = draw(st.lists(st.integers(now - 10 * 24 * HOUR_US, now), min_size=1,
+                                 max_size=12, unique=True))
+        polls += [(store_id, t, draw(st.booleans())) for t in instants]
+    # `now` is the latest poll of all stores.
+    polls.append(("zz-now", now, True))
+    return polls, hours, zones
+
+
+def engine_report(polls, hours, zones):
+    frame = build_report(
+        pd.DataFrame({"store_id": pd.Series([p[0] for p in polls], dtype=object),
+                      "timestamp_us": np.array([p[1] for p in polls], dtype=np.int64),
+                      "active": np.array([p[2] for p in polls], dtype=bool)}),
+        pd.DataFrame({"store_id": pd.Series([h[0] for h in hours], dtype=object),
+                      "day_of_week": np.array([h[1] for h in hours], dtype=np.int64),
+                      "start_local_s": np.array([h[2] for h in hours], dtype=np.int64),
+                      "end_local_s": np.array([h[3] for h in hours], dtype=np.int64)}),
+        pd.DataFrame({"store_id": pd.Series([z[0] for z in zones], dtype=object),
+                      "timezone_str": pd.Series([z[1] for z in zones], dtype=object)}),
+    ).frame
+    return frame.set_index("store_id")
+
+
+SETTINGS = settings(max_examples=300, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(datasets())
+def test_uptime_plus_downtime_is_business_time_in_every_window(data):
+    engine = engine_report(*data)
+    expected = reference_report(*data)
+    for store_id, row in expected.items():
+        for window in ("hour", "day", "week"):
+            total = (engine.loc[store_id, f"uptime_last_{window}_s"]
+                     + engine.loc[store_id, f"downtime_last_{window}_s"])
+            assert total == pytest.approx(row[f"business_last_{window}_s"], abs=1e-3), \
+                (store_id, window)
+
+
+@SETTINGS
+@given(datasets())
+def test_engine_equals_the_loop_per_store_reference(data):
+    engine = engine_report(*data)
+    expected = reference_report(*data)
+    assert engine.index.tolist() == sorted(expected)
+    for store_id, row in expected.items():
+        for column in COLUMNS:
+            assert engine.loc[store_id, column] == pytest.approx(row[column], abs=1e-3), \
+                (store_id, column)
