@@ -102,6 +102,8 @@ def _read_body(stream, placeholders, on_invalid_row, name):
 
 def _read_header(stream, name):
     first = stream.readline()
+    if b"\0" in first:
+        raise IngestError(f"{name}: not a CSV file (it holds binary data)")
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -1,0 +1,143 @@
+"""The HTTP API through Flask's test client: states, formats and errors."""
+
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from app import create_app, jobs
+from app.extensions import db
+from app.ingest import ingest
+from app.models import Report, utcnow
+from conftest import GOLDEN_DIR, Reports
+
+SPEC_CASE = GOLDEN_DIR / "a_spec_example"
+
+
+@pytest.fixture
+def spec_data(app):
+    with app.app_context():
+        ingest(SPEC_CASE)
+
+
+def test_trigger_then_poll_gives_the_csv_as_a_download(client, reports, spec_data):
+    response = client.post("/trigger_report")
+    assert response.status_code == 202
+    report_id = response.get_json()["report_id"]
+    assert uuid.UUID(report_id).version == 4
+    assert response.headers["Location"].endswith(f"/get_report?report_id={report_id}")
+
+    done = reports.wait(report_id)
+    assert done.status_code == 200
+    assert done.mimetype == "text/csv"
+    assert done.headers["X-Report-Status"] == "Complete"
+    assert done.headers["Content-Disposition"] == \
+        f'attachment; filename="report-{report_id}.csv"'
+    assert done.get_data(as_text=True) == (SPEC_CASE / "expected.csv").read_text()
+
+
+def test_json_clients_get_status_and_a_download_link(client, reports, spec_data):
+    report_id = reports.trigger()
+    done = reports.wait(report_id, headers={"Accept": "application/json"})
+    body = done.get_json()
+    assert body["status"] == "Complete" and body["rows"] == 2 and body["report_id"] == report_id
+    download = client.get(body["download_url"], headers={"Accept": "application/json"})
+    assert download.mimetype == "text/csv"
+    assert download.get_data(as_text=True) == (SPEC_CASE / "expected.csv").read_text()
+
+
+def test_running_report_answers_running_with_progress(app, client, reports, monkeypatch):
+    release = threading.Event()
+
+    def slow_csv(progress=None):
+        release.wait(10)
+        return "store_id\n", type("Result", (), {"frame": []})()
+
+    monkeypatch.setattr(jobs, "compute_csv", slow_csv)
+    report_id = reports.trigger()
+    response = client.get(f"/get_report?report_id={report_id}")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "Running" and 0 <= body["progress"] <= 1
+    release.set()
+    assert reports.wait(report_id).headers["X-Report-Status"] == "Complete"
+
+
+def test_failed_report_says_why_without_a_traceback(client, reports, monkeypatch):
+    def broken(progress=None):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(jobs, "compute_csv", broken)
+    body = reports.wait(reports.trigger()).get_json()
+    assert body == {"status": "Error", "error": "RuntimeError: disk on fire"}
+
+
+@pytest.mark.parametrize("query, status", [
+    ("", 400), ("?report_id=", 400), ("?report_id=not-a-uuid", 400),
+    (f"?report_id={uuid.uuid4()}", 404),
+])
+def test_bad_or_unknown_report_ids(client, query, status):
+    response = client.get(f"/get_report{query}")
+    assert response.status_code == status
+    assert response.is_json and response.get_json()["error"]
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_wrong_method_and_unknown_path_answer_json(client):
+    wrong = client.get("/trigger_report")
+    assert wrong.status_code == 405 and wrong.get_json()["error"] == "Method Not Allowed"
+    missing = client.get("/nowhere")
+    assert missing.status_code == 404 and missing.is_json
+
+
+def test_unexpected_error_is_a_json_500(app, client, monkeypatch):
+    def explode():
+        raise ValueError("secret internals")
+
+    monkeypatch.setattr(jobs, "start_report", explode)
+    response = client.post("/trigger_report")
+    assert response.status_code == 500
+    assert "secret internals" not in response.get_data(as_text=True)
+    assert response.get_json()["error"] == "Internal Server Error"
+
+
+def _running_report(app, worker, heartbeat_age):
+    with app.app_context():
+        report = Report(id=str(uuid.uuid4()), status=Report.RUNNING, worker=worker,
+                        heartbeat_at=utcnow() - heartbeat_age)
+        db.session.add(report)
+        db.session.commit()
+        return report.id
+
+
+def test_report_with_stale_heartbeat_ends_in_error_when_polled(app, client):
+    report_id = _running_report(app, "elsewhere:1", timedelta(hours=1))
+    body = client.get(f"/get_report?report_id={report_id}").get_json()
+    assert body["status"] == "Error" and "interrupted" in body["error"]
+
+
+def test_start_up_fails_reports_of_dead_processes_only(app):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+    dead = _running_report(app, f"{socket.gethostname()}:{finished.stdout.strip()}",
+                           timedelta(0))
+    alive = _running_report(app, f"{socket.gethostname()}:1", timedelta(0))
+    with app.app_context():
+        assert jobs.fail_interrupted_reports() == 1
+        assert db.session.get(Report, dead).status == Report.ERROR
+        assert db.session.get(Report, alive).status == Report.RUNNING
+
+
+def test_reports_live_in_the_database_not_in_the_process(app, reports, spec_data,
+                                                         database_url):
+    report_id = reports.trigger()
+    reports.wait(report_id)
+    other = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
+                        "STORE_DATA": ""})
+    response = Reports(other.test_client()).wait(report_id)
+    assert response.get_data(as_text=True) == (SPEC_CASE / "expected.csv").read_text()
+    other.extensions["report_executor"].shutdown()

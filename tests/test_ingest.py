@@ -1,0 +1,190 @@
+"""Ingest: every row loaded, a duplicate or rejected; whole-file problems load nothing."""
+
+import shutil
+import zipfile
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.ingest import IngestError, ingest, ingest_once
+from conftest import BUNDLED_DATA, GOLDEN_DIR, LOOP_DATA_DIR, write_csv
+
+STATUS_HEADER = "store_id,timestamp_utc,status"
+
+
+def table(sql):
+    with db.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.text(sql))]
+
+
+def polls():
+    return table("SELECT s.store_id, p.timestamp_us, p.active FROM store_status p "
+                 "JOIN store s ON s.id = p.store_pk ORDER BY 1, 2")
+
+
+def counts(summary):
+    return {f.name: (f.read, f.loaded, f.duplicate, f.rejected) for f in summary.files}
+
+
+def test_aliases_formats_and_rejections_of_golden_case_m(app):
+    # Counts stated in ../shared/golden/m_formats_aliases_rejects/README.md.
+    with app.app_context():
+        summary = ingest(GOLDEN_DIR / "m_formats_aliases_rejects")
+        rejected = {(r.file, r.line): r.reason for r in summary.rejections.itertuples()}
+        stored = table("SELECT file, line, reason FROM ingest_rejection ORDER BY file, line")
+    assert counts(summary) == {"Status.csv": (9, 5, 0, 4), "Menu_Hours.csv": (5, 1, 0, 4),
+                               "TimeZones.csv": (3, 2, 0, 1)}
+    assert "timestamp" in rejected[("Status.csv", 5)]
+    assert "status" in rejected[("Status.csv", 6)]
+    assert "store_id" in rejected[("Status.csv", 7)]
+    assert "2023-02-30" in rejected[("Status.csv", 10)]
+    assert sorted(line for file, line in rejected if file == "Menu_Hours.csv") == [3, 4, 5, 6]
+    assert len(stored) == 9 and ("TimeZones.csv", 4, "empty store_id") in stored
+
+
+def test_duplicates_last_row_wins_golden_case_h(app):
+    # read 9 = loaded 5 + duplicate 4; line 6 (10:00 active) beats line 3 (inactive), and
+    # 8002's "2023-01-25T11:45:00Z" is the same instant as "2023-01-25 11:45:00 UTC".
+    with app.app_context():
+        summary = ingest(GOLDEN_DIR / "h_duplicates")
+        rows = polls()
+    assert counts(summary)["store_status.csv"] == (9, 5, 4, 0)
+    assert [r for r in rows if r[0] == "8002"] == [
+        ("8002", 1674645300000000, True), ("8002", 1674647100000000, False)]
+    assert ("8001", 1674640800000000, True) in rows  # 10:00, line 6 won
+
+
+def test_store_ids_stay_text(app, tmp_path):
+    folder = write_csv(tmp_path, "store_status.csv", f"""{STATUS_HEADER}
+        007,2023-01-25 10:00:00 UTC,active
+        18446744073709551616123,2023-01-25 10:00:00 UTC,active
+        9007199254740993,2023-01-25 10:00:00 UTC,active""")
+    with app.app_context():
+        ingest(folder)
+        ids = [row[0] for row in table("SELECT store_id FROM store ORDER BY store_id")]
+    assert ids == ["007", "18446744073709551616123", "9007199254740993"]
+
+
+def test_rows_with_wrong_field_count_are_rejected_with_their_line(app, tmp_path):
+    folder = write_csv(tmp_path, "store_status.csv", f"""{STATUS_HEADER}
+        1,2023-01-25 10:00:00 UTC,active
+        2,2023-01-25 10:00:00 UTC
+        3,2023-01-25 10:00:00 UTC,active,extra
+        4,2023-01-25 10:00:00 UTC,inactive""")
+    with app.app_context():
+        summary = ingest(folder)
+        rows = polls()
+    assert counts(summary)["store_status.csv"] == (4, 2, 0, 2)
+    assert [(r.line, r.reason) for r in summary.rejections.itertuples()] == [
+        (3, "expected 3 fields, found 2"), (4, "expected 3 fields, found 4")]
+    assert [r[0] for r in rows] == ["1", "4"]
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("store_status.csv", "store_id,when,status\n1,2023-01-25 10:00:00,active\n",
+     "missing required column(s) timestamp_utc"),
+    ("business_hours.csv", "store_id,dayOfWeek,start_time_local\n1,0,09:00\n",
+     "missing required column(s) end_time_local"),
+    ("store_status.csv", "", "missing required column(s) store_id"),
+])
+def test_file_without_required_column_fails_whole_ingest(app, tmp_path, name, text, message):
+    good = write_csv(tmp_path / "good", "store_status.csv",
+                     f"{STATUS_HEADER}\n1,2023-01-25 10:00:00 UTC,active")
+    bad = write_csv(tmp_path / "bad", "store_timezone.csv", "store_id,timezone_str\n1,UTC")
+    (bad / name).write_text(text)
+    with app.app_context():
+        ingest(good)
+        before = polls(), table("SELECT * FROM store_timezone")
+        with pytest.raises(IngestError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            ingest(bad)
+        # The timezone file of the failed input was not loaded either: one transaction.
+        assert (polls(), table("SELECT * FROM store_timezone")) == before
+        assert table("SELECT count(*) FROM ingest") == [(1,)]
+
+
+def test_binary_file_is_not_csv(app, tmp_path):
+    (tmp_path / "store_status.csv").write_bytes(bytes(range(256)) * 4)
+    with app.app_context(), pytest.raises(IngestError, match="store_status.csv: not a"):
+        ingest(tmp_path)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "missing", "no such file or folder"),
+    (lambda p: (p / "notes.txt").write_text("hello") and p, "none of the input files"),
+    (lambda p: (p / "x.bin").write_bytes(b"\0\1") and p / "x.bin", "not a zip archive"),
+])
+def test_unusable_inputs_fail_with_one_line(app, tmp_path, make, message):
+    with app.app_context(), pytest.raises(IngestError, match=message) as raised:
+        ingest(make(tmp_path))
+    assert "\n" not in str(raised.value)
+
+
+def test_zip_archive_with_folder_inside_and_single_file(app, tmp_path):
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("export/STATUS.CSV", f"{STATUS_HEADER}\n1,2023-01-25 10:00:00 UTC,active\n")
+    single = write_csv(tmp_path / "one", "store_status.csv",
+                       f"{STATUS_HEADER}\n2,2023-01-25 11:00:00 UTC,inactive") / "store_status.csv"
+    with app.app_context():
+        ingest(archive)
+        ingest(single)
+        assert [r[0] for r in polls()] == ["1", "2"]
+
+
+def test_reingest_accumulates_polls_and_replaces_hours_of_named_stores(app, tmp_path):
+    first = write_csv(tmp_path / "first", "store_status.csv", f"""{STATUS_HEADER}
+        a,2023-01-25 10:00:00 UTC,active
+        b,2023-01-25 10:00:00 UTC,active""")
+    write_csv(first, "business_hours.csv", """store_id,dayOfWeek,start_time_local,end_time_local
+        a,0,09:00:00,17:00:00
+        a,1,09:00:00,17:00:00
+        b,0,10:00:00,11:00:00""")
+    write_csv(first, "store_timezone.csv", "store_id,timezone_str\na,UTC\nb,UTC")
+    second = write_csv(tmp_path / "second", "store_status.csv", f"""{STATUS_HEADER}
+        a,2023-01-25 10:00:00 UTC,inactive
+        a,2023-01-25 11:00:00 UTC,active""")
+    write_csv(second, "business_hours.csv", """store_id,dayOfWeek,start_time_local,end_time_local
+        a,2,08:00:00,12:00:00
+        a,2,08:00:00,12:00:00""")
+    write_csv(second, "timezones.csv", "store_id,timezone_str\na,Asia/Tokyo\na,Europe/Paris")
+    with app.app_context():
+        ingest(first)
+        summary = ingest(second)
+        hours = table("SELECT s.store_id, h.day_of_week, h.start_local_s FROM business_hours h "
+                      "JOIN store s ON s.id = h.store_pk ORDER BY 1, 2")
+        zones = table("SELECT s.store_id, z.timezone_str FROM store_timezone z "
+                      "JOIN store s ON s.id = z.store_pk ORDER BY 1")
+        rows = polls()
+    assert counts(summary) == {"store_status.csv": (2, 1, 1, 0),
+                               "business_hours.csv": (2, 1, 1, 0),
+                               "timezones.csv": (2, 1, 1, 0)}
+    # a's 10:00 poll: the later ingest wins; b is untouched by files that do not name it.
+    assert rows == [("a", 1674640800000000, False), ("a", 1674644400000000, True),
+                    ("b", 1674640800000000, True)]
+    assert hours == [("a", 2, 8 * 3600), ("b", 0, 10 * 3600)]
+    assert zones == [("a", "Europe/Paris"), ("b", "UTC")]
+
+
+def test_real_loop_2023_files_are_all_accounted_for(app, tmp_path):
+    # The sample's name is no input alias, so it is copied in as store_status.csv.
+    shutil.copy(LOOP_DATA_DIR / "store_status_sample.csv", tmp_path / "store_status.csv")
+    for name in ("menu_hours.csv", "timezones.csv"):
+        shutil.copy(LOOP_DATA_DIR / name, tmp_path / name)
+    with app.app_context():
+        summary = ingest(tmp_path)
+    files = counts(summary)
+    # Data rows of each file: 5032 polls (the last line has no newline), 86198 hours,
+    # 13559 zones.
+    assert {name: c[0] for name, c in files.items()} == {
+        "store_status.csv": 5032, "menu_hours.csv": 86198, "timezones.csv": 13559}
+    for read, loaded, duplicate, rejected in files.values():
+        assert loaded + duplicate + rejected == read and loaded > 0
+
+
+def test_ingest_once_skips_data_it_has_loaded(app):
+    with app.app_context():
+        first = ingest_once(BUNDLED_DATA)
+        second = ingest_once(BUNDLED_DATA)
+        assert not first.skipped and second.skipped
+        assert table("SELECT count(*) FROM ingest") == [(1,)]
