@@ -1,0 +1,206 @@
+"""`flask bench`: time and peak memory of each step, on generated data of a chosen size.
+
+Each measured step runs in a fresh process, so that its peak resident memory is its own:
+ingest into an empty database, reading the report snapshot, the engine (snapshot in memory
+-> CSV text), and a report through a real server (`run.py`) from trigger to CSV.
+"""
+
+import multiprocessing
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import requests
+from sqlalchemy.engine import make_url
+
+from .config import PROJECT_DIR
+
+
+def dataset_path(cache_dir, stores, days, seed):
+    """Generate the data set once per (stores, days, seed) and return its folder."""
+    from .generate import generate_dataset, write_dataset
+
+    folder = Path(cache_dir) / f"stores{stores}-days{days}-seed{seed}"
+    if not (folder / "store_status.csv").exists():
+        write_dataset(generate_dataset(stores, days, seed), folder)
+    return folder
+
+
+def _app(database_url):
+    from . import create_app
+
+    return create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
+                       "STORE_DATA": ""})
+
+
+def _step_ingest(database_url, path):
+    from .ingest import ingest
+
+    with _app(database_url).app_context():
+        began = time.perf_counter()
+        summary = ingest(path)
+        return time.perf_counter() - began, sum(f.loaded for f in summary.files)
+
+
+def _step_snapshot(database_url, _path):
+    from .snapshot import read_snapshot
+
+    with _app(database_url).app_context():
+        began = time.perf_counter()
+        snapshot = read_snapshot()
+        return time.perf_counter() - began, len(snapshot.polls)
+
+
+def _step_engine(database_url, _path):
+    from .engine import build_report
+    from .export import report_csv
+    from .snapshot import read_snapshot
+
+    with _app(database_url).app_context():
+        snapshot = read_snapshot()
+    began = time.perf_counter()
+    result = build_report(snapshot.polls, snapshot.hours, snapshot.zones)
+    report_csv(result.frame)
+    return time.perf_counter() - began, len(result.frame)
+
+
+STEPS = {"ingest": _step_ingest, "snapshot": _step_snapshot, "engine": _step_engine}
+
+
+def _child(step, database_url, path, queue):
+    try:
+        seconds, count = STEPS[step](database_url, path)
+        # VmHWM, unlike ru_maxrss, does not inherit the parent's size through fork + exec.
+        queue.put((seconds, count, _vm_hwm_mb(os.getpid()), None))
+    except Exception as exc:  # reported by the parent
+        queue.put((None, None, None, f"{type(exc).__name__}: {exc}"))
+
+
+def run_step(step, database_url, path):
+    """Run one step in a fresh process; return (seconds, count, peak RSS MB)."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(step, database_url, str(path), queue))
+    process.start()
+    seconds, count, peak, error = queue.get()
+    process.join()
+    if error:
+        raise RuntimeError(f"{step}: {error}")
+    return seconds, count, peak
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_end_to_end(database_url, log_path):
+    """Start `run.py` on the database, trigger a report, poll it until done.
+
+    Returns (seconds from trigger to CSV, peak RSS MB of the server).
+    """
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "STORE_DATA": "", "PORT": str(port),
+           "HOST": "127.0.0.1"}
+    url = f"http://127.0.0.1:{port}"
+    with open(log_path, "ab") as log:
+        server = subprocess.Popen([sys.executable, "run.py"], cwd=PROJECT_DIR, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_until_up(url, server)
+        with requests.Session() as http:
+            began = time.perf_counter()
+            report_id = http.post(f"{url}/trigger_report", timeout=10).json()["report_id"]
+            while True:
+                response = http.get(f"{url}/get_report", params={"report_id": report_id},
+                                    timeout=10)
+                if response.headers.get("X-Report-Status") != "Running":
+                    break
+                time.sleep(0.02)
+            seconds = time.perf_counter() - began
+        if response.headers.get("X-Report-Status") != "Complete":
+            raise RuntimeError(f"end-to-end report failed: {response.text[:200]}")
+        return seconds, _vm_hwm_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def _wait_until_up(url, server, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError("the server exited during start-up (see the bench log)")
+        try:
+            if requests.get(f"{url}/health", timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the server did not answer within {timeout} s")
+
+
+def _vm_hwm_mb(pid):
+    """Peak resident memory of a running process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def environment():
+    return (f"{os.cpu_count()} CPUs ({platform.machine()}), Python {platform.python_version()}, "
+            f"pandas {pd.__version__}, numpy {np.__version__}")
+
+
+def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo):
+    """Measure every step `repeat` times and echo a table of medians."""
+    path = dataset_path(cache_dir, stores, days, seed)
+    polls = sum(1 for _ in open(path / "store_status.csv", "rb")) - 1
+    echo(f"data: {stores} stores x {days} days = {polls:,} polls ({path})")
+    echo(environment())
+    work = Path(tempfile.mkdtemp(prefix="store-monitor-bench-"))
+    fresh_database = _fresh_database_factory(database_url, work)
+    rows = {name: ([], []) for name in ("ingest", "snapshot", "engine", "trigger -> CSV")}
+    for attempt in range(repeat):
+        url = fresh_database(attempt)
+        for step in ("ingest", "snapshot", "engine"):
+            seconds, _, peak = run_step(step, url, path)
+            rows[step][0].append(seconds)
+            rows[step][1].append(peak)
+        seconds, peak = run_end_to_end(url, work / "server.log")
+        rows["trigger -> CSV"][0].append(seconds)
+        rows["trigger -> CSV"][1].append(peak)
+    echo(f"{'step':<16}{'median s':>10}{'min s':>9}{'max s':>9}{'peak RSS MB':>13}")
+    for name, (times, peaks) in rows.items():
+        echo(f"{name:<16}{statistics.median(times):>10.2f}{min(times):>9.2f}{max(times):>9.2f}"
+             f"{max(peaks):>13.0f}")
+    backend = "sqlite" if database_url is None else make_url(database_url).get_backend_name()
+    echo(f"({repeat} run(s) on {backend}; each step in its own process; "
+         "trigger -> CSV through run.py)")
+
+
+def _fresh_database_factory(database_url, work):
+    """A function giving an empty database for each attempt."""
+    if database_url is None:
+        return lambda attempt: f"sqlite:///{work / f'bench-{attempt}.sqlite3'}"
+
+    def empty(attempt):
+        from .extensions import db
+
+        app = _app(database_url)
+        with app.app_context():
+            db.drop_all()
+            db.create_all()
+            db.engine.dispose()
+        return database_url
+
+    return empty
