@@ -17,6 +17,7 @@ HOUR_US = 3_600_000_000
 WINDOWS_US = {"hour": HOUR_US, "day": 24 * HOUR_US, "week": 7 * 24 * HOUR_US}
 # Business time is built from 8 days before `now` (SPEC §2): the week window plus a day.
 LOOKBACK_US = 8 * 24 * HOUR_US
+CHUNK_POLLS = 500_000
 COLUMNS = [f"{kind}_last_{window}_s" for kind in ("uptime", "downtime") for window in WINDOWS_US]
 
 
@@ -58,14 +59,45 @@ def build_report(polls, hours, zones, now_us=None):
     now_us = int(instant.max()) if now_us is None else int(now_us)
 
     order = _by_store_then_time(store, instant)
-    store, instant, active = store[order], instant[order], active[order]
-    n_stores = len(store_ids)
-    first_obs = instant[np.searchsorted(store, np.arange(n_stores))]
-
     zone_codes, zone_list, warnings = _store_zones(store_ids, zones)
+    hours = _hours_of(store_ids, hours)
+
+    # Stores are independent given `now`: work through them in chunks of about
+    # CHUNK_POLLS polls, so that every temporary array stays small enough for the CPU
+    # caches. One pass over 25 million polls at once is half as fast per poll.
+    polls_before = np.concatenate([[0], np.cumsum(np.bincount(store, minlength=len(store_ids)))])
+    seconds = np.zeros((len(COLUMNS), len(store_ids)))
+    for first, last in _store_chunks(polls_before, CHUNK_POLLS):
+        rows = order[polls_before[first]:polls_before[last]]
+        hours_from, hours_to = np.searchsorted(hours["store"], [first, last])
+        seconds[:, first:last] = _report_chunk(
+            last - first, zone_codes[first:last], zone_list,
+            store[rows] - first, instant[rows], active[rows],
+            {name: column[hours_from:hours_to] - (first if name == "store" else 0)
+             for name, column in hours.items()}, now_us)
+    frame = pd.DataFrame({"store_id": store_ids, **dict(zip(COLUMNS, seconds))})
+    return ReportResult(frame, warnings, now_us)
+
+
+def _store_chunks(polls_before, size):
+    """Ranges ``[first, last)`` of store codes holding about `size` polls each.
+
+    `polls_before[s]` is the number of polls of the stores before store `s`.
+    """
+    n_stores = len(polls_before) - 1
+    cuts = np.searchsorted(polls_before, np.arange(0, polls_before[-1], size), side="right") - 1
+    bounds = np.unique(np.concatenate([cuts, [n_stores]]))
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _report_chunk(n_stores, zone_codes, zone_list, store, instant, active, hours, now_us):
+    """Uptime and downtime [s] of stores ``0..n_stores-1``, one row per `COLUMNS` entry.
+
+    Polls are sorted by store then instant; every store has at least one.
+    """
+    first_obs = instant[np.searchsorted(store, np.arange(n_stores))]
     iv_store, iv_start, iv_end = business_intervals(
-        n_stores, zone_codes, zone_list, first_obs, _hours_of(store_ids, hours),
-        now_us, LOOKBACK_US)
+        n_stores, zone_codes, zone_list, first_obs, hours, now_us, LOOKBACK_US)
 
     timeline = _timeline(n_stores, first_obs, now_us, iv_store, iv_start, iv_end)
     business = BusinessMeasure(timeline.key(iv_store, iv_start), timeline.key(iv_store, iv_end))
@@ -73,22 +105,38 @@ def build_report(polls, hours, zones, now_us=None):
     store, instant, active = store[inside], instant[inside], active[inside]
 
     span_start, span_end = governed_spans(store, instant)
-    frame = pd.DataFrame({"store_id": store_ids})
+    result = {}
     for window, length in WINDOWS_US.items():
         up, down = uptime_by_window(timeline, business, store, active, span_start, span_end,
                                     now_us - length, now_us, n_stores)
-        frame[f"uptime_last_{window}_s"] = up / 1e6
-        frame[f"downtime_last_{window}_s"] = down / 1e6
-    return ReportResult(frame[["store_id", *COLUMNS]], warnings, now_us)
+        result[f"uptime_last_{window}_s"] = up / 1e6
+        result[f"downtime_last_{window}_s"] = down / 1e6
+    return np.array([result[column] for column in COLUMNS])
 
 
 def uptime_by_window(timeline, business, store, active, span_start, span_end,
                      window_start, window_end, n_stores):
     """Per store, business time in ``[window_start, window_end)`` governed by active and by
-    inactive observations [µs]."""
-    start = timeline.key(store, np.clip(span_start, window_start, window_end))
-    end = timeline.key(store, np.clip(span_end, window_start, window_end))
-    measure = (business.up_to(end) - business.up_to(start)).astype(np.float64)
+    inactive observations [µs].
+
+    `store`, `active`, `span_start`, `span_end` describe the observations in `O(s)`, sorted
+    by store then time, as `governed_spans` returns them.
+    """
+    # Only observations whose span reaches into the window matter: for the last hour that
+    # is one or two per store. Those of a store stay consecutive.
+    meets = (span_end > window_start) & (span_start < window_end)
+    store, active = store[meets], active[meets]
+    offset = timeline.offset[store]
+    before_start = business.up_to(np.clip(span_start[meets], window_start, window_end) + offset)
+    # A span ends where the next one of its store starts; only each store's last span ends
+    # elsewhere (at the window's end, once clipped).
+    last = np.ones(len(store), dtype=bool)
+    last[:-1] = store[1:] != store[:-1]
+    before_end = np.empty_like(before_start)
+    before_end[:-1] = before_start[1:]
+    before_end[last] = business.up_to(
+        np.clip(span_end[meets][last], window_start, window_end) + offset[last])
+    measure = (before_end - before_start).astype(np.float64)
     up = np.bincount(store, weights=np.where(active, measure, 0.0), minlength=n_stores)
     down = np.bincount(store, weights=np.where(active, 0.0, measure), minlength=n_stores)
     return up, down
@@ -97,10 +145,19 @@ def uptime_by_window(timeline, business, store, active, span_start, span_end,
 def _by_store_then_time(store, instant):
     """The order sorting polls by store, then instant.
 
-    One stable sort of a combined int64 key is ten times faster than `np.lexsort`, and
-    fastest when polls come grouped by store (as databases return them); the key fits
-    unless the polls span centuries.
+    Databases usually return a store's polls together and in time order (SQLite in its
+    primary-key order); then only whole runs need reordering, which takes linear time.
+    Otherwise one stable sort of a combined int64 key is still ten times faster than
+    `np.lexsort`; the key fits unless the polls span centuries.
     """
+    run_start = np.flatnonzero(np.diff(store, prepend=-1))
+    in_time_order = np.all((np.diff(instant) > 0) | (np.diff(store) != 0))
+    if in_time_order and len(run_start) == len(np.unique(store[run_start])):
+        run_length = np.diff(run_start, append=len(store))
+        by_store = np.argsort(store[run_start], kind="stable")
+        length = run_length[by_store]
+        shift = run_start[by_store] - (np.cumsum(length) - length)
+        return np.arange(len(store)) + np.repeat(shift, length)
     first = instant.min()
     span = int(instant.max() - first) + 1
     if (int(store.max()) + 1) * span >= 2**62:
@@ -110,12 +167,19 @@ def _by_store_then_time(store, instant):
 
 def _store_codes(store_id):
     """Distinct store ids sorted as strings, and each row's index into them."""
-    codes, uniques = pd.factorize(store_id)
-    uniques = np.asarray(uniques, dtype=object)
+    if isinstance(store_id.dtype, pd.CategoricalDtype):
+        # The snapshot's form: integer codes already, into categories some rows may not use.
+        codes = store_id.cat.codes.to_numpy()
+        used = np.flatnonzero(np.bincount(codes, minlength=len(store_id.cat.categories)))
+        uniques = store_id.cat.categories.to_numpy(dtype=object)[used]
+    else:
+        codes, uniques = pd.factorize(store_id)
+        used = np.arange(len(uniques))
+        uniques = np.asarray(uniques, dtype=object)
     order = np.argsort(uniques.astype(str), kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return uniques[order], rank[codes].astype(np.int64)
+    code_of = np.full(used[-1] + 1 if len(used) else 0, -1, dtype=np.int64)
+    code_of[used[order]] = np.arange(len(order))
+    return uniques[order], code_of[codes]
 
 
 def _positions(store_ids, values):
@@ -142,8 +206,10 @@ def _store_zones(store_ids, zones):
 
 
 def _hours_of(store_ids, hours):
+    """Hours rows of the report's stores, as arrays sorted by store code."""
     position = _positions(store_ids, hours["store_id"])
-    keep = position >= 0
+    keep = np.flatnonzero(position >= 0)
+    keep = keep[np.argsort(position[keep], kind="stable")]
     return {
         "store": position[keep].astype(np.int64),
         "day_of_week": hours["day_of_week"].to_numpy(dtype=np.int64)[keep],

@@ -12,45 +12,55 @@ _INT64 = np.iinfo(np.int64)
 class Timeline:
     """Lay every store's time range end to end on one int64 axis.
 
-    Store ``s`` owns ``[base[s], base[s] + hi[s] - lo[s]]``; instants are clipped into the
-    store's range ``[lo[s], hi[s]]`` before mapping. Keys of different stores never
-    interleave, so a sorted array of keys is sorted by store, then time.
+    Store ``s`` owns ``[lo[s], hi[s]]``, mapped to ``[lo[s] + offset[s], hi[s] + offset[s]]``;
+    the ranges follow each other in store order, so a sorted array of keys is sorted by
+    store, then time. Callers only map instants inside their store's range.
     """
 
     def __init__(self, lo, hi):
         span = hi - lo + 1
         if span.sum(dtype=np.float64) >= _INT64.max / 2:
             raise ValueError("lo, hi: the stores' time ranges are too long to lay end to end")
-        self.lo, self.hi = lo, hi
-        self.base = np.concatenate([[0], np.cumsum(span)[:-1]]).astype(np.int64)
+        base = np.concatenate([[0], np.cumsum(span)[:-1]]).astype(np.int64)
+        self.offset = base - lo
 
     def key(self, store, instant_us):
-        return self.base[store] + (np.clip(instant_us, self.lo[store], self.hi[store])
-                                   - self.lo[store])
+        return instant_us + self.offset[store]
 
 
 class BusinessMeasure:
-    """How much business time lies before a point of the `Timeline`, and what lies inside."""
+    """How much business time lies before a point of the `Timeline`, and what lies inside.
+
+    The disjoint intervals become one sorted array of edges ``s0, e0, s1, e1, ...`` behind a
+    sentinel; the number of edges at or before a key tells whether it is inside (odd) and
+    which edge it follows, so each question is one `searchsorted`.
+    """
 
     def __init__(self, start_key, end_key):
-        self.start, self.end = start_key, end_key
-        self.before = np.concatenate([[0], np.cumsum(end_key - start_key)[:-1]]).astype(np.int64)
+        edges = np.empty(2 * len(start_key) + 1, dtype=np.int64)
+        edges[0] = _INT64.min
+        edges[1::2], edges[2::2] = start_key, end_key
+        self.edges = edges
+        # Business time before each edge: after a start nothing is added until its end.
+        length = end_key - start_key
+        before = np.zeros(len(edges), dtype=np.int64)
+        before[2::2] = np.cumsum(length)
+        before[1::2] = before[0:-1:2]
+        self.before = before
 
-    def _interval(self, key):
-        return np.searchsorted(self.start, key, side="right") - 1
+    def _edge(self, key):
+        """Index of the last edge at or before each key (the sentinel at least)."""
+        return np.searchsorted(self.edges, key, side="right") - 1
 
     def contains(self, key):
         """True where `key` lies in an interval; intervals hold their start, not their end."""
-        i = self._interval(key)
-        safe = np.maximum(i, 0)
-        return (i >= 0) & (key < self.end[safe])
+        return (self._edge(key) & 1).astype(bool)
 
     def up_to(self, key):
         """Business time in ``(-inf, key)`` [µs]; differences within one store are exact."""
-        i = self._interval(key)
-        safe = np.maximum(i, 0)
-        inside = np.clip(key - self.start[safe], 0, self.end[safe] - self.start[safe])
-        return np.where(i >= 0, self.before[safe] + inside, 0)
+        edge = self._edge(key)
+        inside = (edge & 1).astype(bool)
+        return self.before[edge] + np.where(inside, key - self.edges[edge], 0)
 
 
 def governed_spans(store, instant_us):
