@@ -1,13 +1,17 @@
 """Bulk statements for ingest: many rows per call, no ORM object per row.
 
-The SQL here (`INSERT ... ON CONFLICT`) is understood by both SQLite and PostgreSQL; only the
-parameter marker differs, and `_marks` picks it for the connection's driver.
+SQLite gets `executemany` of `INSERT ... ON CONFLICT` (it runs in-process, so that is its
+fast path). PostgreSQL gets `COPY` into a temporary table and one set-based
+`INSERT ... SELECT ... ON CONFLICT`: a round trip per statement, not per row.
 """
 
+import io
 from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from .extensions import db
@@ -19,7 +23,7 @@ _INGEST_LOCK_KEY = 0x53544F5245  # "STORE"
 
 @contextmanager
 def writing_transaction():
-    """A transaction that holds the database's write lock from its first statement.
+    """A transaction that holds the database's write lock for ingest from its first statement.
 
     On SQLite, `BEGIN IMMEDIATE` avoids failing half-way when another writer appears; on
     PostgreSQL an advisory lock serialises ingests, so counts taken inside are exact.
@@ -33,30 +37,71 @@ def writing_transaction():
         yield conn
 
 
+def _is_postgresql(conn):
+    return conn.dialect.name == "postgresql"
+
+
 def _marks(conn, count):
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     return "(" + ", ".join([mark] * count) + ")"
 
 
-def _tuples(columns, start=0, stop=None):
-    """Rows as tuples of plain Python values, as DB-API drivers expect them."""
-    return list(zip(*(np.asarray(c)[start:stop].tolist() for c in columns)))
-
-
 def _executemany(conn, sql, columns, progress=None):
+    """SQLite: run `sql` once per row, in chunks of plain Python tuples."""
     total = len(columns[0]) if columns else 0
     for start in range(0, total, CHUNK_ROWS):
-        conn.exec_driver_sql(sql, _tuples(columns, start, start + CHUNK_ROWS))
+        rows = list(zip(*(np.asarray(c)[start:start + CHUNK_ROWS].tolist() for c in columns)))
+        conn.exec_driver_sql(sql, rows)
         if progress:
             progress(min(1.0, (start + CHUNK_ROWS) / total))
 
 
-def insert_rows(conn, table, names, columns):
-    """Insert the rows given as parallel columns into `table`."""
+def _copy(conn, table, names, columns, progress=None):
+    """PostgreSQL: COPY the rows into `table`, as CSV that Arrow writes."""
+    total = len(columns[0])
+    with conn.connection.cursor() as cursor, cursor.copy(
+            f"COPY {table} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)") as copy:
+        for start in range(0, total, CHUNK_ROWS):
+            part = pa.table({name: pa.array(np.asarray(column)[start:start + CHUNK_ROWS])
+                             for name, column in zip(names, columns)})
+            buffer = io.BytesIO()
+            # Quoting every value keeps an empty string apart from NULL.
+            pacsv.write_csv(part, buffer, pacsv.WriteOptions(include_header=False,
+                                                             quoting_style="all_valid"))
+            copy.write(buffer.getvalue())
+            if progress:
+                progress(min(1.0, (start + CHUNK_ROWS) / total))
+
+
+def _upsert(conn, table, names, columns, key, update=(), progress=None):
+    """Insert rows; where `key` already exists, overwrite the `update` columns (or skip)."""
     if len(columns[0]) == 0:
         return
-    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES {_marks(conn, len(names))}"
-    _executemany(conn, sql, columns)
+    action = ("DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update)
+              if update else "DO NOTHING")
+    listed = ", ".join(names)
+    on_conflict = f"ON CONFLICT ({', '.join(key)}) {action}"
+    if _is_postgresql(conn):
+        conn.exec_driver_sql("DROP TABLE IF EXISTS staging")
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE staging ON COMMIT DROP AS "
+                             f"SELECT {listed} FROM {table} WITH NO DATA")
+        _copy(conn, "staging", names, columns, progress)
+        conn.exec_driver_sql(f"INSERT INTO {table} ({listed}) SELECT {listed} FROM staging "
+                             f"{on_conflict}")
+    else:
+        _executemany(conn, f"INSERT INTO {table} ({listed}) VALUES "
+                           f"{_marks(conn, len(names))} {on_conflict}", columns, progress)
+
+
+def insert_rows(conn, table, names, columns):
+    """Insert the rows given as parallel columns into `table` (a table name)."""
+    if len(columns[0]) == 0:
+        return
+    if _is_postgresql(conn):
+        _copy(conn, table, names, columns)
+    else:
+        _executemany(conn, f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+                           f"{_marks(conn, len(names))}", columns)
 
 
 def store_pks(conn, store_ids):
@@ -72,8 +117,7 @@ def store_pks(conn, store_ids):
     pks = known()
     new = pd.Index(store_ids, dtype=object).difference(pks.index)
     if len(new):
-        _executemany(conn, f"INSERT INTO store (store_id) VALUES {_marks(conn, 1)} "
-                           "ON CONFLICT (store_id) DO NOTHING", [new.to_numpy()])
+        _upsert(conn, "store", ["store_id"], [new.to_numpy()], key=["store_id"])
         pks = known()
     return pks
 
@@ -85,26 +129,27 @@ def _count(conn, table):
 def upsert_status(conn, store_pk, timestamp_us, active, progress=None):
     """Insert polls, overwriting the status of a store and instant already present.
 
-    Returns how many rows were new. The count is exact because the caller holds the write lock.
+    Returns how many rows were new. The count is exact because the caller holds the ingest
+    lock, and polls are only ever written by ingest.
     """
     before = _count(conn, "store_status")
-    _executemany(conn, "INSERT INTO store_status (store_pk, timestamp_us, active) VALUES "
-                       f"{_marks(conn, 3)} ON CONFLICT (store_pk, timestamp_us) "
-                       "DO UPDATE SET active = excluded.active",
-                 [store_pk, timestamp_us, active], progress)
+    _upsert(conn, "store_status", ["store_pk", "timestamp_us", "active"],
+            [store_pk, timestamp_us, active], key=["store_pk", "timestamp_us"],
+            update=["active"], progress=progress)
     return _count(conn, "store_status") - before
 
 
 def replace_hours(conn, named_pks, columns):
     """Drop the hours of the stores in `named_pks`, then insert the given rows."""
-    _executemany(conn, f"DELETE FROM business_hours WHERE store_pk = {_marks(conn, 1)[1:-1]}",
-                 [named_pks])
-    insert_rows(conn, sa.table("business_hours"),
+    if _is_postgresql(conn):
+        conn.exec_driver_sql("DELETE FROM business_hours WHERE store_pk = ANY(%s)",
+                             (np.asarray(named_pks).tolist(),))
+    else:
+        _executemany(conn, "DELETE FROM business_hours WHERE store_pk = ?", [named_pks])
+    insert_rows(conn, "business_hours",
                 ["store_pk", "day_of_week", "start_local_s", "end_local_s"], columns)
 
 
 def upsert_timezones(conn, store_pk, timezone_str):
-    _executemany(conn, "INSERT INTO store_timezone (store_pk, timezone_str) VALUES "
-                       f"{_marks(conn, 2)} ON CONFLICT (store_pk) "
-                       "DO UPDATE SET timezone_str = excluded.timezone_str",
-                 [store_pk, timezone_str])
+    _upsert(conn, "store_timezone", ["store_pk", "timezone_str"], [store_pk, timezone_str],
+            key=["store_pk"], update=["timezone_str"])

@@ -1,13 +1,19 @@
 """Bind the database to an app: connection settings per dialect, and the schema."""
 
+import logging
+
+import flask_migrate
 import sqlalchemy as sa
 from flask import Flask
 
-from .extensions import db
+from .config import PROJECT_DIR
+from .extensions import db, migrate
+
+MIGRATIONS_DIR = PROJECT_DIR / "migrations"
 
 
 def init_app(app: Flask):
-    """Bind `db`, tune SQLite connections and make sure every table exists."""
+    """Bind `db`, tune SQLite connections and bring the schema to the latest migration."""
     if app.config.get("SQLALCHEMY_DATABASE_URI") is None:
         app.config["SQLALCHEMY_DATABASE_URI"] = (
             f"sqlite:///{app.instance_path}/store-monitor.sqlite3")
@@ -15,10 +21,18 @@ def init_app(app: Flask):
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
         app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("connect_args", {"timeout": 60})
     db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             _tune_sqlite(db.engine)
-        db.create_all()
+        _upgrade_schema()
+
+
+def _upgrade_schema():
+    """Apply the migrations the database lacks (every table, on a fresh database)."""
+    # Alembic announces every context it opens at INFO; that is noise at each start.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
 
 
 def _tune_sqlite(engine):

@@ -12,14 +12,13 @@ import pandas as pd
 import sqlalchemy as sa
 
 from . import bulk
-from .extensions import db
-from .models import Ingest, IngestFile, IngestRejection
+from .models import Ingest, IngestFile
 from .parse import parse_file
 from .sources import IngestError, find_sources, fingerprint
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IngestError", "FileCounts", "IngestSummary", "ingest", "ingest_once"]
+__all__ = ["IngestError", "FileCounts", "IngestSummary", "ingest"]
 
 
 @dataclass
@@ -45,34 +44,29 @@ class IngestSummary:
         return sum(f.rejected for f in self.files)
 
 
-def ingest(path, progress=None):
+def ingest(path, progress=None, once=False):
     """Load the files found at `path`; return what happened to every row.
 
+    With `once`, data whose fingerprint was loaded before is skipped (`skipped` is set): the
+    check runs under the ingest lock, so processes starting together load it only once.
     `progress(fraction, label)`, when given, is told how far the work has come.
     Raises `IngestError` (and loads nothing) when an input as a whole is unusable.
     """
     report = progress or (lambda fraction, label: None)
     sources = find_sources(path)
     digest = fingerprint(sources)
-    parsed = {}
-    for step, kind in enumerate(sorted(sources)):
-        report(0.4 * step / len(sources), f"reading {sources[kind].name}")
-        parsed[kind] = parse_file(sources[kind])
-    report(0.4, "loading")
     with bulk.writing_transaction() as conn:
+        if once:
+            seen = conn.execute(sa.select(Ingest.id).where(Ingest.fingerprint == digest)).first()
+            if seen is not None:
+                log.info("%s already loaded (ingest %s); not loading it again", path, seen.id)
+                return IngestSummary(seen.id, str(path), skipped=True)
+        parsed = {}
+        for step, kind in enumerate(sorted(sources)):
+            report(0.4 * step / len(sources), f"reading {sources[kind].name}")
+            parsed[kind] = parse_file(sources[kind])
+        report(0.4, "loading")
         return _load(conn, str(path), digest, parsed, report)
-
-
-def ingest_once(path):
-    """Load `path` unless data with the same fingerprint was loaded before."""
-    sources = find_sources(path)
-    digest = fingerprint(sources)
-    with db.engine.connect() as conn:
-        seen = conn.execute(sa.select(Ingest.id).where(Ingest.fingerprint == digest)).first()
-    if seen is not None:
-        log.info("%s already loaded (ingest %s); not loading it again", path, seen.id)
-        return IngestSummary(seen.id, str(path), skipped=True)
-    return ingest(path)
 
 
 def _load(conn, source, digest, parsed, report):
@@ -98,7 +92,7 @@ def _load(conn, source, digest, parsed, report):
             ingest_id=ingest_id, kind=kind, name=item.name, read=counts.read,
             loaded=counts.loaded, duplicate=counts.duplicate, rejected=counts.rejected))
     summary.rejections = pd.concat([p.rejected for p in parsed.values()], ignore_index=True)
-    bulk.insert_rows(conn, IngestRejection.__table__, ["ingest_id", "file", "line", "reason"],
+    bulk.insert_rows(conn, "ingest_rejection", ["ingest_id", "file", "line", "reason"],
                      [np.full(len(summary.rejections), ingest_id),
                       summary.rejections["file"], summary.rejections["line"],
                       summary.rejections["reason"]])

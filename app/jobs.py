@@ -1,8 +1,10 @@
-"""Report jobs: create, run in a thread pool, record every state change in the database.
+"""Report jobs: the `report` table is the queue, and every process of the service works it.
 
-The `report` row is the only state: any process sharing the database answers polls the
-same way. A process refreshes the heartbeat of the reports it owns while they are Running,
-so a report whose process died is recognised (stale heartbeat) and never polled forever.
+A trigger inserts an unclaimed Running row. Any process with a free thread claims the oldest
+unclaimed report in one atomic statement (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite
+has a single writer), so no report is computed twice. The claimer renews a lease
+(`heartbeat_at`) while it works; a report whose lease expired, or whose process on this host
+is gone, ends in Error ("interrupted") instead of staying Running forever.
 """
 
 import logging
@@ -26,16 +28,12 @@ from .snapshot import read_snapshot
 log = logging.getLogger(__name__)
 
 INTERRUPTED = "interrupted: the process computing this report stopped before it finished"
-
-
-def worker_id():
-    return f"{socket.gethostname()}:{os.getpid()}"
+# A random part tells apart processes that reuse a pid (after a restart, say).
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def init_app(app):
-    app.extensions["report_executor"] = ThreadPoolExecutor(
-        max_workers=app.config["REPORT_WORKERS"], thread_name_prefix="report")
-    app.extensions["report_heartbeat"] = _Heartbeat(app)
+    app.extensions["report_runner"] = ReportRunner(app)
 
 
 def compute_csv(progress=None):
@@ -51,72 +49,57 @@ def compute_csv(progress=None):
 
 
 def start_report():
-    """Record a Running report, hand it to the thread pool and return its id."""
-    report = Report(id=str(uuid.uuid4()), status=Report.RUNNING, worker=worker_id())
+    """Queue a report (an unclaimed Running row), wake this process's runner, return its id."""
+    report = Report(id=str(uuid.uuid4()), status=Report.RUNNING)
     db.session.add(report)
     db.session.commit()
-    app = current_app._get_current_object()
-    app.extensions["report_heartbeat"].start()
-    app.extensions["report_executor"].submit(run_report, app, report.id)
+    current_app.extensions["report_runner"].wake()
     return report.id
 
 
-def run_report(app, report_id):
-    """Compute one report; whatever happens, its row leaves Running."""
-    with app.app_context():
-        began = time.monotonic()
-        log.info("report %s started", report_id)
-        try:
-            _update(report_id, started_at=utcnow(), progress=0.05)
-            text, result = compute_csv(lambda f: _update(report_id, progress=f))
-            _update(report_id, status=Report.COMPLETE, csv=text, row_count=len(result.frame),
-                    progress=1.0, finished_at=utcnow())
-            log.info("report %s complete: %d stores in %.2f s", report_id, len(result.frame),
-                     time.monotonic() - began)
-        except Exception as exc:  # the job must end in Error, whatever went wrong
-            log.error("report %s failed after %.2f s", report_id, time.monotonic() - began,
-                      exc_info=True)
-            _update(report_id, status=Report.ERROR, error=f"{type(exc).__name__}: {exc}",
-                    finished_at=utcnow())
-
-
 def get_report(report_id):
-    """The report row, after failing it if its process stopped answering; None if unknown."""
+    """The report row, after failing it if its worker stopped answering; None if unknown."""
     report = db.session.get(Report, report_id)
-    if report is not None and report.status == Report.RUNNING and _is_stale(report):
-        _fail_if_running([report_id])
+    if report is not None and report.status == Report.RUNNING and report.worker \
+            and _lease_expired(report.heartbeat_at):
+        _fail_interrupted([(report.id, report.worker)])
         report = db.session.get(Report, report_id)
     return report
 
 
-def fail_interrupted_reports():
-    """At start-up: fail the Running reports of processes that are gone. Returns how many."""
-    running = db.session.scalars(sa.select(Report).where(Report.status == Report.RUNNING)).all()
-    gone = [r.id for r in running if _is_stale(r) or _owner_is_dead(r.worker)]
-    _fail_if_running(gone)
+def recover_interrupted():
+    """Fail the claimed reports whose lease expired or whose process on this host is gone.
+
+    Returns how many reports were failed.
+    """
+    claimed = db.session.execute(
+        sa.select(Report.id, Report.worker, Report.heartbeat_at)
+        .where(Report.status == Report.RUNNING, Report.worker.is_not(None))).all()
+    gone = [(r.id, r.worker) for r in claimed
+            if _lease_expired(r.heartbeat_at) or _owner_is_dead(r.worker)]
+    _fail_interrupted(gone)
     if gone:
         log.warning("%d report(s) left Running by a stopped process marked Error", len(gone))
     return len(gone)
 
 
-def _fail_if_running(report_ids):
-    """Mark reports Error as interrupted, unless they finished in the meantime."""
-    if report_ids:
-        db.session.execute(sa.update(Report)
-                           .where(Report.id.in_(report_ids), Report.status == Report.RUNNING)
-                           .values(status=Report.ERROR, error=INTERRUPTED, finished_at=utcnow()))
+def _fail_interrupted(reports):
+    """Mark reports Error, each only if the same worker still holds it (it may have ended)."""
+    for report_id, worker in reports:
+        db.session.execute(sa.update(Report).where(
+            Report.id == report_id, Report.worker == worker, Report.status == Report.RUNNING
+        ).values(status=Report.ERROR, error=INTERRUPTED, finished_at=utcnow()))
     db.session.commit()
 
 
-def _is_stale(report):
-    limit = timedelta(seconds=current_app.config["STALE_REPORT_SECONDS"])
-    return utcnow() - report.heartbeat_at > limit
+def _lease_expired(heartbeat_at):
+    return utcnow() - heartbeat_at > timedelta(seconds=current_app.config["STALE_REPORT_SECONDS"])
 
 
 def _owner_is_dead(worker):
     """True when `worker` names a process of this host that no longer exists."""
-    host, _, pid = (worker or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+    host, pid, _token = (worker.split(":") + ["", ""])[:3]
+    if host != socket.gethostname() or not pid.isdigit() or worker == WORKER_ID:
         return False
     try:
         os.kill(int(pid), 0)
@@ -127,38 +110,115 @@ def _owner_is_dead(worker):
     return False
 
 
+def claim_next():
+    """Atomically take the oldest unclaimed report for this process; its id, or None."""
+    oldest = (sa.select(Report.id)
+              .where(Report.status == Report.RUNNING, Report.worker.is_(None))
+              .order_by(Report.created_at).limit(1))
+    engine = db.engine
+    if engine.dialect.name == "postgresql":
+        oldest = oldest.with_for_update(skip_locked=True)
+    else:
+        engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+    now = utcnow()
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.update(Report)
+            .where(Report.id == oldest.scalar_subquery(), Report.worker.is_(None))
+            .values(worker=WORKER_ID, started_at=now, heartbeat_at=now, progress=0.05)
+            .returning(Report.id)).scalar()
+
+
+def run_report(report_id):
+    """Compute a report this process has claimed; whatever happens, it leaves Running."""
+    began = time.monotonic()
+    log.info("report %s started by %s", report_id, WORKER_ID)
+    try:
+        text, result = compute_csv(lambda f: _update(report_id, progress=f))
+        done = _update(report_id, status=Report.COMPLETE, csv=text,
+                       row_count=len(result.frame), progress=1.0, finished_at=utcnow())
+        log.info("report %s %s: %d stores in %.2f s", report_id,
+                 "complete" if done else "computed, but its lease was lost meanwhile",
+                 len(result.frame), time.monotonic() - began)
+    except Exception as exc:  # the job must end in Error, whatever went wrong
+        log.error("report %s failed after %.2f s", report_id, time.monotonic() - began,
+                  exc_info=True)
+        _update(report_id, status=Report.ERROR, error=f"{type(exc).__name__}: {exc}",
+                finished_at=utcnow())
+
+
 def _update(report_id, **values):
-    """Change a report row in its own short transaction; every change is also a heartbeat."""
+    """Change a report this process holds; every change also renews the lease.
+
+    Returns False when the report is no longer this process's (its lease was taken away).
+    """
     values.setdefault("heartbeat_at", utcnow())
     with db.engine.begin() as conn:
-        conn.execute(sa.update(Report).where(Report.id == report_id).values(**values))
+        changed = conn.execute(sa.update(Report).where(
+            Report.id == report_id, Report.worker == WORKER_ID, Report.status == Report.RUNNING
+        ).values(**values)).rowcount
+    return changed == 1
 
 
-class _Heartbeat:
-    """One thread per process refreshing `heartbeat_at` of the Running reports it owns."""
+class ReportRunner:
+    """This process's share of the work: a thread pool, and a heartbeat thread that renews
+    the leases of its reports, fails interrupted ones and picks up reports nobody claimed."""
 
     def __init__(self, app):
-        self._app = app
-        self._thread = None
+        self.app = app
+        self.size = app.config["REPORT_WORKERS"]
+        self.executor = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="report")
         self._lock = threading.Lock()
+        self._busy = 0
+        self._heartbeat = None
+        self._stopping = threading.Event()
 
-    def start(self):
+    def wake(self):
+        """Let a free thread claim and run queued reports; start the heartbeat if needed."""
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._beat, name="report-heartbeat",
-                                                daemon=True)
-                self._thread.start()
+            if self._heartbeat is None:
+                self._heartbeat = threading.Thread(target=self._beat, name="report-heartbeat",
+                                                   daemon=True)
+                self._heartbeat.start()
+            if self._busy < self.size:
+                self._busy += 1
+                self.executor.submit(self._work)
+
+    def shutdown(self):
+        """Finish the reports in hand and stop the heartbeat."""
+        self.executor.shutdown(wait=True)
+        self._stopping.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+
+    def _work(self):
+        try:
+            with self.app.app_context():
+                while (report_id := claim_next()) is not None:
+                    run_report(report_id)
+        except Exception:  # never lose the thread's slot; the heartbeat will wake us again
+            log.error("report runner failed", exc_info=True)
+        finally:
+            with self._lock:
+                self._busy -= 1
 
     def _beat(self):
-        interval = self._app.config["HEARTBEAT_SECONDS"]
-        with self._app.app_context():
-            engine, me = db.engine, worker_id()
-            while True:
-                time.sleep(interval)
-                try:
-                    with engine.begin() as conn:
-                        conn.execute(sa.update(Report)
-                                     .where(Report.worker == me, Report.status == Report.RUNNING)
-                                     .values(heartbeat_at=utcnow()))
-                except Exception:  # a busy database must not kill the heartbeat
-                    log.warning("report heartbeat failed", exc_info=True)
+        interval = self.app.config["HEARTBEAT_SECONDS"]
+        while not self._stopping.wait(interval):
+            try:
+                with self.app.app_context():
+                    self._renew_and_recover()
+            except Exception:  # a busy database must not stop the heartbeat
+                log.warning("report heartbeat failed", exc_info=True)
+
+    def _renew_and_recover(self):
+        with db.engine.begin() as conn:
+            conn.execute(sa.update(Report)
+                         .where(Report.worker == WORKER_ID, Report.status == Report.RUNNING)
+                         .values(heartbeat_at=utcnow()))
+        recover_interrupted()
+        unclaimed = db.session.execute(sa.select(Report.id).where(
+            Report.status == Report.RUNNING, Report.worker.is_(None)).limit(1)).first()
+        db.session.remove()
+        if unclaimed:
+            self.wake()

@@ -60,9 +60,10 @@ class Report(db.Model):
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     started_at = db.Column(db.DateTime)
     finished_at = db.Column(db.DateTime)
-    # Refreshed while a job runs; a stale heartbeat means the worker died.
-    heartbeat_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    # The process that claimed the job (None: not claimed yet), and its lease: refreshed
+    # while the job runs, so a stale heartbeat means that process died.
     worker = db.Column(db.String(200))
+    heartbeat_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     progress = db.Column(db.Float, nullable=False, default=0.0)
     error = db.Column(db.Text)
     row_count = db.Column(db.Integer)

@@ -3,25 +3,28 @@
 import logging
 
 from . import jobs
-from .ingest import IngestError, ingest_once
+from .ingest import IngestError, ingest
 
 log = logging.getLogger(__name__)
 
 
 def prepare(app):
-    """Fail reports orphaned by a stopped process, then load `STORE_DATA` unless loaded before.
+    """Fail reports orphaned by a stopped process, load `STORE_DATA` unless loaded before,
+    and start taking part in report work.
 
     Raises `SystemExit` with a one-line message when the data cannot be loaded.
     """
     with app.app_context():
-        jobs.fail_interrupted_reports()
+        jobs.recover_interrupted()
         path = app.config["STORE_DATA"]
         if not path:
             log.info("STORE_DATA is empty: no data loaded at start")
             return
         try:
-            summary = ingest_once(path)
+            summary = ingest(path, once=True)
         except IngestError as exc:
             raise SystemExit(f"cannot load STORE_DATA: {exc}") from None
         if not summary.skipped:
             log.info("loaded %s: %d rows rejected", path, summary.rejected)
+    # Reports queued while no process was serving are picked up now.
+    app.extensions["report_runner"].wake()

@@ -30,7 +30,7 @@ def app(database_url, tmp_path):
         "HEARTBEAT_SECONDS": 0.2,
     })
     yield app
-    app.extensions["report_executor"].shutdown(wait=True)
+    app.extensions["report_runner"].shutdown()
     with app.app_context():
         from app.extensions import db
         db.engine.dispose()

@@ -106,6 +106,7 @@ def test_unexpected_error_is_a_json_500(app, client, monkeypatch):
 
 
 def _running_report(app, worker, heartbeat_age):
+    """A report claimed by `worker` whose lease was last renewed `heartbeat_age` ago."""
     with app.app_context():
         report = Report(id=str(uuid.uuid4()), status=Report.RUNNING, worker=worker,
                         heartbeat_at=utcnow() - heartbeat_age)
@@ -115,7 +116,7 @@ def _running_report(app, worker, heartbeat_age):
 
 
 def test_report_with_stale_heartbeat_ends_in_error_when_polled(app, client):
-    report_id = _running_report(app, "elsewhere:1", timedelta(hours=1))
+    report_id = _running_report(app, "elsewhere:1:abcd", timedelta(hours=1))
     body = client.get(f"/get_report?report_id={report_id}").get_json()
     assert body["status"] == "Error" and "interrupted" in body["error"]
 
@@ -123,11 +124,11 @@ def test_report_with_stale_heartbeat_ends_in_error_when_polled(app, client):
 def test_start_up_fails_reports_of_dead_processes_only(app):
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True)
-    dead = _running_report(app, f"{socket.gethostname()}:{finished.stdout.strip()}",
+    dead = _running_report(app, f"{socket.gethostname()}:{finished.stdout.strip()}:abcd",
                            timedelta(0))
-    alive = _running_report(app, f"{socket.gethostname()}:1", timedelta(0))
+    alive = _running_report(app, f"{socket.gethostname()}:1:abcd", timedelta(0))
     with app.app_context():
-        assert jobs.fail_interrupted_reports() == 1
+        assert jobs.recover_interrupted() == 1
         assert db.session.get(Report, dead).status == Report.ERROR
         assert db.session.get(Report, alive).status == Report.RUNNING
 
@@ -140,4 +141,4 @@ def test_reports_live_in_the_database_not_in_the_process(app, reports, spec_data
                         "STORE_DATA": ""})
     response = Reports(other.test_client()).wait(report_id)
     assert response.get_data(as_text=True) == (SPEC_CASE / "expected.csv").read_text()
-    other.extensions["report_executor"].shutdown()
+    other.extensions["report_runner"].shutdown()

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.ingest import IngestError, ingest, ingest_once
+from app.ingest import IngestError, ingest
 from conftest import BUNDLED_DATA, GOLDEN_DIR, LOOP_DATA_DIR, write_csv
 
 STATUS_HEADER = "store_id,timestamp_utc,status"
@@ -184,7 +184,7 @@ def test_real_loop_2023_files_are_all_accounted_for(app, tmp_path):
 
 def test_ingest_once_skips_data_it_has_loaded(app):
     with app.app_context():
-        first = ingest_once(BUNDLED_DATA)
-        second = ingest_once(BUNDLED_DATA)
+        first = ingest(BUNDLED_DATA, once=True)
+        second = ingest(BUNDLED_DATA, once=True)
         assert not first.skipped and second.skipped
         assert table("SELECT count(*) FROM ingest") == [(1,)]
