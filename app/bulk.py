@@ -82,7 +82,7 @@ def _upsert(conn, table, names, columns, key, update=(), progress=None):
     listed = ", ".join(names)
     on_conflict = f"ON CONFLICT ({', '.join(key)}) {action}"
     if _is_postgresql(conn):
-        conn.exec_driver_sql("DROP TABLE IF EXISTS staging")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS pg_temp.staging")
         conn.exec_driver_sql(f"CREATE TEMPORARY TABLE staging ON COMMIT DROP AS "
                              f"SELECT {listed} FROM {table} WITH NO DATA")
         _copy(conn, "staging", names, columns, progress)

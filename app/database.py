@@ -31,7 +31,7 @@ def init_app(app: Flask):
 def _upgrade_schema():
     """Apply the migrations the database lacks (every table, on a fresh database)."""
     # Alembic announces every context it opens at INFO; that is noise at each start.
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
 
 

@@ -1,8 +1,11 @@
 import os
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from app import create_app
 
@@ -14,10 +17,32 @@ LOOP_DATA_DIR = SHARED_DIR / "data" / "loop-2023"
 BUNDLED_DATA = PROJECT_DIR / "data" / "store-monitoring-data.zip"
 
 
+# Which database the suite runs on: "sqlite" (the default), or a PostgreSQL URL such as
+# postgresql+psycopg://postgres@127.0.0.1:5432/test. With a URL, every test gets a schema of
+# its own, and an unreachable server fails the tests: nothing is skipped.
+TEST_DATABASE = os.environ.get("STORE_MONITOR_TEST_DATABASE", "sqlite")
+
+
 @pytest.fixture
 def database_url(tmp_path):
-    """A fresh SQLite file per test (an in-memory database does not suit worker threads)."""
-    return f"sqlite:///{tmp_path / 'store-monitor.sqlite3'}"
+    """An empty database for one test: a SQLite file, or a fresh PostgreSQL schema.
+
+    (An in-memory SQLite database would not suit the worker threads.)
+    """
+    if TEST_DATABASE == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store-monitor.sqlite3'}"
+        return
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(TEST_DATABASE)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    url = make_url(TEST_DATABASE).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
 
 
 @pytest.fixture

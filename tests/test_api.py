@@ -142,3 +142,5 @@ def test_reports_live_in_the_database_not_in_the_process(app, reports, spec_data
     response = Reports(other.test_client()).wait(report_id)
     assert response.get_data(as_text=True) == (SPEC_CASE / "expected.csv").read_text()
     other.extensions["report_runner"].shutdown()
+    with other.app_context():
+        db.engine.dispose()

@@ -1,0 +1,93 @@
+"""Several processes, one database: gunicorn with 4 workers, as operators run it."""
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from conftest import PROJECT_DIR
+from servers import gunicorn, server_factory  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.e2e
+
+LEASE = {"STALE_REPORT_SECONDS": "4", "HEARTBEAT_SECONDS": "0.5", "LOG_TO_STDOUT": "1"}
+
+
+def _poll_until_done(url, report_id, timeout=120):
+    """Poll through a new connection each time (so through any worker) until not Running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = requests.get(f"{url}/get_report", params={"report_id": report_id},
+                                headers={"Connection": "close"}, timeout=10)
+        if response.headers.get("X-Report-Status") != "Running":
+            return response
+        time.sleep(random.uniform(0.02, 0.1))
+    raise AssertionError(f"report {report_id} still Running after {timeout} s")
+
+
+def test_four_workers_share_reports_and_run_each_once(server_factory, database_url):
+    server = server_factory(gunicorn(4), DATABASE_URL=database_url, **LEASE).start(timeout=120)
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            # Four workers started together; the bundled data was loaded once.
+            assert conn.exec_driver_sql("SELECT count(*) FROM ingest").scalar() == 1
+
+        with ThreadPoolExecutor(20) as pool:
+            triggered = list(pool.map(
+                lambda _: requests.post(f"{server.url}/trigger_report",
+                                        headers={"Connection": "close"}, timeout=10),
+                range(20)))
+            assert all(r.status_code == 202 for r in triggered)
+            ids = [r.json()["report_id"] for r in triggered]
+            done = list(pool.map(lambda i: _poll_until_done(server.url, i), ids))
+
+        expected = (PROJECT_DIR / "sample_output.csv").read_text()
+        assert [r.headers["X-Report-Status"] for r in done] == ["Complete"] * 20
+        assert all(r.text == expected for r in done)
+        # Every report was computed exactly once, whichever worker took it.
+        started = re.findall(r"report (\S+) started by", server.log())
+        assert sorted(started) == sorted(ids)
+    finally:
+        engine.dispose()
+
+
+def test_report_of_a_killed_worker_does_not_stay_running(server_factory, database_url,
+                                                         tmp_path):
+    # Enough data (about 2.5 million polls) for a report to take a few seconds.
+    data = tmp_path / "big"
+    subprocess.run([sys.executable, "-m", "flask", "--app", "app", "generate-data", str(data),
+                    "--stores", "14000", "--days", "8", "--seed", "5"],
+                   cwd=PROJECT_DIR, check=True, capture_output=True)
+    server = server_factory(gunicorn(4), DATABASE_URL=database_url, STORE_DATA=str(data),
+                            **LEASE).start(timeout=300)
+    engine = sa.create_engine(database_url)
+    try:
+        report_id = requests.post(f"{server.url}/trigger_report", timeout=10).json()["report_id"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                status, worker = conn.execute(
+                    sa.text("SELECT status, worker FROM report WHERE id = :id"),
+                    {"id": report_id}).one()
+            if worker:
+                break
+            time.sleep(0.02)
+        assert status == "Running" and worker, "the report was never claimed"
+        os.kill(int(worker.split(":")[1]), signal.SIGKILL)
+
+        done = _poll_until_done(server.url, report_id, timeout=60)
+        state = done.headers["X-Report-Status"]
+        assert state in ("Complete", "Error")
+        if state == "Error":
+            assert "interrupted" in done.json()["error"]
+    finally:
+        engine.dispose()
