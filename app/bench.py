@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import requests
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from .config import PROJECT_DIR
@@ -194,13 +195,12 @@ def _fresh_database_factory(database_url, work):
         return lambda attempt: f"sqlite:///{work / f'bench-{attempt}.sqlite3'}"
 
     def empty(attempt):
-        from .extensions import db
-
-        app = _app(database_url)
-        with app.app_context():
-            db.drop_all()
-            db.create_all()
-            db.engine.dispose()
+        # Every table goes, the migrations' version table too: the next app rebuilds them.
+        engine = sa.create_engine(database_url)
+        tables = sa.MetaData()
+        tables.reflect(engine)
+        tables.drop_all(engine)
+        engine.dispose()
         return database_url
 
     return empty

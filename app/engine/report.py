@@ -53,14 +53,15 @@ def build_report(polls, hours, zones, now_us=None):
     if len(polls) == 0:
         return ReportResult(pd.DataFrame(columns=["store_id", *COLUMNS]),
                             pd.DataFrame(columns=["store_id", "message"]), None)
-    store_ids, store = _store_codes(polls["store_id"])
+    stores = _StoreCodes(polls["store_id"])
+    store_ids, store = stores.ids, stores.polls
     instant = polls["timestamp_us"].to_numpy(dtype=np.int64)
     active = polls["active"].to_numpy(dtype=bool)
     now_us = int(instant.max()) if now_us is None else int(now_us)
 
     order = _by_store_then_time(store, instant)
-    zone_codes, zone_list, warnings = _store_zones(store_ids, zones)
-    hours = _hours_of(store_ids, hours)
+    zone_codes, zone_list, warnings = _store_zones(stores, zones)
+    hours = _hours_of(stores, hours)
 
     # Stores are independent given `now`: work through them in chunks of about
     # CHUNK_POLLS polls, so that every temporary array stays small enough for the CPU
@@ -150,48 +151,65 @@ def _by_store_then_time(store, instant):
     Otherwise one stable sort of a combined int64 key is still ten times faster than
     `np.lexsort`; the key fits unless the polls span centuries.
     """
-    run_start = np.flatnonzero(np.diff(store, prepend=-1))
-    in_time_order = np.all((np.diff(instant) > 0) | (np.diff(store) != 0))
+    new_store = store[1:] != store[:-1]
+    run_start = np.concatenate([[0], np.flatnonzero(new_store) + 1])
+    in_time_order = bool(np.all((instant[1:] > instant[:-1]) | new_store))
     if in_time_order and len(run_start) == len(np.unique(store[run_start])):
         run_length = np.diff(run_start, append=len(store))
         by_store = np.argsort(store[run_start], kind="stable")
         length = run_length[by_store]
         shift = run_start[by_store] - (np.cumsum(length) - length)
-        return np.arange(len(store)) + np.repeat(shift, length)
+        order = np.repeat(shift, length)
+        order += np.arange(len(store))
+        return order
     first = instant.min()
     span = int(instant.max() - first) + 1
     if (int(store.max()) + 1) * span >= 2**62:
         return np.lexsort((instant, store))
-    return np.argsort(store * span + (instant - first), kind="stable")
+    return np.argsort(store.astype(np.int64) * span + (instant - first), kind="stable")
 
 
-def _store_codes(store_id):
-    """Distinct store ids sorted as strings, and each row's index into them."""
-    if isinstance(store_id.dtype, pd.CategoricalDtype):
-        # The snapshot's form: integer codes already, into categories some rows may not use.
-        codes = store_id.cat.codes.to_numpy()
-        used = np.flatnonzero(np.bincount(codes, minlength=len(store_id.cat.categories)))
-        uniques = store_id.cat.categories.to_numpy(dtype=object)[used]
-    else:
-        codes, uniques = pd.factorize(store_id)
-        used = np.arange(len(uniques))
-        uniques = np.asarray(uniques, dtype=object)
-    order = np.argsort(uniques.astype(str), kind="stable")
-    code_of = np.full(used[-1] + 1 if len(used) else 0, -1, dtype=np.int64)
-    code_of[used[order]] = np.arange(len(order))
-    return uniques[order], code_of[codes]
+class _StoreCodes:
+    """The report's stores (those with polls) sorted as strings, and each row's code.
+
+    Columns may hold store ids as text or, as the snapshot gives them, as a categorical;
+    categoricals sharing the polls' categories are mapped through their integer codes.
+    """
+
+    def __init__(self, store_id):
+        if isinstance(store_id.dtype, pd.CategoricalDtype):
+            self._categories = store_id.cat.categories
+            codes = store_id.cat.codes.to_numpy()
+            used = np.flatnonzero(np.bincount(codes, minlength=len(self._categories)))
+            uniques = self._categories.to_numpy(dtype=object)[used]
+        else:
+            self._categories = None
+            codes, uniques = pd.factorize(store_id)
+            used = np.arange(len(uniques))
+            uniques = np.asarray(uniques, dtype=object)
+        order = np.argsort(uniques.astype(str), kind="stable")
+        self.ids = uniques[order]
+        # int32 codes halve the memory traffic of the widest column after the instants.
+        self._code_of = np.full(len(self._categories) if self._categories is not None
+                                else len(uniques), -1, dtype=np.int32)
+        self._code_of[used[order]] = np.arange(len(order))
+        self.polls = self._code_of[codes]
+
+    def of(self, store_id):
+        """Codes of another column's store ids; -1 for stores without polls."""
+        if self._categories is not None and isinstance(store_id.dtype, pd.CategoricalDtype) \
+                and store_id.cat.categories.equals(self._categories):
+            codes = store_id.cat.codes.to_numpy()
+            return np.where(codes >= 0, self._code_of[codes], -1)
+        return pd.Index(self.ids).get_indexer(np.asarray(store_id, dtype=object))
 
 
-def _positions(store_ids, values):
-    """Index of each value in the sorted `store_ids`, or -1 where it is not a report store."""
-    return pd.Index(store_ids).get_indexer(np.asarray(values, dtype=object))
-
-
-def _store_zones(store_ids, zones):
+def _store_zones(stores, zones):
     """Each store's zone: its row's zone if known, else the default (with a warning)."""
+    store_ids = stores.ids
     names = np.full(len(store_ids), DEFAULT_ZONE, dtype=object)
     has_row = np.zeros(len(store_ids), dtype=bool)
-    position = _positions(store_ids, zones["store_id"])
+    position = stores.of(zones["store_id"])
     known = position >= 0
     names[position[known]] = zones["timezone_str"].to_numpy(dtype=object)[known]
     has_row[position[known]] = True
@@ -205,9 +223,9 @@ def _store_zones(store_ids, zones):
     return codes, zone_list, warnings
 
 
-def _hours_of(store_ids, hours):
+def _hours_of(stores, hours):
     """Hours rows of the report's stores, as arrays sorted by store code."""
-    position = _positions(store_ids, hours["store_id"])
+    position = stores.of(hours["store_id"])
     keep = np.flatnonzero(position >= 0)
     keep = keep[np.argsort(position[keep], kind="stable")]
     return {
