@@ -122,21 +122,15 @@ def store_pks(conn, store_ids):
     return pks
 
 
-def _count(conn, table):
+def count_rows(conn, table):
     return conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
 
 
-def upsert_status(conn, store_pk, timestamp_us, active, progress=None):
-    """Insert polls, overwriting the status of a store and instant already present.
-
-    Returns how many rows were new. The count is exact because the caller holds the ingest
-    lock, and polls are only ever written by ingest.
-    """
-    before = _count(conn, "store_status")
+def upsert_status(conn, store_pk, timestamp_us, active):
+    """Insert polls, overwriting the status of a store and instant already present."""
     _upsert(conn, "store_status", ["store_pk", "timestamp_us", "active"],
             [store_pk, timestamp_us, active], key=["store_pk", "timestamp_us"],
-            update=["active"], progress=progress)
-    return _count(conn, "store_status") - before
+            update=["active"])
 
 
 def replace_hours(conn, named_pks, columns):

@@ -10,7 +10,7 @@ from flask.cli import with_appcontext
 from . import generate, jobs
 from .ingest import IngestError, ingest
 
-SHOWN_REJECTIONS = 20
+PRINTED_REJECTIONS = 20
 
 
 def init_app(app):
@@ -42,11 +42,10 @@ def ingest_command(path):
     click.echo(f"{'file':<28}{'read':>12}{'loaded':>12}{'duplicate':>12}{'rejected':>12}")
     for f in summary.files:
         click.echo(f"{f.name:<28}{f.read:>12}{f.loaded:>12}{f.duplicate:>12}{f.rejected:>12}")
-    rejections = summary.rejections
-    for row in rejections.head(SHOWN_REJECTIONS).itertuples():
+    for row in summary.rejections.head(PRINTED_REJECTIONS).itertuples():
         click.echo(f"rejected {row.file}:{row.line}: {row.reason}")
-    if len(rejections) > SHOWN_REJECTIONS:
-        click.echo(f"... and {len(rejections) - SHOWN_REJECTIONS} more rejected rows "
+    if summary.rejected > PRINTED_REJECTIONS:
+        click.echo(f"... and {summary.rejected - PRINTED_REJECTIONS} more rejected rows "
                    f"(table ingest_rejection, ingest_id = {summary.ingest_id})")
 
 

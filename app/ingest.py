@@ -13,12 +13,15 @@ import sqlalchemy as sa
 
 from . import bulk
 from .models import Ingest, IngestFile
-from .parse import parse_file
+from .parse import check_columns, parse_batches, parse_file
 from .sources import IngestError, find_sources, fingerprint
 
 log = logging.getLogger(__name__)
 
 __all__ = ["IngestError", "FileCounts", "IngestSummary", "ingest"]
+
+# How many rejected rows a summary carries for display; the database keeps them all.
+SHOWN_REJECTIONS = 1000
 
 
 @dataclass
@@ -36,11 +39,12 @@ class IngestSummary:
     ingest_id: int | None
     source: str
     files: list[FileCounts] = field(default_factory=list)
-    rejections: pd.DataFrame | None = None
+    rejections: pd.DataFrame | None = None  # the first SHOWN_REJECTIONS rejected rows
     skipped: bool = False  # True when the same data had been loaded before
 
     @property
     def rejected(self):
+        """How many rows were rejected in all."""
         return sum(f.rejected for f in self.files)
 
 
@@ -54,6 +58,8 @@ def ingest(path, progress=None, once=False):
     """
     report = progress or (lambda fraction, label: None)
     sources = find_sources(path)
+    for source in sources.values():
+        check_columns(source)  # fail before loading anything
     digest = fingerprint(sources)
     with bulk.writing_transaction() as conn:
         if once:
@@ -61,71 +67,94 @@ def ingest(path, progress=None, once=False):
             if seen is not None:
                 log.info("%s already loaded (ingest %s); not loading it again", path, seen.id)
                 return IngestSummary(seen.id, str(path), skipped=True)
-        parsed = {}
+        ingest_id = conn.execute(sa.insert(Ingest).values(source=str(path), fingerprint=digest)
+                                 ).inserted_primary_key[0]
+        summary = IngestSummary(ingest_id, str(path), rejections=_no_rejections())
         for step, kind in enumerate(sorted(sources)):
-            report(0.4 * step / len(sources), f"reading {sources[kind].name}")
-            parsed[kind] = parse_file(sources[kind])
-        report(0.4, "loading")
-        return _load(conn, str(path), digest, parsed, report)
+            source = sources[kind]
 
+            def advance(fraction, step=step, name=source.name):
+                report((step + fraction) / len(sources), f"loading {name}")
 
-def _load(conn, source, digest, parsed, report):
-    ids = pd.unique(pd.concat([p.rows["store_id"] for p in parsed.values()]))
-    store_pks = bulk.store_pks(conn, ids)
-    ingest_id = conn.execute(sa.insert(Ingest).values(source=source, fingerprint=digest)
-                             ).inserted_primary_key[0]
-    loaders = {"status": _load_status, "hours": _load_hours, "timezone": _load_timezone}
-    summary = IngestSummary(ingest_id, source)
-    for step, kind in enumerate(sorted(parsed)):
-        item = parsed[kind]
-        positions = store_pks.index.get_indexer(item.rows["store_id"])
-        rows = item.rows.assign(store_pk=store_pks.to_numpy()[positions])
-        loaded, duplicate = loaders[kind](conn, rows,
-                                          lambda f: report(0.4 + 0.55 * (step + f) / len(parsed),
-                                                           f"loading {item.name}"))
-        counts = FileCounts(kind, item.name, item.read, loaded, duplicate, len(item.rejected))
-        # Every row read is loaded, a duplicate or rejected; anything else is a bug here.
-        if counts.loaded + counts.duplicate + counts.rejected != counts.read:
-            raise RuntimeError(f"{item.name}: row accounting does not add up: {counts}")
-        summary.files.append(counts)
-        conn.execute(sa.insert(IngestFile).values(
-            ingest_id=ingest_id, kind=kind, name=item.name, read=counts.read,
-            loaded=counts.loaded, duplicate=counts.duplicate, rejected=counts.rejected))
-    summary.rejections = pd.concat([p.rejected for p in parsed.values()], ignore_index=True)
-    bulk.insert_rows(conn, "ingest_rejection", ["ingest_id", "file", "line", "reason"],
-                     [np.full(len(summary.rejections), ingest_id),
-                      summary.rejections["file"], summary.rejections["line"],
-                      summary.rejections["reason"]])
-    report(1.0, "done")
-    log.info("ingest %s of %s: %s", ingest_id, source,
+            counts = _LOADERS[kind](conn, ingest_id, source, summary, advance)
+            # Every row read is loaded, a duplicate or rejected; anything else is a bug here.
+            if counts.loaded + counts.duplicate + counts.rejected != counts.read:
+                raise RuntimeError(f"{source.name}: row accounting does not add up: {counts}")
+            summary.files.append(counts)
+            conn.execute(sa.insert(IngestFile).values(ingest_id=ingest_id, **vars(counts)))
+        report(1.0, "done")
+    log.info("ingest %s of %s: %s", ingest_id, path,
              "; ".join(f"{f.name}: {f.read} read, {f.loaded} loaded, {f.duplicate} duplicate, "
                        f"{f.rejected} rejected" for f in summary.files))
     return summary
 
 
-def _load_status(conn, rows, progress):
-    """Upsert polls; the last row for a store and instant wins, earlier ones are duplicates."""
-    unique = rows.drop_duplicates(["store_pk", "timestamp_us"], keep="last")
-    unique = unique.sort_values(["store_pk", "timestamp_us"])
-    inserted = bulk.upsert_status(conn, unique["store_pk"].to_numpy(),
-                                  unique["timestamp_us"].to_numpy(),
-                                  unique["active"].to_numpy(), progress)
-    return inserted, len(rows) - inserted
+def _no_rejections():
+    return pd.DataFrame({"file": pd.Series(dtype=object), "line": pd.Series(dtype=np.int64),
+                         "reason": pd.Series(dtype=object)})
 
 
-def _load_hours(conn, rows, progress):
+def _keep_rejections(conn, ingest_id, parsed, summary):
+    """Store a file's rejected rows; the summary keeps the first ones for display."""
+    rejected = parsed.rejected
+    bulk.insert_rows(conn, "ingest_rejection", ["ingest_id", "file", "line", "reason"],
+                     [np.full(len(rejected), ingest_id), rejected["file"], rejected["line"],
+                      rejected["reason"]])
+    if len(summary.rejections) < SHOWN_REJECTIONS:
+        summary.rejections = pd.concat([summary.rejections, rejected.head(SHOWN_REJECTIONS)],
+                                       ignore_index=True)
+
+
+def _with_store_pks(conn, rows):
+    pks = bulk.store_pks(conn, pd.unique(rows["store_id"]))
+    return rows.assign(store_pk=pks.to_numpy()[pks.index.get_indexer(rows["store_id"])])
+
+
+def _load_status(conn, ingest_id, source, summary, progress):
+    """Upsert polls block by block; the last row for a store and instant wins.
+
+    Rows already present (from earlier in the file or an earlier ingest) are duplicates:
+    the rows that were new are counted by the table's growth, exact under the ingest lock.
+    """
+    before = bulk.count_rows(conn, "store_status")
+    read = valid = rejected = 0
+    for parsed in parse_batches(source, progress):
+        rows = _with_store_pks(conn, parsed.rows)
+        unique = rows.drop_duplicates(["store_pk", "timestamp_us"], keep="last")
+        unique = unique.sort_values(["store_pk", "timestamp_us"])
+        bulk.upsert_status(conn, unique["store_pk"].to_numpy(),
+                           unique["timestamp_us"].to_numpy(), unique["active"].to_numpy())
+        _keep_rejections(conn, ingest_id, parsed, summary)
+        read, valid, rejected = read + parsed.read, valid + len(rows), rejected + len(
+            parsed.rejected)
+    loaded = bulk.count_rows(conn, "store_status") - before
+    return FileCounts("status", source.name, read, loaded, valid - loaded, rejected)
+
+
+def _load_hours(conn, ingest_id, source, summary, progress):
     """Replace the hours of every store the file names; identical rows count once."""
+    parsed = parse_file(source)
+    rows = _with_store_pks(conn, parsed.rows)
     unique = rows.drop_duplicates(["store_pk", "day_of_week", "start_local_s", "end_local_s"])
     bulk.replace_hours(conn, unique["store_pk"].unique(),
                        [unique[c] for c in ("store_pk", "day_of_week",
                                             "start_local_s", "end_local_s")])
+    _keep_rejections(conn, ingest_id, parsed, summary)
     progress(1.0)
-    return len(unique), len(rows) - len(unique)
+    return FileCounts("hours", source.name, parsed.read, len(unique), len(rows) - len(unique),
+                      len(parsed.rejected))
 
 
-def _load_timezone(conn, rows, progress):
+def _load_timezone(conn, ingest_id, source, summary, progress):
     """Set each named store's zone; with several rows for a store the last one counts."""
+    parsed = parse_file(source)
+    rows = _with_store_pks(conn, parsed.rows)
     unique = rows.drop_duplicates("store_pk", keep="last")
     bulk.upsert_timezones(conn, unique["store_pk"], unique["timezone_str"])
+    _keep_rejections(conn, ingest_id, parsed, summary)
     progress(1.0)
-    return len(unique), len(rows) - len(unique)
+    return FileCounts("timezone", source.name, parsed.read, len(unique),
+                      len(rows) - len(unique), len(parsed.rejected))
+
+
+_LOADERS = {"status": _load_status, "hours": _load_hours, "timezone": _load_timezone}

@@ -33,6 +33,8 @@ REQUIRED_COLUMNS = {
 }
 _STATUS_VALUES = {"active": True, "inactive": False}
 _TIME_PATTERN = r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$"
+# About two million polls per block: big enough for speed, small enough for memory.
+BLOCK_BYTES = 64 << 20
 
 
 @dataclass
@@ -46,55 +48,65 @@ class Parsed:
     read: int
 
 
-def read_rows(stream, name, kind):
-    """Read a CSV stream as text columns named canonically, with each row's line number.
+def read_batches(stream, name, kind):
+    """Read a CSV stream block by block as text columns named canonically.
 
-    Returns ``(frame, rejected)``: `frame` holds the required columns and `line`; rows with
-    the wrong number of fields are in `rejected`. Raises `IngestError` when the file is not
-    CSV or lacks a required column.
+    Yields ``(frame, rejected)`` per block: `frame` holds the required columns and each
+    row's `line`; rows with the wrong number of fields are in `rejected`. Memory stays
+    bounded by the block size, whatever the size of the file. Raises `IngestError` when the
+    file is not CSV or lacks a required column.
     """
+    placeholders, keep = _columns(stream, name, kind)
+    bad_lines, reasons = [], []
+
+    def on_invalid_row(row):
+        # `number` counts lines after the header we consumed, so line = number + 1.
+        bad_lines.append(row.number + 1)
+        reasons.append(f"expected {row.expected_columns} fields, found {row.actual_columns}")
+        return "skip"
+
+    good_before, reported = 0, 0
+    for batch in _blocks(stream, placeholders, on_invalid_row, name):
+        frame = batch.select(list(keep)).rename_columns(list(keep.values())).to_pandas()
+        frame["line"] = _good_row_lines(good_before, len(frame), bad_lines)
+        good_before += len(frame)
+        # The reader may have met bad rows of blocks it has not handed out yet; each bad row
+        # is reported once, with the block during which it was met.
+        rejected = _rejections(name, bad_lines[reported:], reasons[reported:])
+        reported = len(bad_lines)
+        yield frame, rejected
+
+
+def _columns(stream, name, kind):
+    """Read the header: placeholder names for all columns, and which to keep as what."""
     header = _read_header(stream, name)
     canonical = [COLUMN_ALIASES.get(column.strip().lower(), column) for column in header]
     missing = [c for c in REQUIRED_COLUMNS[kind] if c not in canonical]
     if missing:
         raise IngestError(f"{name}: missing required column(s) {', '.join(missing)} "
                           f"(found: {', '.join(header) or 'nothing'})")
-
     placeholders = [f"c{i}" for i in range(len(header))]
-    bad_lines = []
+    return placeholders, {placeholders[canonical.index(c)]: c for c in REQUIRED_COLUMNS[kind]}
 
-    def on_invalid_row(row):
-        # `number` counts lines after the header we consumed, so line = number + 1.
-        bad_lines.append((row.number + 1, f"expected {row.expected_columns} fields, "
-                                          f"found {row.actual_columns}"))
-        return "skip"
 
+def _blocks(stream, placeholders, on_invalid_row, name):
+    """The data lines after the header as Arrow record batches, every column as text."""
     if not stream.peek(1):  # a header and nothing else
-        table = pa.table({p: pa.array([], pa.string()) for p in placeholders})
-    else:
-        table = _read_body(stream, placeholders, on_invalid_row, name)
-
-    keep = {placeholders[canonical.index(c)]: c for c in REQUIRED_COLUMNS[kind]}
-    frame = table.select(list(keep)).rename_columns(list(keep.values())).to_pandas()
-    frame["line"] = _good_row_lines(len(frame), [line for line, _ in bad_lines])
-    rejected = _rejections(name, [line for line, _ in bad_lines],
-                           [reason for _, reason in bad_lines])
-    return frame, rejected
-
-
-def _read_body(stream, placeholders, on_invalid_row, name):
-    """The data lines after the header, every column as text."""
+        yield pa.record_batch({p: pa.array([], pa.string()) for p in placeholders})
+        return
     try:
-        return pacsv.read_csv(
+        reader = pacsv.open_csv(
             stream,
             # Line numbers of bad rows are only known when reading on one thread.
-            read_options=pacsv.ReadOptions(column_names=placeholders, use_threads=False),
+            read_options=pacsv.ReadOptions(column_names=placeholders, use_threads=False,
+                                           block_size=BLOCK_BYTES),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid_row,
                                              ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={p: pa.string() for p in placeholders},
                 strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
+        yield from reader
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         reason = str(exc).splitlines()[0]
         raise IngestError(f"{name}: not a readable CSV file ({reason})") from None
@@ -111,15 +123,15 @@ def _read_header(stream, name):
     return next(csv.reader([text]), [])
 
 
-def _good_row_lines(count, bad_lines):
-    """Line numbers of the rows that parsed, given the lines of those that did not.
+def _good_row_lines(start, count, bad_lines):
+    """Line numbers of good rows ``start .. start + count - 1``, given the bad rows' lines.
 
     Data starts on line 2. Good row ``i`` follows bad line ``b[j]`` when ``i`` is at least
     the number of good rows before it, ``b[j] - 2 - j``.
     """
     bad = np.sort(np.asarray(bad_lines, dtype=np.int64))
     good_before_bad = bad - 2 - np.arange(len(bad))
-    index = np.arange(count, dtype=np.int64)
+    index = np.arange(start, start + count, dtype=np.int64)
     return index + 2 + np.searchsorted(good_before_bad, index, side="right")
 
 
@@ -209,11 +221,32 @@ def parse_timezone(name, frame, read_rejected):
 PARSERS = {"status": parse_status, "hours": parse_hours, "timezone": parse_timezone}
 
 
-def parse_file(source):
-    """Read and validate one `SourceFile`."""
+def check_columns(source):
+    """Raise `IngestError` unless the file's header names every required column."""
     with source.open() as stream:
-        frame, read_rejected = read_rows(stream, source.name, source.kind)
-    return PARSERS[source.kind](source.name, frame, read_rejected)
+        _columns(stream, source.name, source.kind)
+
+
+def parse_batches(source, progress=None):
+    """Read and validate one `SourceFile`, a `Parsed` per block of rows.
+
+    `progress(fraction)`, when given, hears how much of the file has been read.
+    """
+    size = max(source.size, 1)
+    with source.open() as stream:
+        for frame, read_rejected in read_batches(stream, source.name, source.kind):
+            yield PARSERS[source.kind](source.name, frame, read_rejected)
+            if progress:
+                progress(min(1.0, stream.tell() / size))
+
+
+def parse_file(source):
+    """Read and validate one `SourceFile` whole (for files that fit in memory)."""
+    parts = list(parse_batches(source))
+    return Parsed(source.kind, source.name,
+                  pd.concat([p.rows for p in parts], ignore_index=True),
+                  pd.concat([p.rejected for p in parts], ignore_index=True),
+                  sum(p.read for p in parts))
 
 
 def _micros(instant):

@@ -25,6 +25,14 @@ class SourceFile:
     _path: Path
     _member: str | None = None  # set when the file is inside a zip archive
 
+    @property
+    def size(self):
+        """Size in bytes (uncompressed, for a member of an archive)."""
+        if self._member is None:
+            return self._path.stat().st_size
+        with zipfile.ZipFile(self._path) as archive:
+            return archive.getinfo(self._member).file_size
+
     def open(self):
         """A binary file object; the caller closes it."""
         if self._member is None:

@@ -80,6 +80,17 @@ def write_csv(folder, name, text):
     return folder
 
 
+def poll_until_done(fetch, timeout, pause=lambda: 0.05):
+    """Call `fetch` (a poll of one report) until the answer is no longer Running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = fetch()
+        if response.headers.get("X-Report-Status") != "Running":
+            return response
+        time.sleep(pause())
+    raise AssertionError(f"report still Running after {timeout} s")
+
+
 class Reports:
     """Trigger reports and wait for them through the test client."""
 
@@ -92,13 +103,8 @@ class Reports:
         return response.get_json()["report_id"]
 
     def wait(self, report_id, timeout=30, **kwargs):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            response = self.client.get(f"/get_report?report_id={report_id}", **kwargs)
-            if response.headers.get("X-Report-Status") != "Running":
-                return response
-            time.sleep(0.05)
-        raise AssertionError(f"report {report_id} still Running after {timeout} s")
+        return poll_until_done(
+            lambda: self.client.get(f"/get_report?report_id={report_id}", **kwargs), timeout)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Real server processes for end-to-end tests: `run.py` or gunicorn, on a free port."""
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import time
 import pytest
 import requests
 
-from conftest import PROJECT_DIR
+from conftest import PROJECT_DIR, poll_until_done
 
 RUN_PY = [sys.executable, "run.py"]
 
@@ -60,15 +61,13 @@ class Server:
     def log(self):
         return self.log_path.read_text(errors="replace")
 
-    def wait_for_report(self, report_id, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            response = requests.get(f"{self.url}/get_report", params={"report_id": report_id},
-                                    timeout=5)
-            if response.headers.get("X-Report-Status") != "Running":
-                return response
-            time.sleep(0.1)
-        raise AssertionError(f"report {report_id} still Running after {timeout} s")
+    def wait_for_report(self, report_id, timeout=60, fresh_connections=False):
+        """Poll until done; with `fresh_connections`, each poll may reach another worker."""
+        headers = {"Connection": "close"} if fresh_connections else {}
+        return poll_until_done(
+            lambda: requests.get(f"{self.url}/get_report", params={"report_id": report_id},
+                                 headers=headers, timeout=10),
+            timeout, pause=lambda: random.uniform(0.02, 0.1))
 
 
 @pytest.fixture

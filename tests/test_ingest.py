@@ -3,9 +3,11 @@
 import shutil
 import zipfile
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from app import parse
 from app.extensions import db
 from app.ingest import IngestError, ingest
 from conftest import BUNDLED_DATA, GOLDEN_DIR, LOOP_DATA_DIR, write_csv
@@ -188,3 +190,30 @@ def test_ingest_once_skips_data_it_has_loaded(app):
         second = ingest(BUNDLED_DATA, once=True)
         assert not first.skipped and second.skipped
         assert table("SELECT count(*) FROM ingest") == [(1,)]
+
+
+def test_big_files_are_read_in_blocks_with_exact_line_numbers(app, tmp_path, monkeypatch):
+    # Blocks of ~2 kB: the 2,000 rows below span dozens of them.
+    monkeypatch.setattr(parse, "BLOCK_BYTES", 2000)
+    lines = [STATUS_HEADER]
+    for n in range(2, 2002):  # n is the line number of the row
+        if n % 300 == 0:
+            lines.append(f"{n},2023-01-25 10:00:00 UTC")  # a field short
+        elif n % 450 == 0:
+            lines.append(f"{n},2023-13-25 10:00:00 UTC,active")  # no month 13
+        else:
+            lines.append(f"{n % 50},2023-01-25 {n // 60 % 24:02d}:{n % 60:02d}:00 UTC,"
+                         f"{'active' if n % 7 else 'inactive'}")
+    # The same store and instant as line 2 (store 2, 00:02), later in the file: it wins.
+    lines.append("2,2023-01-25 00:02:00 UTC,inactive")
+    (tmp_path / "store_status.csv").write_text("\n".join(lines) + "\n")
+    with app.app_context():
+        summary = ingest(tmp_path)
+        rows = polls()
+    expected_bad = sorted([n for n in range(2, 2002) if n % 300 == 0]
+                          + [n for n in range(2, 2002) if n % 450 == 0 and n % 300])
+    assert summary.rejections["line"].tolist() == expected_bad
+    read, loaded, duplicate, rejected = counts(summary)["store_status.csv"]
+    assert (read, rejected) == (2001, len(expected_bad))
+    assert duplicate == 1 and loaded == read - rejected - 1
+    assert ("2", pd.Timestamp("2023-01-25 00:02", tz="UTC").value // 1000, False) in rows

@@ -1,7 +1,6 @@
 """Several processes, one database: gunicorn with 4 workers, as operators run it."""
 
 import os
-import random
 import re
 import signal
 import subprocess
@@ -21,18 +20,6 @@ pytestmark = pytest.mark.e2e
 LEASE = {"STALE_REPORT_SECONDS": "4", "HEARTBEAT_SECONDS": "0.5", "LOG_TO_STDOUT": "1"}
 
 
-def _poll_until_done(url, report_id, timeout=120):
-    """Poll through a new connection each time (so through any worker) until not Running."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = requests.get(f"{url}/get_report", params={"report_id": report_id},
-                                headers={"Connection": "close"}, timeout=10)
-        if response.headers.get("X-Report-Status") != "Running":
-            return response
-        time.sleep(random.uniform(0.02, 0.1))
-    raise AssertionError(f"report {report_id} still Running after {timeout} s")
-
-
 def test_four_workers_share_reports_and_run_each_once(server_factory, database_url):
     server = server_factory(gunicorn(4), DATABASE_URL=database_url, **LEASE).start(timeout=120)
     engine = sa.create_engine(database_url)
@@ -48,7 +35,8 @@ def test_four_workers_share_reports_and_run_each_once(server_factory, database_u
                 range(20)))
             assert all(r.status_code == 202 for r in triggered)
             ids = [r.json()["report_id"] for r in triggered]
-            done = list(pool.map(lambda i: _poll_until_done(server.url, i), ids))
+            done = list(pool.map(
+                lambda i: server.wait_for_report(i, timeout=120, fresh_connections=True), ids))
 
         expected = (PROJECT_DIR / "sample_output.csv").read_text()
         assert [r.headers["X-Report-Status"] for r in done] == ["Complete"] * 20
@@ -84,7 +72,7 @@ def test_report_of_a_killed_worker_does_not_stay_running(server_factory, databas
         assert status == "Running" and worker, "the report was never claimed"
         os.kill(int(worker.split(":")[1]), signal.SIGKILL)
 
-        done = _poll_until_done(server.url, report_id, timeout=60)
+        done = server.wait_for_report(report_id, fresh_connections=True)
         state = done.headers["X-Report-Status"]
         assert state in ("Complete", "Error")
         if state == "Error":

@@ -59,17 +59,16 @@ def build_report(polls, hours, zones, now_us=None):
     active = polls["active"].to_numpy(dtype=bool)
     now_us = int(instant.max()) if now_us is None else int(now_us)
 
-    order = _by_store_then_time(store, instant)
+    order = _PollOrder(store, instant, len(store_ids))
     zone_codes, zone_list, warnings = _store_zones(stores, zones)
     hours = _hours_of(stores, hours)
 
     # Stores are independent given `now`: work through them in chunks of about
     # CHUNK_POLLS polls, so that every temporary array stays small enough for the CPU
     # caches. One pass over 25 million polls at once is half as fast per poll.
-    polls_before = np.concatenate([[0], np.cumsum(np.bincount(store, minlength=len(store_ids)))])
     seconds = np.zeros((len(COLUMNS), len(store_ids)))
-    for first, last in _store_chunks(polls_before, CHUNK_POLLS):
-        rows = order[polls_before[first]:polls_before[last]]
+    for first, last in _store_chunks(order.polls_before, CHUNK_POLLS):
+        rows = order.rows(first, last)
         hours_from, hours_to = np.searchsorted(hours["store"], [first, last])
         seconds[:, first:last] = _report_chunk(
             last - first, zone_codes[first:last], zone_list,
@@ -143,30 +142,42 @@ def uptime_by_window(timeline, business, store, active, span_start, span_end,
     return up, down
 
 
-def _by_store_then_time(store, instant):
-    """The order sorting polls by store, then instant.
+class _PollOrder:
+    """Which polls belong to a range of stores, in time order.
 
     Databases usually return a store's polls together and in time order (SQLite in its
-    primary-key order); then only whole runs need reordering, which takes linear time.
-    Otherwise one stable sort of a combined int64 key is still ten times faster than
-    `np.lexsort`; the key fits unless the polls span centuries.
+    primary-key order); then each store's polls are one run of the input, and the rows of
+    a range of stores are found from the runs alone. Otherwise one stable sort of a
+    combined int64 key orders everything (ten times faster than `np.lexsort`; the key fits
+    unless the polls span centuries).
     """
-    new_store = store[1:] != store[:-1]
-    run_start = np.concatenate([[0], np.flatnonzero(new_store) + 1])
-    in_time_order = bool(np.all((instant[1:] > instant[:-1]) | new_store))
-    if in_time_order and len(run_start) == len(np.unique(store[run_start])):
-        run_length = np.diff(run_start, append=len(store))
-        by_store = np.argsort(store[run_start], kind="stable")
-        length = run_length[by_store]
-        shift = run_start[by_store] - (np.cumsum(length) - length)
-        order = np.repeat(shift, length)
-        order += np.arange(len(store))
-        return order
-    first = instant.min()
-    span = int(instant.max() - first) + 1
-    if (int(store.max()) + 1) * span >= 2**62:
-        return np.lexsort((instant, store))
-    return np.argsort(store.astype(np.int64) * span + (instant - first), kind="stable")
+
+    def __init__(self, store, instant, n_stores):
+        count = np.bincount(store, minlength=n_stores)
+        self.polls_before = np.concatenate([[0], np.cumsum(count)])
+        new_store = store[1:] != store[:-1]
+        run_start = np.concatenate([[0], np.flatnonzero(new_store) + 1])
+        self._order = None
+        if len(run_start) == n_stores and np.all((instant[1:] > instant[:-1]) | new_store):
+            self._run_start = np.empty(n_stores, dtype=np.int64)
+            self._run_start[store[run_start]] = run_start
+            self._count = count
+        else:
+            first = instant.min()
+            span = int(instant.max() - first) + 1
+            if n_stores * span >= 2**62:
+                self._order = np.lexsort((instant, store))
+            else:
+                self._order = np.argsort(store.astype(np.int64) * span + (instant - first),
+                                         kind="stable")
+
+    def rows(self, first, last):
+        """Input positions of the polls of stores ``first .. last - 1``, sorted."""
+        if self._order is not None:
+            return self._order[self.polls_before[first]:self.polls_before[last]]
+        count = self._count[first:last]
+        shift = self._run_start[first:last] - (np.cumsum(count) - count)
+        return np.repeat(shift, count) + np.arange(count.sum())
 
 
 class _StoreCodes:
