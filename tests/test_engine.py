@@ -181,3 +181,8 @@ def test_rows_are_sorted_by_store_id_as_text():
 def test_no_polls_no_rows():
     frame, _ = report([])
     assert len(frame) == 0
+
+
+def test_now_before_the_latest_poll_is_refused():
+    with pytest.raises(ValueError, match="now_us"):
+        report([("s", "2023-01-25 12:00", "active")], now="2023-01-25 11:00")

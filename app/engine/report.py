@@ -44,7 +44,7 @@ def build_report(polls, hours, zones, now_us=None):
     zones : DataFrame
         ``store_id``, ``timezone_str``; at most one row per store.
     now_us : int, optional
-        The report's `now` [µs, UTC]; by default the latest poll.
+        The report's `now` [µs, UTC]: the latest poll (the default) or later.
 
     Returns
     -------
@@ -58,6 +58,8 @@ def build_report(polls, hours, zones, now_us=None):
     instant = polls["timestamp_us"].to_numpy(dtype=np.int64)
     active = polls["active"].to_numpy(dtype=bool)
     now_us = int(instant.max()) if now_us is None else int(now_us)
+    if now_us < instant.max():
+        raise ValueError("now_us: earlier than the latest poll")
 
     order = _PollOrder(store, instant, len(store_ids))
     zone_codes, zone_list, warnings = _store_zones(stores, zones)
