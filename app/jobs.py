@@ -27,6 +27,7 @@ from .snapshot import read_snapshot
 
 log = logging.getLogger(__name__)
 
+LOGGED_WARNINGS = 5  # per report; the rest are counted
 INTERRUPTED = "interrupted: the process computing this report stopped before it finished"
 # A random part tells apart processes that reuse a pid (after a restart, say).
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -43,8 +44,11 @@ def compute_csv(progress=None):
     progress(0.4)
     result = build_report(snapshot.polls, snapshot.hours, snapshot.zones)
     progress(0.8)
-    for row in result.warnings.itertuples():
+    warnings = result.warnings
+    for row in warnings.head(LOGGED_WARNINGS).itertuples():
         log.warning("store %s: %s", row.store_id, row.message)
+    if len(warnings) > LOGGED_WARNINGS:
+        log.warning("... and %d more stores with data warnings", len(warnings) - LOGGED_WARNINGS)
     return report_csv(result.frame), result
 
 
