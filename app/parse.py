@@ -161,7 +161,8 @@ def _first_problem(index, checks):
     for failed, message, value in checks:
         hit = failed.fillna(True).astype(bool) & ~decided
         if hit.any():
-            reason[hit] = message if value is None else message + " '" + value[hit].astype(str) + "'"
+            quoted = "" if value is None else " '" + value[hit].astype(str) + "'"
+            reason[hit] = message + quoted
             decided |= hit
     return reason
 

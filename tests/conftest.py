@@ -9,6 +9,9 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 
+# Fixtures for real server processes live in servers.py.
+pytest_plugins = ["servers"]
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # The shared folder (SPEC, golden cases, real data) lies beside the repository.
 SHARED_DIR = Path(os.environ.get("STORE_MONITOR_SHARED", PROJECT_DIR.parent / "shared"))

@@ -11,7 +11,7 @@ def test_ingest_prints_counts_and_rejections(runner):
     result = runner.invoke(args=["ingest", str(GOLDEN_DIR / "m_formats_aliases_rejects")])
     assert result.exit_code == 0, result.output
     assert "Status.csv" in result.output and "rejected Status.csv:5:" in result.output
-    line = next(l for l in result.output.splitlines() if l.startswith("Status.csv"))
+    line = next(x for x in result.output.splitlines() if x.startswith("Status.csv"))
     assert line.split()[1:] == ["9", "5", "0", "4"]
 
 

@@ -9,7 +9,6 @@ import requests
 import sqlalchemy as sa
 
 from conftest import PROJECT_DIR
-from servers import server_factory  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.e2e
 

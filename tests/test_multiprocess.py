@@ -13,7 +13,7 @@ import requests
 import sqlalchemy as sa
 
 from conftest import PROJECT_DIR
-from servers import gunicorn, server_factory  # noqa: F401  (a fixture)
+from servers import gunicorn
 
 pytestmark = pytest.mark.e2e
 
