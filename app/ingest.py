@@ -70,11 +70,14 @@ def ingest(path, progress=None, once=False):
         ingest_id = conn.execute(sa.insert(Ingest).values(source=str(path), fingerprint=digest)
                                  ).inserted_primary_key[0]
         summary = IngestSummary(ingest_id, str(path), rejections=_no_rejections())
-        for step, kind in enumerate(sorted(sources)):
+        sizes = {kind: max(source.size, 1) for kind, source in sources.items()}
+        done = 0
+        for kind in sorted(sources):
             source = sources[kind]
 
-            def advance(fraction, step=step, name=source.name):
-                report((step + fraction) / len(sources), f"loading {name}")
+            # Progress by bytes: the status file is nearly all of the work.
+            def advance(fraction, before=done, size=sizes[kind], name=source.name):
+                report((before + fraction * size) / sum(sizes.values()), f"loading {name}")
 
             counts = _LOADERS[kind](conn, ingest_id, source, summary, advance)
             # Every row read is loaded, a duplicate or rejected; anything else is a bug here.
@@ -82,6 +85,7 @@ def ingest(path, progress=None, once=False):
                 raise RuntimeError(f"{source.name}: row accounting does not add up: {counts}")
             summary.files.append(counts)
             conn.execute(sa.insert(IngestFile).values(ingest_id=ingest_id, **vars(counts)))
+            done += sizes[kind]
         report(1.0, "done")
     log.info("ingest %s of %s: %s", ingest_id, path,
              "; ".join(f"{f.name}: {f.read} read, {f.loaded} loaded, {f.duplicate} duplicate, "

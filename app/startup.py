@@ -17,14 +17,18 @@ def prepare(app):
     with app.app_context():
         jobs.recover_interrupted()
         path = app.config["STORE_DATA"]
-        if not path:
+        if path:
+            _load(path)
+        else:
             log.info("STORE_DATA is empty: no data loaded at start")
-            return
-        try:
-            summary = ingest(path, once=True)
-        except IngestError as exc:
-            raise SystemExit(f"cannot load STORE_DATA: {exc}") from None
-        if not summary.skipped:
-            log.info("loaded %s: %d rows rejected", path, summary.rejected)
     # Reports queued while no process was serving are picked up now.
     app.extensions["report_runner"].wake()
+
+
+def _load(path):
+    try:
+        summary = ingest(path, once=True)
+    except IngestError as exc:
+        raise SystemExit(f"cannot load STORE_DATA: {exc}") from None
+    if not summary.skipped:
+        log.info("loaded %s: %d rows rejected", path, summary.rejected)
