@@ -129,8 +129,9 @@ def _load_status(conn, ingest_id, source, summary, progress):
         bulk.upsert_status(conn, unique["store_pk"].to_numpy(),
                            unique["timestamp_us"].to_numpy(), unique["active"].to_numpy())
         _keep_rejections(conn, ingest_id, parsed, summary)
-        read, valid, rejected = read + parsed.read, valid + len(rows), rejected + len(
-            parsed.rejected)
+        read += parsed.read
+        valid += len(rows)
+        rejected += len(parsed.rejected)
     loaded = bulk.count_rows(conn, "store_status") - before
     return FileCounts("status", source.name, read, loaded, valid - loaded, rejected)
 

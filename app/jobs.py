@@ -29,8 +29,16 @@ log = logging.getLogger(__name__)
 
 LOGGED_WARNINGS = 5  # per report; the rest are counted
 INTERRUPTED = "interrupted: the process computing this report stopped before it finished"
-# A random part tells apart processes that reuse a pid (after a restart, say).
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+_WORKER_IDS = {}
+
+
+def worker_id():
+    """This process's name in `report.worker`: host, pid, and a random part that tells apart
+    processes reusing a pid. Worked out per pid, so a forked child gets its own."""
+    pid = os.getpid()
+    if pid not in _WORKER_IDS:
+        _WORKER_IDS[pid] = f"{socket.gethostname()}:{pid}:{uuid.uuid4().hex[:8]}"
+    return _WORKER_IDS[pid]
 
 
 def init_app(app):
@@ -103,7 +111,7 @@ def _lease_expired(heartbeat_at):
 def _owner_is_dead(worker):
     """True when `worker` names a process of this host that no longer exists."""
     host, pid, _token = (worker.split(":") + ["", ""])[:3]
-    if host != socket.gethostname() or not pid.isdigit() or worker == WORKER_ID:
+    if host != socket.gethostname() or not pid.isdigit() or worker == worker_id():
         return False
     try:
         os.kill(int(pid), 0)
@@ -129,14 +137,14 @@ def claim_next():
         return conn.execute(
             sa.update(Report)
             .where(Report.id == oldest.scalar_subquery(), Report.worker.is_(None))
-            .values(worker=WORKER_ID, started_at=now, heartbeat_at=now, progress=0.05)
+            .values(worker=worker_id(), started_at=now, heartbeat_at=now, progress=0.05)
             .returning(Report.id)).scalar()
 
 
 def run_report(report_id):
     """Compute a report this process has claimed; whatever happens, it leaves Running."""
     began = time.monotonic()
-    log.info("report %s started by %s", report_id, WORKER_ID)
+    log.info("report %s started by %s", report_id, worker_id())
     try:
         text, result = compute_csv(lambda f: _update(report_id, progress=f))
         done = _update(report_id, status=Report.COMPLETE, csv=text,
@@ -159,7 +167,7 @@ def _update(report_id, **values):
     values.setdefault("heartbeat_at", utcnow())
     with db.engine.begin() as conn:
         changed = conn.execute(sa.update(Report).where(
-            Report.id == report_id, Report.worker == WORKER_ID, Report.status == Report.RUNNING
+            Report.id == report_id, Report.worker == worker_id(), Report.status == Report.RUNNING
         ).values(**values)).rowcount
     return changed == 1
 
@@ -218,7 +226,7 @@ class ReportRunner:
     def _renew_and_recover(self):
         with db.engine.begin() as conn:
             conn.execute(sa.update(Report)
-                         .where(Report.worker == WORKER_ID, Report.status == Report.RUNNING)
+                         .where(Report.worker == worker_id(), Report.status == Report.RUNNING)
                          .values(heartbeat_at=utcnow()))
         recover_interrupted()
         unclaimed = db.session.execute(sa.select(Report.id).where(
