@@ -104,21 +104,23 @@ def insert_rows(conn, table, names, columns):
                            f"{_marks(conn, len(names))}", columns)
 
 
-def store_pks(conn, store_ids):
+def store_pks(conn, store_ids, known=None):
     """Map store ids to `store.id`, registering the ids not seen before.
 
-    Returns a Series of primary keys indexed by store id.
+    `known` is the Series this function returned before in the same transaction, if any;
+    the table is read again only when ids are new. Returns a Series of primary keys indexed
+    by store id.
     """
-    def known():
+    def read_all():
         rows = conn.execute(sa.text("SELECT store_id, id FROM store")).all()
         return pd.Series([r[1] for r in rows], index=pd.Index([r[0] for r in rows], dtype=object),
                          dtype=np.int64)
 
-    pks = known()
+    pks = read_all() if known is None else known
     new = pd.Index(store_ids, dtype=object).difference(pks.index)
     if len(new):
         _upsert(conn, "store", ["store_id"], [new.to_numpy()], key=["store_id"])
-        pks = known()
+        pks = read_all()
     return pks
 
 

@@ -70,6 +70,7 @@ def ingest(path, progress=None, once=False):
         ingest_id = conn.execute(sa.insert(Ingest).values(source=str(path), fingerprint=digest)
                                  ).inserted_primary_key[0]
         summary = IngestSummary(ingest_id, str(path), rejections=_no_rejections())
+        load = _Load(conn, ingest_id, summary)
         sizes = {kind: max(source.size, 1) for kind, source in sources.items()}
         done = 0
         for kind in sorted(sources):
@@ -79,7 +80,7 @@ def ingest(path, progress=None, once=False):
             def advance(fraction, before=done, size=sizes[kind], name=source.name):
                 report((before + fraction * size) / sum(sizes.values()), f"loading {name}")
 
-            counts = _LOADERS[kind](conn, ingest_id, source, summary, advance)
+            counts = _LOADERS[kind](load, source, advance)
             # Every row read is loaded, a duplicate or rejected; anything else is a bug here.
             if counts.loaded + counts.duplicate + counts.rejected != counts.read:
                 raise RuntimeError(f"{source.name}: row accounting does not add up: {counts}")
@@ -98,65 +99,77 @@ def _no_rejections():
                          "reason": pd.Series(dtype=object)})
 
 
-def _keep_rejections(conn, ingest_id, parsed, summary):
-    """Store a file's rejected rows; the summary keeps the first ones for display."""
-    rejected = parsed.rejected
-    bulk.insert_rows(conn, "ingest_rejection", ["ingest_id", "file", "line", "reason"],
-                     [np.full(len(rejected), ingest_id), rejected["file"], rejected["line"],
-                      rejected["reason"]])
-    if len(summary.rejections) < SHOWN_REJECTIONS:
-        summary.rejections = pd.concat([summary.rejections, rejected.head(SHOWN_REJECTIONS)],
-                                       ignore_index=True)
+@dataclass
+class _Load:
+    """One ingest in progress: its transaction, its record, and the store keys known so far
+    (kept from block to block, so the `store` table is read again only for new stores)."""
+
+    conn: sa.Connection
+    ingest_id: int
+    summary: IngestSummary
+    store_keys: pd.Series | None = None
+
+    def with_store_pks(self, rows):
+        """`rows` with the `store.id` of each `store_id`, registering new stores."""
+        self.store_keys = bulk.store_pks(self.conn, pd.unique(rows["store_id"]),
+                                         self.store_keys)
+        keys = self.store_keys
+        return rows.assign(store_pk=keys.to_numpy()[keys.index.get_indexer(rows["store_id"])])
+
+    def keep_rejections(self, parsed):
+        """Store rejected rows; the summary keeps the first ones for display."""
+        rejected, summary = parsed.rejected, self.summary
+        bulk.insert_rows(self.conn, "ingest_rejection", ["ingest_id", "file", "line", "reason"],
+                         [np.full(len(rejected), self.ingest_id), rejected["file"],
+                          rejected["line"], rejected["reason"]])
+        if len(summary.rejections) < SHOWN_REJECTIONS:
+            summary.rejections = pd.concat([summary.rejections,
+                                            rejected.head(SHOWN_REJECTIONS)], ignore_index=True)
 
 
-def _with_store_pks(conn, rows):
-    pks = bulk.store_pks(conn, pd.unique(rows["store_id"]))
-    return rows.assign(store_pk=pks.to_numpy()[pks.index.get_indexer(rows["store_id"])])
-
-
-def _load_status(conn, ingest_id, source, summary, progress):
+def _load_status(load, source, progress):
     """Upsert polls block by block; the last row for a store and instant wins.
 
     Rows already present (from earlier in the file or an earlier ingest) are duplicates:
     the rows that were new are counted by the table's growth, exact under the ingest lock.
     """
-    before = bulk.count_rows(conn, "store_status")
+    before = bulk.count_rows(load.conn, "store_status")
     read = valid = rejected = 0
     for parsed in parse_batches(source, progress):
-        rows = _with_store_pks(conn, parsed.rows)
+        rows = load.with_store_pks(parsed.rows)
         unique = rows.drop_duplicates(["store_pk", "timestamp_us"], keep="last")
         unique = unique.sort_values(["store_pk", "timestamp_us"])
-        bulk.upsert_status(conn, unique["store_pk"].to_numpy(),
+        bulk.upsert_status(load.conn, unique["store_pk"].to_numpy(),
                            unique["timestamp_us"].to_numpy(), unique["active"].to_numpy())
-        _keep_rejections(conn, ingest_id, parsed, summary)
+        load.keep_rejections(parsed)
         read += parsed.read
         valid += len(rows)
         rejected += len(parsed.rejected)
-    loaded = bulk.count_rows(conn, "store_status") - before
+    loaded = bulk.count_rows(load.conn, "store_status") - before
     return FileCounts("status", source.name, read, loaded, valid - loaded, rejected)
 
 
-def _load_hours(conn, ingest_id, source, summary, progress):
+def _load_hours(load, source, progress):
     """Replace the hours of every store the file names; identical rows count once."""
     parsed = parse_file(source)
-    rows = _with_store_pks(conn, parsed.rows)
+    rows = load.with_store_pks(parsed.rows)
     unique = rows.drop_duplicates(["store_pk", "day_of_week", "start_local_s", "end_local_s"])
-    bulk.replace_hours(conn, unique["store_pk"].unique(),
+    bulk.replace_hours(load.conn, unique["store_pk"].unique(),
                        [unique[c] for c in ("store_pk", "day_of_week",
                                             "start_local_s", "end_local_s")])
-    _keep_rejections(conn, ingest_id, parsed, summary)
+    load.keep_rejections(parsed)
     progress(1.0)
     return FileCounts("hours", source.name, parsed.read, len(unique), len(rows) - len(unique),
                       len(parsed.rejected))
 
 
-def _load_timezone(conn, ingest_id, source, summary, progress):
+def _load_timezone(load, source, progress):
     """Set each named store's zone; with several rows for a store the last one counts."""
     parsed = parse_file(source)
-    rows = _with_store_pks(conn, parsed.rows)
+    rows = load.with_store_pks(parsed.rows)
     unique = rows.drop_duplicates("store_pk", keep="last")
-    bulk.upsert_timezones(conn, unique["store_pk"], unique["timezone_str"])
-    _keep_rejections(conn, ingest_id, parsed, summary)
+    bulk.upsert_timezones(load.conn, unique["store_pk"], unique["timezone_str"])
+    load.keep_rejections(parsed)
     progress(1.0)
     return FileCounts("timezone", source.name, parsed.read, len(unique),
                       len(rows) - len(unique), len(parsed.rejected))

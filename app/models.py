@@ -82,7 +82,6 @@ class Ingest(db.Model):
     source = db.Column(db.String, nullable=False)
     fingerprint = db.Column(db.String(64), nullable=False, index=True)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
-    files = db.relationship("IngestFile", backref="ingest", order_by="IngestFile.id")
 
 
 class IngestFile(db.Model):

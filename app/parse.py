@@ -40,10 +40,8 @@ BLOCK_BYTES = 64 << 20
 
 @dataclass
 class Parsed:
-    """Valid rows of one file (with their `line`), its rejections, and the rows read."""
+    """Valid rows of a file or block (with their `line`), its rejections, and the rows read."""
 
-    kind: str
-    name: str
     rows: pd.DataFrame
     rejected: pd.DataFrame
     read: int
@@ -167,8 +165,9 @@ def _first_problem(index, checks):
     return reason
 
 
-def parse_status(name, frame, read_rejected):
-    """Valid polls: `store_id` (text), `timestamp_us` (UTC), `active` (bool), `line`."""
+def parse_status(name, frame):
+    """``(valid, rejected)`` polls; valid ones have `store_id` (text), `timestamp_us` (UTC),
+    `active` (bool) and `line`."""
     store_id = frame["store_id"].str.strip()
     text = frame["timestamp_utc"].str.strip()
     instant = pd.to_datetime(_without_utc_suffix(text), format="ISO8601", utc=True,
@@ -182,13 +181,12 @@ def parse_status(name, frame, read_rejected):
     rows = pd.DataFrame({"store_id": store_id.astype(object), "line": frame["line"]})
     rows["timestamp_us"] = _micros(instant)
     rows["active"] = active.fillna(False).astype(bool)
-    good, rejected = _split(name, rows, reason)
-    return Parsed("status", name, good, pd.concat([read_rejected, rejected]),
-                  len(frame) + len(read_rejected))
+    return _split(name, rows, reason)
 
 
-def parse_hours(name, frame, read_rejected):
-    """Valid hours: `store_id`, `day_of_week` (0 = Monday), `start_local_s`, `end_local_s`."""
+def parse_hours(name, frame):
+    """``(valid, rejected)`` hours rows; valid ones have `store_id`, `day_of_week`
+    (0 = Monday), `start_local_s`, `end_local_s` and `line`."""
     store_id = frame["store_id"].str.strip()
     day_text = frame["day_of_week"].str.strip()
     day = pd.to_numeric(day_text.where(day_text.str.fullmatch(r"-?\d+"), None), errors="coerce")
@@ -204,20 +202,17 @@ def parse_hours(name, frame, read_rejected):
                          "day_of_week": day.fillna(0).astype(np.int16),
                          "start_local_s": start.fillna(0).astype(np.int32),
                          "end_local_s": end.fillna(0).astype(np.int32)})
-    good, rejected = _split(name, rows, reason)
-    return Parsed("hours", name, good, pd.concat([read_rejected, rejected]),
-                  len(frame) + len(read_rejected))
+    return _split(name, rows, reason)
 
 
-def parse_timezone(name, frame, read_rejected):
-    """Valid zone rows: `store_id`, `timezone_str` (kept as given, even when unknown)."""
+def parse_timezone(name, frame):
+    """``(valid, rejected)`` zone rows; valid ones have `store_id`, `timezone_str` (kept as
+    given, even when unknown) and `line`."""
     store_id = frame["store_id"].str.strip()
     reason = _first_problem(frame.index, [(store_id == "", "empty store_id", None)])
     rows = pd.DataFrame({"store_id": store_id.astype(object), "line": frame["line"],
                          "timezone_str": frame["timezone_str"].str.strip().astype(object)})
-    good, rejected = _split(name, rows, reason)
-    return Parsed("timezone", name, good, pd.concat([read_rejected, rejected]),
-                  len(frame) + len(read_rejected))
+    return _split(name, rows, reason)
 
 
 PARSERS = {"status": parse_status, "hours": parse_hours, "timezone": parse_timezone}
@@ -237,7 +232,9 @@ def parse_batches(source, progress=None):
     size = max(source.size, 1)
     with source.open() as stream:
         for frame, read_rejected in read_batches(stream, source.name, source.kind):
-            yield PARSERS[source.kind](source.name, frame, read_rejected)
+            rows, rejected = PARSERS[source.kind](source.name, frame)
+            yield Parsed(rows, pd.concat([read_rejected, rejected], ignore_index=True),
+                         len(frame) + len(read_rejected))
             if progress:
                 progress(min(1.0, stream.tell() / size))
 
@@ -245,8 +242,7 @@ def parse_batches(source, progress=None):
 def parse_file(source):
     """Read and validate one `SourceFile` whole (for files that fit in memory)."""
     parts = list(parse_batches(source))
-    return Parsed(source.kind, source.name,
-                  pd.concat([p.rows for p in parts], ignore_index=True),
+    return Parsed(pd.concat([p.rows for p in parts], ignore_index=True),
                   pd.concat([p.rejected for p in parts], ignore_index=True),
                   sum(p.read for p in parts))
 

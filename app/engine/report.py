@@ -27,7 +27,6 @@ class ReportResult:
 
     frame: pd.DataFrame
     warnings: pd.DataFrame  # store_id, message
-    now_us: int | None
 
 
 def build_report(polls, hours, zones, now_us=None):
@@ -52,7 +51,7 @@ def build_report(polls, hours, zones, now_us=None):
     """
     if len(polls) == 0:
         return ReportResult(pd.DataFrame(columns=["store_id", *COLUMNS]),
-                            pd.DataFrame(columns=["store_id", "message"]), None)
+                            pd.DataFrame(columns=["store_id", "message"]))
     stores = _StoreCodes(polls["store_id"])
     store_ids, store = stores.ids, stores.polls
     instant = polls["timestamp_us"].to_numpy(dtype=np.int64)
@@ -78,7 +77,7 @@ def build_report(polls, hours, zones, now_us=None):
             {name: column[hours_from:hours_to] - (first if name == "store" else 0)
              for name, column in hours.items()}, now_us)
     frame = pd.DataFrame({"store_id": store_ids, **dict(zip(COLUMNS, seconds))})
-    return ReportResult(frame, warnings, now_us)
+    return ReportResult(frame, warnings)
 
 
 def _store_chunks(polls_before, size):
