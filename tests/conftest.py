@@ -13,10 +13,13 @@ from app import create_app
 pytest_plugins = ["servers"]
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-# The shared folder (SPEC, golden cases, real data) lies beside the repository.
-SHARED_DIR = Path(os.environ.get("STORE_MONITOR_SHARED", PROJECT_DIR.parent / "shared"))
-GOLDEN_DIR = SHARED_DIR / "golden"
-LOOP_DATA_DIR = SHARED_DIR / "data" / "loop-2023"
+# Golden cases and the real 2023 sample files travel with the repository.
+GOLDEN_DIR = PROJECT_DIR / "tests" / "golden"
+LOOP_DATA_DIR = PROJECT_DIR / "tests" / "data" / "loop-2023"
+# A shared folder beside the repository (as in CI) may hold golden cases added after the
+# copy in tests/golden; only its golden/ folder is read, by test_golden.py. It is optional.
+SHARED_GOLDEN_DIR = Path(
+    os.environ.get("STORE_MONITOR_SHARED", PROJECT_DIR.parent / "shared")) / "golden"
 BUNDLED_DATA = PROJECT_DIR / "data" / "store-monitoring-data.zip"
 
 

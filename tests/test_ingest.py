@@ -30,7 +30,7 @@ def counts(summary):
 
 
 def test_aliases_formats_and_rejections_of_golden_case_m(app):
-    # Counts stated in ../shared/golden/m_formats_aliases_rejects/README.md.
+    # Counts worked out by hand for case m (tests/golden/README.md).
     with app.app_context():
         summary = ingest(GOLDEN_DIR / "m_formats_aliases_rejects")
         rejected = {(r.file, r.line): r.reason for r in summary.rejections.itertuples()}
