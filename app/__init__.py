@@ -4,14 +4,17 @@ import logging
 import sys
 from pathlib import Path
 
-from flask import Flask
+from apiflask import APIFlask
 
+from . import openapi
 from .config import Config
 
 
 def create_app(test_config=None):
     """Build an app from `Config`, with `test_config` (a mapping) overriding it."""
-    app = Flask(__name__, instance_relative_config=True)
+    app = APIFlask(__name__, title=openapi.TITLE, version=openapi.VERSION,
+                   docs_oauth2_redirect_path=None,
+                   instance_relative_config=True)
     app.config.from_object(Config)
     if test_config:
         app.config.from_mapping(test_config)
@@ -24,6 +27,7 @@ def create_app(test_config=None):
     database.init_app(app)
     jobs.init_app(app)
     errors.init_app(app)
+    openapi.init_app(app)
     cli.init_app(app)
     app.register_blueprint(api.bp)
     return app

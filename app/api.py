@@ -1,65 +1,81 @@
 """HTTP API of SPEC §3: trigger a report, then poll for it."""
 
-import uuid
-
-from flask import Blueprint, Response, abort, jsonify, request, url_for
+from apiflask import APIBlueprint
+from apiflask.fields import String
+from apiflask.validators import OneOf
+from flask import Response, abort, request, url_for
 
 from . import jobs
 from .models import Report
+from .schemas import REPORT_STATES, Health, ReportCreated, ReportQuery, ReportState
 
-bp = Blueprint("api", __name__)
+bp = APIBlueprint("api", __name__, tag="Reports")
+
+_REPORT_STATUS_HEADER = {"X-Report-Status": String(
+    required=True, validate=OneOf(REPORT_STATES), metadata={"description": "the report's state"})}
 
 
 @bp.post("/trigger_report")
+@bp.output(ReportCreated, status_code=202, description="Queued; poll the Location",
+           headers={"Location": String(required=True, metadata={"description": "where to poll"})},
+           links={"poll": {"operationId": "getReport",
+                           "parameters": {"report_id": "$response.body#/report_id"}}})
+@bp.doc(operation_id="triggerReport")
 def trigger_report():
+    """Start a report
+
+    The report is computed in the background from one consistent snapshot of the data.
+    """
     report_id = jobs.start_report()
     location = url_for("api.get_report", report_id=report_id)
-    return jsonify(report_id=report_id), 202, {"Location": location}
+    return {"report_id": report_id}, 202, {"Location": location}
 
 
 @bp.get("/get_report")
-def get_report():
-    report_id = _report_id_arg()
+@bp.input(ReportQuery, location="query", arg_name="query")
+@bp.output(ReportState, description="The report's state as JSON, or its CSV once Complete",
+           headers=_REPORT_STATUS_HEADER)
+@bp.doc(operation_id="getReport", responses={
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+    404: "No report with this id",
+})
+def get_report(query):
+    """Poll a report
+
+    While it runs: its status and progress. When Complete: the CSV (`text/csv`, as an
+    attachment), or JSON with a download link for clients that ask for `application/json`
+    (or `format=json`). When it failed: status Error and why.
+    """
+    report_id = str(query["report_id"])
     report = jobs.get_report(report_id)
     if report is None:
         abort(404, f"no report with id {report_id}")
     headers = {"X-Report-Status": report.status}
     if report.status == Report.RUNNING:
-        return jsonify(status=report.status, progress=round(report.progress, 2)), headers
+        return {"status": report.status, "progress": round(report.progress, 2)}, headers
     if report.status == Report.ERROR:
-        return jsonify(status=report.status, error=report.error), headers
-    if _wants_json():
-        return jsonify(status=report.status, report_id=report.id, rows=report.row_count,
-                       created_at=report.created_at.isoformat() + "Z",
-                       finished_at=report.finished_at.isoformat() + "Z",
-                       download_url=url_for("api.get_report", report_id=report.id,
-                                            format="csv", _external=True)), headers
+        return {"status": report.status, "error": report.error}, headers
+    if _wants_json(query.get("format")):
+        return {"status": report.status, "report_id": report.id, "rows": report.row_count,
+                "created_at": report.created_at.isoformat() + "Z",
+                "finished_at": report.finished_at.isoformat() + "Z",
+                "download_url": url_for("api.get_report", report_id=report.id,
+                                        format="csv", _external=True)}, headers
     headers["Content-Disposition"] = f'attachment; filename="report-{report.id}.csv"'
     return Response(report.csv, mimetype="text/csv", headers=headers)
 
 
 @bp.get("/health")
+@bp.output(Health)
+@bp.doc(tags=["Service"])
 def health():
-    return jsonify(status="ok")
+    """Is the service up"""
+    return {"status": "ok"}
 
 
-def _report_id_arg():
-    """The `report_id` query argument as a canonical UUID string, or a 400 answer."""
-    raw = request.args.get("report_id", "").strip()
-    if not raw:
-        abort(400, "the query argument report_id is required")
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        abort(400, f"report_id {raw[:100]!r} is not a valid report id (a UUID)")
-
-
-def _wants_json():
-    """`?format=` decides when given; otherwise the Accept header (CSV unless JSON is preferred)."""
-    chosen = request.args.get("format")
-    if chosen in ("json", "csv"):
-        return chosen == "json"
+def _wants_json(chosen):
+    """`format` decides when given; otherwise the Accept header (CSV unless JSON is preferred)."""
     if chosen is not None:
-        abort(400, "format must be csv or json")
+        return chosen == "json"
     return request.accept_mimetypes.best_match(["text/csv", "application/json"]) \
         == "application/json"

@@ -2,7 +2,6 @@
 
 import logging
 
-from flask import jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -11,19 +10,26 @@ from .extensions import db
 log = logging.getLogger(__name__)
 
 
-def error_response(status, message=None):
+def error_response(status, message=None, headers=None):
     body = {"error": HTTP_STATUS_CODES.get(status, "Unknown error")}
     if message:
         body["message"] = message
-    response = jsonify(body)
-    response.status_code = status
-    return response
+    return body, status, headers or {}
 
 
 def init_app(app):
+    @app.error_processor
+    def handle_api_error(error):
+        # APIFlask's errors: request validation (detail says which field) and apiflask.abort.
+        message = _flatten(error.detail) if error.detail else error.message
+        return error_response(error.status_code, message, error.headers)
+
+    # Replaces APIFlask's own handler for Werkzeug's exceptions, which would drop their
+    # description (the useful part: "no report with id ...", the upload limit, ...).
     @app.errorhandler(HTTPException)
     def handle_http_exception(exc):
-        return error_response(exc.code, exc.description)
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return error_response(exc.code, exc.description, headers)
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc):
@@ -31,3 +37,22 @@ def init_app(app):
         log.error("unhandled error", exc_info=exc)
         db.session.rollback()
         return error_response(500, InternalServerError.description)
+
+
+def _flatten(detail):
+    """Validation details ({location: {field: [messages]}}) as one line."""
+    parts = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, path if key in ("_schema", "json", "query", "form", "files",
+                                            "headers") else [*path, str(key)])
+        elif isinstance(node, (list, tuple)):
+            for item in node:
+                walk(item, path)
+        else:
+            parts.append(f"{'.'.join(path)}: {node}" if path else str(node))
+
+    walk(detail, [])
+    return "; ".join(parts)[:500]
