@@ -32,6 +32,8 @@ class Config:
     # A Running report whose heartbeat is older than this is taken as interrupted.
     STALE_REPORT_SECONDS = float(os.environ.get("STALE_REPORT_SECONDS", "120"))
     HEARTBEAT_SECONDS = float(os.environ.get("HEARTBEAT_SECONDS", "5"))
+    # Ingest refuses a file with a line longer than this (bytes), before reading it whole.
+    MAX_LINE_BYTES = int(os.environ.get("MAX_LINE_BYTES", str(1 << 20)))
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # Logs go to standard error, so that `flask report --out -` writes only CSV to stdout;
     # LOG_TO_STDOUT=1 sends them to standard output, LOG_FILE to a file instead.

@@ -13,7 +13,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from flask import current_app, has_app_context
 
+from .inputstream import DEFAULT_MAX_LINE_BYTES, CheckedStream
 from .sources import IngestError
 
 # Lower-cased header name -> canonical column name.
@@ -55,6 +57,7 @@ def read_batches(stream, name, kind):
     bounded by the block size, whatever the size of the file. Raises `IngestError` when the
     file is not CSV or lacks a required column.
     """
+    stream = CheckedStream(stream, name, max_line_bytes())
     placeholders, keep = _columns(stream, name, kind)
     bad_lines, reasons = [], []
 
@@ -93,6 +96,7 @@ def _blocks(stream, placeholders, on_invalid_row, name):
     if not stream.peek(1):  # a header and nothing else
         yield pa.record_batch({p: pa.array([], pa.string()) for p in placeholders})
         return
+    reader = None
     try:
         reader = pacsv.open_csv(
             stream,
@@ -107,19 +111,38 @@ def _blocks(stream, placeholders, on_invalid_row, name):
         )
         yield from reader
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        reason = str(exc).splitlines()[0]
+        reason = _short(str(exc).splitlines()[0])
         raise IngestError(f"{name}: not a readable CSV file ({reason})") from None
+    finally:
+        # Arrow reads ahead on its own thread; it must be out of our stream before we leave
+        # (a failed or abandoned read would otherwise let it run into interpreter exit).
+        stream.stop()
+        if reader is not None:
+            reader.close()
 
 
 def _read_header(stream, name):
-    first = stream.readline()
+    first = stream.readline()  # at most MAX_LINE_BYTES: `stream` refuses longer lines
     if b"\0" in first:
         raise IngestError(f"{name}: not a CSV file (it holds binary data)")
     try:
         text = first.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise IngestError(f"{name}: not a CSV file (its first line is not UTF-8 text)") from None
-    return next(csv.reader([text]), [])
+    try:
+        return next(csv.reader([text]), [])
+    except csv.Error as exc:
+        raise IngestError(f"{name}: not a readable CSV header ({_short(str(exc))})") from None
+
+
+def max_line_bytes():
+    """The line length limit: the app's `MAX_LINE_BYTES`, or the default outside an app."""
+    return current_app.config["MAX_LINE_BYTES"] if has_app_context() else DEFAULT_MAX_LINE_BYTES
+
+
+def _short(text, limit=200):
+    """`text` cut to `limit` characters: messages quote input, which may be huge."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _good_row_lines(start, count, bad_lines):
@@ -159,7 +182,7 @@ def _first_problem(index, checks):
     for failed, message, value in checks:
         hit = failed.fillna(True).astype(bool) & ~decided
         if hit.any():
-            quoted = "" if value is None else " '" + value[hit].astype(str) + "'"
+            quoted = "" if value is None else " '" + value[hit].astype(str).str.slice(0, 100) + "'"
             reason[hit] = message + quoted
             decided |= hit
     return reason
@@ -221,7 +244,8 @@ PARSERS = {"status": parse_status, "hours": parse_hours, "timezone": parse_timez
 def check_columns(source):
     """Raise `IngestError` unless the file's header names every required column."""
     with source.open() as stream:
-        _columns(stream, source.name, source.kind)
+        _columns(CheckedStream(stream, source.name, max_line_bytes()), source.name,
+                 source.kind)
 
 
 def parse_batches(source, progress=None):
