@@ -1,4 +1,4 @@
-"""HTTP API of SPEC §3: trigger a report, then poll for it."""
+"""The HTTP API (README, "API"): trigger a report, then poll for it."""
 
 from apiflask import APIBlueprint
 from apiflask.fields import String

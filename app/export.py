@@ -1,4 +1,4 @@
-"""Report frame -> CSV text in the exact format of SPEC §2."""
+"""Report frame -> CSV text in the exact format of docs/report.md ("Rows, units and rounding")."""
 
 import io
 
@@ -13,7 +13,7 @@ _UNITS = {f"{kind}_last_{window}_s": 60.0 if window == "hour" else 3600.0
 
 
 def report_csv(frame: pd.DataFrame) -> str:
-    """CSV text with the SPEC header, rows sorted by store_id as strings, 2 decimals."""
+    """CSV text with the report header, rows sorted by store_id as strings, 2 decimals."""
     out = pd.DataFrame({"store_id": frame["store_id"].astype(str)})
     for name, (column, seconds) in zip(HEADER[1:], _UNITS.items()):
         # Adding 0.0 turns a -0.0 into 0.0, so no cell reads "-0.00".

@@ -1,7 +1,7 @@
-"""A deliberately simple reading of SPEC §2, one store at a time, for checking the engine.
+"""A deliberately simple reading of docs/report.md, one store at a time, to check the engine.
 
 It shares no code with `app.engine`: wall times become UTC through `datetime` and `zoneinfo`
-exactly as the SPEC words it (fold=0), intervals are Python lists, and midpoints are exact
+exactly as docs/report.md words it (fold=0), intervals are Python lists, and midpoints are exact
 fractions. It is slow on purpose; use it on small data.
 """
 

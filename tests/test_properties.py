@@ -1,6 +1,6 @@
 """Properties of the engine on many random small data sets (hypothesis).
 
-The expected values come from `reference.py`, a loop-per-store reading of SPEC §2 that
+The expected values come from `reference.py`, a loop-per-store reading of docs/report.md that
 shares no code with the engine.
 """
 

@@ -68,12 +68,13 @@ def local_to_utc(wall_us, zone):
 
     Notes
     -----
-    SPEC §2 fixes the DST policy to PEP 495's ``fold=0``: a wall time that occurs twice
-    (fall back) is its first occurrence, and one that does not exist (spring forward) is
-    read with the offset in force before the change. In both cases that is the offset
-    *before* the transition. pandas maps every other wall time to its single instant and
-    marks the two kinds of edge time as NaT; those get the offset in force a day earlier,
-    which is the offset before the transition (no zone changes its offset twice in a day).
+    The report's DST policy (docs/report.md, "Clock changes") is PEP 495's ``fold=0``: a
+    wall time that occurs twice (fall back) is its first occurrence, and one that does not
+    exist (spring forward) is read with the offset in force before the change. In both cases
+    that is the offset *before* the transition. pandas maps every other wall time to its
+    single instant and marks the two kinds of edge time as NaT; those get the offset in force
+    a day earlier, which is the offset before the transition (no zone changes its offset
+    twice in a day).
     """
     wall_us = np.asarray(wall_us, dtype=np.int64)
     index = pd.DatetimeIndex(wall_us.view("datetime64[us]"))
