@@ -1,13 +1,24 @@
-"""Bulk statements for ingest: many rows per call, no ORM object per row.
+"""Bulk statements for ingest: whole columns per statement, no Python object per row.
 
-SQLite gets `executemany` of `INSERT ... ON CONFLICT` (it runs in-process, so that is its
-fast path). PostgreSQL gets `COPY` into a temporary table and one set-based
-`INSERT ... SELECT ... ON CONFLICT`: a round trip per statement, not per row.
+Rows go to the database as Arrow columns written in C, then one set-based statement
+(`INSERT ... SELECT ... ON CONFLICT`) puts them in place:
+
+- PostgreSQL: `COPY` (CSV that Arrow writes) into a temporary table, or straight into an
+  empty polls table, where nothing can conflict.
+- SQLite: the ADBC driver writes the columns into a private staging file, which the
+  ingest's own connection attaches. `executemany` would build a Python tuple per row and
+  bind it (about 1.5 µs a row: most of an ingest of millions of polls). The driver brings
+  its own copy of the SQLite library, and two copies must never open the same file (each
+  would drop the other's locks). They do not: the driver alone opens the staging file
+  until it has closed it, then only the ingest connection does.
 """
 
 import io
-from contextlib import contextmanager
+import os
+import tempfile
+from contextlib import closing, contextmanager
 
+import adbc_driver_sqlite.dbapi as adbc_sqlite
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -17,6 +28,10 @@ import sqlalchemy as sa
 from .extensions import db
 
 CHUNK_ROWS = 200_000
+# SQLite: from this many rows on, a staging file written in C beats `executemany`; and
+# at most this many files per transaction (SQLite attaches at most 10 databases).
+STAGE_FILE_ROWS = 20_000
+MAX_STAGING_FILES = 8
 # Any constant works: it only has to be the same for every process of this service.
 _INGEST_LOCK_KEY = 0x53544F5245  # "STORE"
 
@@ -31,32 +46,28 @@ def writing_transaction():
     engine = db.engine
     if engine.dialect.name == "sqlite":
         engine = engine.execution_options(sqlite_begin="IMMEDIATE")
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INGEST_LOCK_KEY})
-        yield conn
+    with engine.connect() as conn:
+        try:
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                                 {"key": _INGEST_LOCK_KEY})
+                yield conn
+        finally:
+            # SQLite only lets go of an attached file once the transaction is over; the
+            # driver's own connection runs it, outside any transaction.
+            if conn.dialect.name == "sqlite":
+                raw = conn.connection.dbapi_connection
+                for row in raw.execute("PRAGMA database_list").fetchall():
+                    if row[1].startswith(_STAGING):
+                        raw.execute(f"DETACH DATABASE {row[1]}")
 
 
 def _is_postgresql(conn):
     return conn.dialect.name == "postgresql"
 
 
-def _marks(conn, count):
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    return "(" + ", ".join([mark] * count) + ")"
-
-
-def _executemany(conn, sql, columns, progress=None):
-    """SQLite: run `sql` once per row, in chunks of plain Python tuples."""
-    total = len(columns[0]) if columns else 0
-    for start in range(0, total, CHUNK_ROWS):
-        rows = list(zip(*(np.asarray(c)[start:start + CHUNK_ROWS].tolist() for c in columns)))
-        conn.exec_driver_sql(sql, rows)
-        if progress:
-            progress(min(1.0, (start + CHUNK_ROWS) / total))
-
-
-def _copy(conn, table, names, columns, progress=None):
+def _copy(conn, table, names, columns):
     """PostgreSQL: COPY the rows into `table`, as CSV that Arrow writes."""
     total = len(columns[0])
     with conn.connection.cursor() as cursor, cursor.copy(
@@ -69,39 +80,76 @@ def _copy(conn, table, names, columns, progress=None):
             pacsv.write_csv(part, buffer, pacsv.WriteOptions(include_header=False,
                                                              quoting_style="all_valid"))
             copy.write(buffer.getvalue())
-            if progress:
-                progress(min(1.0, (start + CHUNK_ROWS) / total))
 
 
-def _upsert(conn, table, names, columns, key, update=(), progress=None):
-    """Insert rows; where `key` already exists, overwrite the `update` columns (or skip)."""
-    if len(columns[0]) == 0:
-        return
-    action = ("DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update)
-              if update else "DO NOTHING")
-    listed = ", ".join(names)
-    on_conflict = f"ON CONFLICT ({', '.join(key)}) {action}"
+def _staged(conn, like_table, names, columns):
+    """Put the rows somewhere one SQL statement of `conn` can select them from; returns
+    that table's name. Its columns are `names`, typed as in `like_table`."""
     if _is_postgresql(conn):
         conn.exec_driver_sql("DROP TABLE IF EXISTS pg_temp.staging")
         conn.exec_driver_sql(f"CREATE TEMPORARY TABLE staging ON COMMIT DROP AS "
-                             f"SELECT {listed} FROM {table} WITH NO DATA")
-        _copy(conn, "staging", names, columns, progress)
-        conn.exec_driver_sql(f"INSERT INTO {table} ({listed}) SELECT {listed} FROM staging "
-                             f"{on_conflict}")
-    else:
-        _executemany(conn, f"INSERT INTO {table} ({listed}) VALUES "
-                           f"{_marks(conn, len(names))} {on_conflict}", columns, progress)
+                             f"SELECT {', '.join(names)} FROM {like_table} WITH NO DATA")
+        _copy(conn, "staging", names, columns)
+        return "staging"
+    attached = sorted(n for n in _attached(conn) if n.startswith(_STAGING))
+    if len(columns[0]) < STAGE_FILE_ROWS or len(attached) >= MAX_STAGING_FILES:
+        return _staged_by_executemany(conn, names, columns)
+    # One file per call: an attached file stays attached until the transaction ends.
+    alias = f"{_STAGING}{len(attached)}"
+    with tempfile.TemporaryDirectory(prefix="store-monitor-ingest-") as folder:
+        path = os.path.join(folder, "rows.sqlite3")
+        with closing(adbc_sqlite.connect(path, autocommit=True)) as staging, \
+                closing(staging.cursor()) as cursor:
+            # A throwaway file: no journal, no waiting for the disk.
+            cursor.execute("PRAGMA journal_mode = OFF")
+            cursor.execute("PRAGMA synchronous = OFF")
+            cursor.adbc_ingest("rows", pa.table(dict(zip(names, columns))), mode="create")
+        # Still readable once its folder is gone: the connection keeps the file open.
+        conn.exec_driver_sql(f"ATTACH DATABASE ? AS {alias}", (path,))
+    return f"{alias}.rows"
+
+
+def _staged_by_executemany(conn, names, columns):
+    """SQLite: a temporary table filled row by row (for few rows, a file costs more)."""
+    conn.exec_driver_sql("DROP TABLE IF EXISTS temp.staging")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE staging ({', '.join(names)})")
+    rows = list(zip(*(np.asarray(column).tolist() for column in columns)))
+    conn.exec_driver_sql(f"INSERT INTO temp.staging VALUES ({', '.join('?' * len(names))})",
+                         rows)
+    return "temp.staging"
+
+
+_STAGING = "ingest_staging"
+
+
+def _attached(conn):
+    return {row[1] for row in conn.exec_driver_sql("PRAGMA database_list")}
+
+
+def _insert(conn, table, names, columns, on_conflict=""):
+    """Insert rows given as parallel columns, in their order, with an ON CONFLICT clause."""
+    if len(columns[0]) == 0:
+        return
+    listed = ", ".join(names)
+    source = _staged(conn, table, names, columns)
+    # "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT.
+    conn.exec_driver_sql(f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {source} "
+                         f"WHERE true {on_conflict}")
+
+
+def _on_conflict(key, update=()):
+    """The ON CONFLICT clause of an upsert on `key`: overwrite `update` columns, or skip."""
+    action = ("DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update)
+              if update else "DO NOTHING")
+    return f"ON CONFLICT ({', '.join(key)}) {action}"
 
 
 def insert_rows(conn, table, names, columns):
     """Insert the rows given as parallel columns into `table` (a table name)."""
-    if len(columns[0]) == 0:
-        return
-    if _is_postgresql(conn):
+    if len(columns[0]) and _is_postgresql(conn):
         _copy(conn, table, names, columns)
     else:
-        _executemany(conn, f"INSERT INTO {table} ({', '.join(names)}) VALUES "
-                           f"{_marks(conn, len(names))}", columns)
+        _insert(conn, table, names, columns)
 
 
 def store_pks(conn, store_ids, known=None):
@@ -119,7 +167,7 @@ def store_pks(conn, store_ids, known=None):
     pks = read_all() if known is None else known
     new = pd.Index(store_ids, dtype=object).difference(pks.index)
     if len(new):
-        _upsert(conn, "store", ["store_id"], [new.to_numpy()], key=["store_id"])
+        _insert(conn, "store", ["store_id"], [new.to_numpy()], _on_conflict(["store_id"]))
         pks = read_all()
     return pks
 
@@ -128,24 +176,37 @@ def count_rows(conn, table):
     return conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
 
 
-def upsert_status(conn, store_pk, timestamp_us, active):
-    """Insert polls, overwriting the status of a store and instant already present."""
-    _upsert(conn, "store_status", ["store_pk", "timestamp_us", "active"],
-            [store_pk, timestamp_us, active], key=["store_pk", "timestamp_us"],
-            update=["active"])
+def add_polls(conn, store_pk, timestamp_us, active):
+    """Insert polls, overwriting the status of a store and instant already present.
+
+    The rows must be sorted by store and instant, without two of the same: the order of the
+    table's key, so that each new row lands next to the one before. Returns how many rows
+    were new (exact under the ingest lock).
+    """
+    names = ["store_pk", "timestamp_us", "active"]
+    columns = [store_pk, timestamp_us, active]
+    if len(store_pk) == 0:
+        return 0
+    empty = conn.execute(sa.text("SELECT NOT EXISTS (SELECT 1 FROM store_status)")).scalar()
+    if empty:  # nothing can conflict: no key lookups, and no staging on PostgreSQL
+        insert_rows(conn, "store_status", names, columns)
+        return len(store_pk)
+    before = count_rows(conn, "store_status")
+    _insert(conn, "store_status", names, columns,
+            _on_conflict(["store_pk", "timestamp_us"], ["active"]))
+    return count_rows(conn, "store_status") - before
 
 
 def replace_hours(conn, named_pks, columns):
     """Drop the hours of the stores in `named_pks`, then insert the given rows."""
-    if _is_postgresql(conn):
-        conn.exec_driver_sql("DELETE FROM business_hours WHERE store_pk = ANY(%s)",
-                             (np.asarray(named_pks).tolist(),))
-    else:
-        _executemany(conn, "DELETE FROM business_hours WHERE store_pk = ?", [named_pks])
+    if len(named_pks):
+        named = _staged(conn, "business_hours", ["store_pk"], [named_pks])
+        conn.exec_driver_sql(f"DELETE FROM business_hours WHERE store_pk IN "
+                             f"(SELECT store_pk FROM {named})")
     insert_rows(conn, "business_hours",
                 ["store_pk", "day_of_week", "start_local_s", "end_local_s"], columns)
 
 
 def upsert_timezones(conn, store_pk, timezone_str):
-    _upsert(conn, "store_timezone", ["store_pk", "timezone_str"], [store_pk, timezone_str],
-            key=["store_pk"], update=["timezone_str"])
+    _insert(conn, "store_timezone", ["store_pk", "timezone_str"], [store_pk, timezone_str],
+            _on_conflict(["store_pk"], ["timezone_str"]))

@@ -110,11 +110,17 @@ class _Load:
     store_keys: pd.Series | None = None
 
     def with_store_pks(self, rows):
-        """`rows` with the `store.id` of each `store_id`, registering new stores."""
-        self.store_keys = bulk.store_pks(self.conn, pd.unique(rows["store_id"]),
-                                         self.store_keys)
+        """`rows` with the `store.id` of each `store_id`."""
+        return rows.assign(store_pk=self.store_pks(rows["store_id"]))
+
+    def store_pks(self, store_id):
+        """The `store.id` of each store id (text or categorical), registering new stores."""
+        if isinstance(store_id.dtype, pd.CategoricalDtype):  # map each category once
+            return self.store_pks(pd.Series(store_id.cat.categories))[
+                store_id.cat.codes.to_numpy()]
+        self.store_keys = bulk.store_pks(self.conn, pd.unique(store_id), self.store_keys)
         keys = self.store_keys
-        return rows.assign(store_pk=keys.to_numpy()[keys.index.get_indexer(rows["store_id"])])
+        return keys.to_numpy()[keys.index.get_indexer(store_id)]
 
     def keep_rejections(self, parsed):
         """Store rejected rows; the summary keeps the first ones for display."""
@@ -128,25 +134,47 @@ class _Load:
 
 
 def _load_status(load, source, progress):
-    """Upsert polls block by block; the last row for a store and instant wins.
+    """Add the file's polls; the last row for a store and instant wins.
 
-    Rows already present (from earlier in the file or an earlier ingest) are duplicates:
-    the rows that were new are counted by the table's growth, exact under the ingest lock.
+    The polls are gathered as narrow columns (17 bytes a poll), reduced to the last row of
+    each store and instant, sorted into the table's key order and written in one bulk
+    statement. Rows already present (from an earlier ingest) are duplicates too.
     """
-    before = bulk.count_rows(load.conn, "store_status")
     read = valid = rejected = 0
+    parts = []
     for parsed in parse_batches(source, progress):
-        rows = load.with_store_pks(parsed.rows)
-        unique = rows.drop_duplicates(["store_pk", "timestamp_us"], keep="last")
-        unique = unique.sort_values(["store_pk", "timestamp_us"])
-        bulk.upsert_status(load.conn, unique["store_pk"].to_numpy(),
-                           unique["timestamp_us"].to_numpy(), unique["active"].to_numpy())
+        rows = parsed.rows
+        parts.append((load.store_pks(rows["store_id"]), rows["timestamp_us"].to_numpy(),
+                      rows["active"].to_numpy()))
         load.keep_rejections(parsed)
         read += parsed.read
         valid += len(rows)
         rejected += len(parsed.rejected)
-    loaded = bulk.count_rows(load.conn, "store_status") - before
+    store_pk, timestamp_us, active = (np.concatenate(column) for column in zip(*parts))
+    keep = last_of_each_key(store_pk, timestamp_us)
+    loaded = bulk.add_polls(load.conn, store_pk[keep], timestamp_us[keep], active[keep])
     return FileCounts("status", source.name, read, loaded, valid - loaded, rejected)
+
+
+def last_of_each_key(store_pk, timestamp_us):
+    """Positions of the last row of each (store, instant), in order of store, then instant.
+
+    One sort of a combined int64 key (it fits unless the polls span centuries; otherwise
+    `np.lexsort`); within a run of equal keys the largest position is the row read last.
+    An unstable sort and a maximum per run beat a stable sort threefold.
+    """
+    if len(store_pk) == 0:
+        return np.zeros(0, dtype=np.int64)
+    first = timestamp_us.min()
+    span = int(timestamp_us.max() - first) + 1
+    if (int(store_pk.max()) + 1) * span < 2**62:
+        order = np.argsort(store_pk.astype(np.int64) * span + (timestamp_us - first))
+    else:
+        order = np.lexsort((timestamp_us, store_pk))
+    store_pk, timestamp_us = store_pk[order], timestamp_us[order]
+    new_key = np.ones(len(order), dtype=bool)
+    new_key[1:] = (store_pk[1:] != store_pk[:-1]) | (timestamp_us[1:] != timestamp_us[:-1])
+    return np.maximum.reduceat(order, np.flatnonzero(new_key))
 
 
 def _load_hours(load, source, progress):

@@ -34,10 +34,16 @@ REQUIRED_COLUMNS = {
     "hours": ("store_id", "day_of_week", "start_time_local", "end_time_local"),
     "timezone": ("store_id", "timezone_str"),
 }
-_STATUS_VALUES = {"active": True, "inactive": False}
-_TIME_PATTERN = r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$"
+_STATUS_NAMES = pa.array(["active", "inactive"])
+_TIME_OF_DAY = r"^(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?$"
+# What Arrow parses as pandas would: years 1900-2099, a valid clock time, at most
+# microseconds, and then nothing, `Z` or ` UTC` (any case).
+_PLAIN_INSTANT = (r"^(?:19|20)\d\d-\d\d-\d\d[T ](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+                  r"(?:\.\d{1,6})?(?:Z|[ \t]*(?i:UTC))?$")
 # About two million polls per block: big enough for speed, small enough for memory.
 BLOCK_BYTES = 64 << 20
+# How much of an offending value a rejection message quotes.
+QUOTED_CHARS = 100
 
 
 @dataclass
@@ -52,10 +58,10 @@ class Parsed:
 def read_batches(stream, name, kind):
     """Read a CSV stream block by block as text columns named canonically.
 
-    Yields ``(frame, rejected)`` per block: `frame` holds the required columns and each
-    row's `line`; rows with the wrong number of fields are in `rejected`. Memory stays
-    bounded by the block size, whatever the size of the file. Raises `IngestError` when the
-    file is not CSV or lacks a required column.
+    Yields ``(table, rejected)`` per block: `table` is an Arrow table of the required columns
+    and each row's `line`; rows with the wrong number of fields are in `rejected`. Memory
+    stays bounded by the block size, whatever the size of the file. Raises `IngestError` when
+    the file is not CSV or lacks a required column.
     """
     stream = CheckedStream(stream, name, max_line_bytes())
     placeholders, keep = _columns(stream, name, kind)
@@ -69,14 +75,15 @@ def read_batches(stream, name, kind):
 
     good_before, reported = 0, 0
     for batch in _blocks(stream, placeholders, on_invalid_row, name):
-        frame = batch.select(list(keep)).rename_columns(list(keep.values())).to_pandas()
-        frame["line"] = _good_row_lines(good_before, len(frame), bad_lines)
-        good_before += len(frame)
+        lines = _good_row_lines(good_before, batch.num_rows, bad_lines)
+        table = pa.Table.from_batches([batch.select(list(keep))]).rename_columns(
+            list(keep.values())).append_column("line", pa.array(lines))
+        good_before += batch.num_rows
         # The reader may have met bad rows of blocks it has not handed out yet; each bad row
         # is reported once, with the block during which it was met.
         rejected = _rejections(name, bad_lines[reported:], reasons[reported:])
         reported = len(bad_lines)
-        yield frame, rejected
+        yield table, rejected
 
 
 def _columns(stream, name, kind):
@@ -163,79 +170,119 @@ def _rejections(name, lines, reasons):
                          "reason": pd.Series(reasons, dtype=object)})
 
 
-def _split(name, frame, reason):
-    """Split `frame` on `reason` (a text per row, empty when the row is fine)."""
-    bad = reason.to_numpy(dtype=object) != ""
-    rejected = _rejections(name, frame["line"].to_numpy()[bad], reason.to_numpy(dtype=object)[bad])
+def _split(name, frame, failure):
+    """Split `frame` into its valid rows and the rejections that `failure` describes."""
+    bad, rows, reasons = failure
+    rejected = _rejections(name, frame["line"].to_numpy()[rows], reasons)
     return frame.loc[~bad].reset_index(drop=True), rejected
 
 
-def _first_problem(index, checks):
-    """Per row, the message of the first failing check, or "" when all pass.
+def _first_problem(checks):
+    """Which rows fail, and why: ``(bad, rows, reasons)``.
 
-    `checks` are ``(failed, message, value)`` in order of precedence; when `value` (a text
-    column) is given, the offending value is quoted after the message. Messages are only
-    built for the rows that fail.
+    `checks` are ``(failed, message, value)`` in order of precedence, `failed` a boolean
+    array; when `value` (a text column, pandas or Arrow) is given, the offending value is
+    quoted after the message. `bad` marks the failing rows, `rows` lists them in order and
+    `reasons` gives each one the message of its first failing check. Messages are only built
+    for the rows that fail.
     """
-    reason = pd.Series("", index=index, dtype=object)
-    decided = pd.Series(False, index=index)
+    bad = np.zeros(len(checks[0][0]), dtype=bool)
+    rows, reasons = [], []
     for failed, message, value in checks:
-        hit = failed.fillna(True).astype(bool) & ~decided
-        if hit.any():
-            quoted = "" if value is None else " '" + value[hit].astype(str).str.slice(0, 100) + "'"
-            reason[hit] = message + quoted
-            decided |= hit
-    return reason
+        hit = np.flatnonzero(np.asarray(failed, dtype=bool) & ~bad)
+        if len(hit):
+            bad[hit] = True
+            rows.append(hit)
+            reasons.append(np.full(len(hit), message, dtype=object) if value is None
+                           else message + " '" + _texts(value, hit) + "'")
+    if not rows:
+        return bad, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
+    rows, reasons = np.concatenate(rows), np.concatenate(reasons)
+    order = np.argsort(rows, kind="stable")
+    return bad, rows[order], reasons[order]
 
 
-def parse_status(name, frame):
-    """``(valid, rejected)`` polls; valid ones have `store_id` (text), `timestamp_us` (UTC),
-    `active` (bool) and `line`."""
-    store_id = frame["store_id"].str.strip()
-    text = frame["timestamp_utc"].str.strip()
-    instant = pd.to_datetime(_without_utc_suffix(text), format="ISO8601", utc=True,
-                             errors="coerce")
-    active = frame["status"].str.strip().str.lower().map(_STATUS_VALUES)
-    reason = _first_problem(frame.index, [
-        (store_id == "", "empty store_id", None),
-        (instant.isna(), "unparseable timestamp_utc", text),
-        (active.isna(), "unknown status", frame["status"]),
+def _texts(column, rows):
+    """The values of a text column at positions `rows`, as an object array of str."""
+    if isinstance(column, (pa.Array, pa.ChunkedArray)):
+        texts = column.take(pa.array(rows)).to_pylist()
+    else:
+        texts = np.asarray(column, dtype=object)[rows].astype(str)
+    # A message quotes at most QUOTED_CHARS of the value.
+    return np.asarray([text[:QUOTED_CHARS] for text in texts], dtype=object)
+
+
+def parse_status(name, table):
+    """``(valid, rejected)`` polls; valid ones have `store_id` (a categorical of text),
+    `timestamp_us` (UTC), `active` (bool) and `line`.
+
+    Works on Arrow columns, without a Python object per row. Store ids and statuses repeat,
+    so each distinct text is trimmed (and lower-cased) once, through a dictionary encoding.
+    """
+    store_id = _trimmed_dictionary(table["store_id"])
+    text = pc.utf8_trim_whitespace(table["timestamp_utc"])
+    instant, parsed = _instants(text)
+    status = _trimmed_dictionary(table["status"])
+    status_name = pc.utf8_lower(status.dictionary).to_numpy(zero_copy_only=False)
+    status_code = status.indices.to_numpy(zero_copy_only=False)
+    failure = _first_problem([
+        ((store_id.dictionary.to_numpy(zero_copy_only=False) == "")[
+            store_id.indices.to_numpy(zero_copy_only=False)], "empty store_id", None),
+        (~parsed, "unparseable timestamp_utc", text),
+        (~np.isin(status_name, ["active", "inactive"])[status_code], "unknown status",
+         table["status"]),
     ])
-    rows = pd.DataFrame({"store_id": store_id.astype(object), "line": frame["line"]})
-    rows["timestamp_us"] = _micros(instant)
-    rows["active"] = active.fillna(False).astype(bool)
-    return _split(name, rows, reason)
+    bad, rows, reasons = failure
+    good = ~bad
+    valid = pd.DataFrame({
+        "store_id": store_id.filter(pa.array(good)).to_pandas(),
+        "timestamp_us": instant[good],
+        "active": (status_name == "active")[status_code][good],
+        "line": table["line"].to_numpy()[good],
+    })
+    return valid, _rejections(name, table["line"].to_numpy()[rows], reasons)
 
 
-def parse_hours(name, frame):
+def _trimmed_dictionary(column):
+    """A text column as a dictionary array whose distinct values have been trimmed of
+    surrounding white space (values equal once trimmed share one entry)."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    trimmed = pc.dictionary_encode(pc.utf8_trim_whitespace(encoded.dictionary))
+    indices = trimmed.indices.take(encoded.indices)
+    return pa.DictionaryArray.from_arrays(indices, trimmed.dictionary)
+
+
+def parse_hours(name, table):
     """``(valid, rejected)`` hours rows; valid ones have `store_id`, `day_of_week`
     (0 = Monday), `start_local_s`, `end_local_s` and `line`."""
+    frame = table.to_pandas()
     store_id = frame["store_id"].str.strip()
     day_text = frame["day_of_week"].str.strip()
     day = pd.to_numeric(day_text.where(day_text.str.fullmatch(r"-?\d+"), None), errors="coerce")
-    start = _seconds_of_day(frame["start_time_local"])
-    end = _seconds_of_day(frame["end_time_local"])
-    reason = _first_problem(frame.index, [
-        (store_id == "", "empty store_id", None),
-        (day.isna() | ~day.between(0, 6), "dayOfWeek not in 0-6:", day_text),
-        (start.isna(), "unparseable start_time_local", frame["start_time_local"]),
-        (end.isna(), "unparseable end_time_local", frame["end_time_local"]),
+    start = _seconds_of_day(table["start_time_local"])
+    end = _seconds_of_day(table["end_time_local"])
+    failure = _first_problem([
+        ((store_id == "").to_numpy(), "empty store_id", None),
+        ((day.isna() | ~day.between(0, 6)).to_numpy(), "dayOfWeek not in 0-6:", day_text),
+        (np.isnan(start), "unparseable start_time_local", frame["start_time_local"]),
+        (np.isnan(end), "unparseable end_time_local", frame["end_time_local"]),
     ])
     rows = pd.DataFrame({"store_id": store_id.astype(object), "line": frame["line"],
                          "day_of_week": day.fillna(0).astype(np.int16),
-                         "start_local_s": start.fillna(0).astype(np.int32),
-                         "end_local_s": end.fillna(0).astype(np.int32)})
-    return _split(name, rows, reason)
+                         "start_local_s": np.nan_to_num(start).astype(np.int32),
+                         "end_local_s": np.nan_to_num(end).astype(np.int32)})
+    return _split(name, rows, failure)
 
 
-def parse_timezone(name, frame):
+def parse_timezone(name, table):
     """``(valid, rejected)`` zone rows; valid ones have `store_id`, `timezone_str` (kept as
     given, even when unknown) and `line`."""
+    frame = table.to_pandas()
     store_id = frame["store_id"].str.strip()
-    reason = _first_problem(frame.index, [(store_id == "", "empty store_id", None)])
+    failure = _first_problem([((store_id == "").to_numpy(), "empty store_id", None)])
     rows = pd.DataFrame({"store_id": store_id.astype(object), "line": frame["line"],
                          "timezone_str": frame["timezone_str"].str.strip().astype(object)})
-    return _split(name, rows, reason)
+    return _split(name, rows, failure)
 
 
 PARSERS = {"status": parse_status, "hours": parse_hours, "timezone": parse_timezone}
@@ -255,10 +302,10 @@ def parse_batches(source, progress=None):
     """
     size = max(source.size, 1)
     with source.open() as stream:
-        for frame, read_rejected in read_batches(stream, source.name, source.kind):
-            rows, rejected = PARSERS[source.kind](source.name, frame)
+        for table, read_rejected in read_batches(stream, source.name, source.kind):
+            rows, rejected = PARSERS[source.kind](source.name, table)
             yield Parsed(rows, pd.concat([read_rejected, rejected], ignore_index=True),
-                         len(frame) + len(read_rejected))
+                         table.num_rows + len(read_rejected))
             if progress:
                 progress(min(1.0, stream.tell() / size))
 
@@ -271,12 +318,39 @@ def parse_file(source):
                   sum(p.read for p in parts))
 
 
+def _bools(array):
+    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _instants(text):
+    """UTC instants [µs since the epoch] of trimmed timestamp texts, and which parsed.
+
+    The usual shapes (ISO 8601 date and time, up to 6 fractional digits, then nothing,
+    `Z` or ` UTC`) are parsed by Arrow in C++. The other rows, or the whole block when Arrow
+    meets an impossible date in it, go through pandas, which decides what the service accepts.
+    """
+    usual = _bools(pc.match_substring_regex(text, _PLAIN_INSTANT))
+    micros = np.zeros(len(usual), dtype=np.int64)
+    try:
+        # The date and time end with a digit: trimming these characters drops the suffix.
+        naive = pc.utf8_rtrim(text.filter(pa.array(usual)), characters=" \tUTCutcZ")
+        micros[usual] = naive.cast(pa.timestamp("us")).cast(pa.int64()).to_numpy()
+    except pa.ArrowInvalid:  # 2023-02-30 and the like: let pandas say which
+        usual[:] = False
+    parsed = usual.copy()
+    other = np.flatnonzero(~usual)
+    if len(other):
+        instant = pd.to_datetime(_without_utc_suffix(text.take(pa.array(other))),
+                                 format="ISO8601", utc=True, errors="coerce")
+        micros[other] = _micros(instant)
+        parsed[other] = instant.notna().to_numpy()
+    return micros, parsed
+
+
 def _without_utc_suffix(text):
-    """Drop a trailing " UTC" (any case). Arrow runs the pattern in C++; pandas would call
-    Python's `re` once per row for it."""
-    stripped = pc.replace_substring_regex(pa.array(text), pattern=r"(?i)\s*UTC$",
-                                          replacement="")
-    return pd.Series(stripped.to_pandas(), index=text.index)
+    """Drop a trailing " UTC" (any case), in C++: pandas would call Python's `re` per row."""
+    stripped = pc.replace_substring_regex(text, pattern=r"(?i)\s*UTC$", replacement="")
+    return pd.Series(stripped.to_pandas())
 
 
 def _micros(instant):
@@ -286,8 +360,16 @@ def _micros(instant):
 
 
 def _seconds_of_day(text):
-    """`HH:MM[:SS]` as seconds after midnight; NaN when malformed or out of range."""
-    parts = text.str.strip().str.extract(_TIME_PATTERN).astype(float)
-    hour, minute, second = parts[0], parts[1], parts[2].fillna(0)
-    valid = (hour < 24) & (minute < 60) & (second < 60)
-    return (hour * 3600 + minute * 60 + second).where(valid)
+    """`HH:MM[:SS]` (an Arrow text column) as seconds after midnight; NaN when malformed
+    or out of range."""
+    parts = pc.extract_regex(pc.utf8_trim_whitespace(text), _TIME_OF_DAY)
+    valid = _bools(parts.is_valid())
+
+    def number(field):
+        digits = pc.struct_field(parts, [field]).fill_null("0")
+        return pc.if_else(pc.equal(digits, ""), "0", digits).cast(pa.int64()).to_numpy(
+            zero_copy_only=False).astype(float)
+
+    hour, minute, second = (number(i) for i in range(3))
+    valid &= (hour < 24) & (minute < 60) & (second < 60)
+    return np.where(valid, hour * 3600 + minute * 60 + second, np.nan)

@@ -1,15 +1,19 @@
 """Ingest: every row loaded, a duplicate or rejected; whole-file problems load nothing."""
 
+import re
 import shutil
 import zipfile
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import sqlalchemy as sa
 
-from app import parse
+from app import bulk, parse
 from app.extensions import db
-from app.ingest import IngestError, ingest
+from app.ingest import IngestError, ingest, last_of_each_key
 from conftest import BUNDLED_DATA, GOLDEN_DIR, LOOP_DATA_DIR, write_csv
 
 STATUS_HEADER = "store_id,timestamp_utc,status"
@@ -217,3 +221,59 @@ def test_big_files_are_read_in_blocks_with_exact_line_numbers(app, tmp_path, mon
     assert (read, rejected) == (2001, len(expected_bad))
     assert duplicate == 1 and loaded == read - rejected - 1
     assert ("2", pd.Timestamp("2023-01-25 00:02", tz="UTC").value // 1000, False) in rows
+
+
+def test_last_of_each_key_keeps_the_row_read_last(app):
+    # Reference: pandas' drop_duplicates(keep="last"), then sorted by store and instant.
+    rng = np.random.default_rng(7)
+    store_pk = rng.integers(1, 30, 5000)
+    timestamp_us = rng.integers(0, 40, 5000) * 1_000_000  # many repeats of each key
+    expected = (pd.DataFrame({"pk": store_pk, "ts": timestamp_us})
+                .drop_duplicates(["pk", "ts"], keep="last").sort_values(["pk", "ts"]).index)
+    assert last_of_each_key(store_pk, timestamp_us).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("text", [
+    "2023-01-25 18:13:22.47922 UTC", "2023-01-25 18:13:22 utc", "2023-01-25T18:13:22Z",
+    "2023-01-25T18:13:22.123456Z", "2023-01-25 18:13:22", "2023-01-25 18:13:22.1",
+    "  2023-01-25 18:13:22.000001UTC ", "2023-01-25T18:13:22+05:30", "2023-01-25T18:13:22-0800",
+    "2023-01-25 18:13", "2023-01-25T18:13:22.1234567Z", "1899-12-31 23:59:59",
+    "2024-02-29 00:00:00", "2023-02-29 00:00:00", "2023-13-01 00:00:00", "2023-01-25 24:00:00",
+    "2023-01-25 23:59:60", "yesterday", "", "2023-01-25 18:13:22 UTC UTC",
+])
+def test_timestamps_read_in_arrow_as_pandas_reads_them(text):
+    # Reference: pandas' ISO 8601 parser on the text without its " UTC" suffix, which is
+    # what the service accepted before Arrow read the usual shapes. Each shape runs alone
+    # and beside a usual row (one bad date sends a whole block to pandas).
+    stripped = re.sub(r"(?i)\s*UTC$", "", text.strip())
+    reference = pd.to_datetime(pd.Series([stripped, "2023-01-25 10:00:00"]), format="ISO8601",
+                               utc=True, errors="coerce")
+    for texts in ([text], [text, "2023-01-25 10:00:00 UTC"]):
+        micros, parsed = parse._instants(pc.utf8_trim_whitespace(pa.array(texts)))
+        assert bool(parsed[0]) == pd.notna(reference[0])
+        if parsed[0]:
+            assert micros[0] == reference[0].value // 1000
+
+
+def test_many_staging_files_then_another_ingest(app, tmp_path, monkeypatch):
+    # Every bulk write through a staging file, more of them than SQLite can attach at once
+    # (the rest fall back to executemany): each block of ~12 rows has a rejected row to
+    # store. The next ingest finds no file left attached.
+    monkeypatch.setattr(parse, "BLOCK_BYTES", 500)
+    monkeypatch.setattr(bulk, "STAGE_FILE_ROWS", 1)
+    rows = [f"{n % 7},2023-01-25 {n // 60 % 24:02d}:{n % 60:02d}:00 UTC,"
+            f"{'maybe' if n % 10 == 9 else 'active'}" for n in range(300)]
+    first = write_csv(tmp_path / "first", "store_status.csv", "\n".join([STATUS_HEADER, *rows]))
+    second = write_csv(tmp_path / "second", "store_status.csv",
+                       f"{STATUS_HEADER}\n1,2023-01-25 00:01:00 UTC,inactive\n"
+                       "x,2023-01-26 00:00:00 UTC,active")
+    with app.app_context():
+        assert counts(ingest(first))["store_status.csv"] == (300, 270, 0, 30)
+        assert counts(ingest(second))["store_status.csv"] == (2, 1, 1, 0)
+        stored = polls()
+        attached = table("PRAGMA database_list") if db.engine.dialect.name == "sqlite" else []
+        rejected = table("SELECT count(*) FROM ingest_rejection")
+    # 270 distinct (store, minute) pairs, plus x; store 1's 00:01 poll is now inactive.
+    assert len(stored) == 271 and ("1", 1674604860000000, False) in stored
+    assert rejected == [(30,)]
+    assert not [row[1] for row in attached if row[1].startswith("ingest_staging")]
