@@ -1,5 +1,6 @@
 """Pure report computation: data frames in, data frames out (no database, files or Flask)."""
 
 from .report import COLUMNS, ReportResult, build_report
+from .timeline import Timelines, build_timelines
 
-__all__ = ["COLUMNS", "ReportResult", "build_report"]
+__all__ = ["COLUMNS", "ReportResult", "Timelines", "build_report", "build_timelines"]

@@ -52,32 +52,15 @@ def build_report(polls, hours, zones, now_us=None):
     if len(polls) == 0:
         return ReportResult(pd.DataFrame(columns=["store_id", *COLUMNS]),
                             pd.DataFrame(columns=["store_id", "message"]))
-    stores = _StoreCodes(polls["store_id"])
-    store_ids, store = stores.ids, stores.polls
-    instant = polls["timestamp_us"].to_numpy(dtype=np.int64)
-    active = polls["active"].to_numpy(dtype=bool)
-    now_us = int(instant.max()) if now_us is None else int(now_us)
-    if now_us < instant.max():
-        raise ValueError("now_us: earlier than the latest poll")
-
-    order = _PollOrder(store, instant, len(store_ids))
-    zone_codes, zone_list, warnings = _store_zones(stores, zones)
-    hours = _hours_of(stores, hours)
-
+    inputs = ReportInputs(polls, hours, zones, now_us)
     # Stores are independent given `now`: work through them in chunks of about
     # CHUNK_POLLS polls, so that every temporary array stays small enough for the CPU
     # caches. One pass over 25 million polls at once is half as fast per poll.
-    seconds = np.zeros((len(COLUMNS), len(store_ids)))
-    for first, last in _store_chunks(order.polls_before, CHUNK_POLLS):
-        rows = order.rows(first, last)
-        hours_from, hours_to = np.searchsorted(hours["store"], [first, last])
-        seconds[:, first:last] = _report_chunk(
-            last - first, zone_codes[first:last], zone_list,
-            store[rows] - first, instant[rows], active[rows],
-            {name: column[hours_from:hours_to] - (first if name == "store" else 0)
-             for name, column in hours.items()}, now_us)
-    frame = pd.DataFrame({"store_id": store_ids, **dict(zip(COLUMNS, seconds))})
-    return ReportResult(frame, warnings)
+    seconds = np.zeros((len(COLUMNS), inputs.n_stores))
+    for first, last in _store_chunks(inputs.order.polls_before, CHUNK_POLLS):
+        seconds[:, first:last] = _report_chunk(inputs.observed(first, last), inputs.now_us)
+    frame = pd.DataFrame({"store_id": inputs.store_ids, **dict(zip(COLUMNS, seconds))})
+    return ReportResult(frame, inputs.warnings)
 
 
 def _store_chunks(polls_before, size):
@@ -91,38 +74,78 @@ def _store_chunks(polls_before, size):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _report_chunk(n_stores, zone_codes, zone_list, store, instant, active, hours, now_us):
-    """Uptime and downtime [s] of stores ``0..n_stores-1``, one row per `COLUMNS` entry.
-
-    Polls are sorted by store then instant; every store has at least one.
-    """
-    first_obs = instant[np.searchsorted(store, np.arange(n_stores))]
-    iv_store, iv_start, iv_end = business_intervals(
-        n_stores, zone_codes, zone_list, first_obs, hours, now_us, LOOKBACK_US)
-
-    timeline = _timeline(n_stores, first_obs, now_us, iv_store, iv_start, iv_end)
-    business = BusinessMeasure(timeline.key(iv_store, iv_start), timeline.key(iv_store, iv_end))
-    inside = business.contains(timeline.key(store, instant))
-    store, instant, active = store[inside], instant[inside], active[inside]
-
-    span_start, span_end = governed_spans(store, instant)
+def _report_chunk(observed, now_us):
+    """Uptime and downtime [s] of one chunk's stores, one row per `COLUMNS` entry."""
     result = {}
     for window, length in WINDOWS_US.items():
-        up, down = uptime_by_window(timeline, business, store, active, span_start, span_end,
-                                    now_us - length, now_us, n_stores)
+        up, down = uptime_by_window(observed, now_us - length, now_us)
         result[f"uptime_last_{window}_s"] = up / 1e6
         result[f"downtime_last_{window}_s"] = down / 1e6
     return np.array([result[column] for column in COLUMNS])
 
 
-def uptime_by_window(timeline, business, store, active, span_start, span_end,
-                     window_start, window_end, n_stores):
+class ReportInputs:
+    """The engine's input frames as arrays: stores as codes sorted by `store_id`, their
+    zones and hours rows, and `now`; `observed` gives a range of stores' observations in
+    business time. Shared by the report and the per-store timelines."""
+
+    def __init__(self, polls, hours, zones, now_us=None):
+        stores = _StoreCodes(polls["store_id"])
+        self.store_ids, self.store = stores.ids, stores.polls
+        self.n_stores = len(self.store_ids)
+        self.instant = polls["timestamp_us"].to_numpy(dtype=np.int64)
+        self.active = polls["active"].to_numpy(dtype=bool)
+        latest = int(self.instant.max())
+        self.now_us = latest if now_us is None else int(now_us)
+        if self.now_us < latest:
+            raise ValueError("now_us: earlier than the latest poll")
+        self.order = _PollOrder(self.store, self.instant, self.n_stores)
+        self.zone_codes, self.zones, self.warnings = _store_zones(stores, zones)
+        self.hours = _hours_of(stores, hours)
+
+    def observed(self, first, last):
+        """`Observed` of the stores with codes ``first .. last - 1`` (renumbered from 0)."""
+        rows = self.order.rows(first, last)
+        hours_from, hours_to = np.searchsorted(self.hours["store"], [first, last])
+        hours = {name: column[hours_from:hours_to] - (first if name == "store" else 0)
+                 for name, column in self.hours.items()}
+        return Observed(last - first, self.zone_codes[first:last], self.zones,
+                        self.store[rows] - first, self.instant[rows], self.active[rows],
+                        hours, self.now_us)
+
+
+class Observed:
+    """Business time `B(s)` of stores ``0..n_stores-1`` and their observations in `O(s)`,
+    each with the span it governs (SPEC §2).
+
+    Attributes: `intervals` (store, start_us, end_us: merged business intervals),
+    `timeline` and `business` (a `Timeline` and the `BusinessMeasure` of those intervals),
+    and the observations in `O(s)` sorted by store then time: `store`, `instant`, `active`,
+    `span_start`, `span_end`.
+    """
+
+    def __init__(self, n_stores, zone_codes, zones, store, instant, active, hours, now_us):
+        # Polls are sorted by store then instant; every store has at least one.
+        self.n_stores = n_stores
+        first_obs = instant[np.searchsorted(store, np.arange(n_stores))]
+        iv_store, iv_start, iv_end = business_intervals(
+            n_stores, zone_codes, zones, first_obs, hours, now_us, LOOKBACK_US)
+        self.intervals = iv_store, iv_start, iv_end
+        self.timeline = _timeline(n_stores, first_obs, now_us, iv_store, iv_start, iv_end)
+        self.business = BusinessMeasure(self.timeline.key(iv_store, iv_start),
+                                        self.timeline.key(iv_store, iv_end))
+        inside = self.business.contains(self.timeline.key(store, instant))
+        self.store, self.instant, self.active = store[inside], instant[inside], active[inside]
+        self.span_start, self.span_end = governed_spans(self.store, self.instant)
+
+
+def uptime_by_window(observed, window_start, window_end):
     """Per store, business time in ``[window_start, window_end)`` governed by active and by
     inactive observations [µs].
-
-    `store`, `active`, `span_start`, `span_end` describe the observations in `O(s)`, sorted
-    by store then time, as `governed_spans` returns them.
     """
+    timeline, business = observed.timeline, observed.business
+    store, active = observed.store, observed.active
+    span_start, span_end = observed.span_start, observed.span_end
     # Only observations whose span reaches into the window matter: for the last hour that
     # is one or two per store. Those of a store stay consecutive.
     meets = (span_end > window_start) & (span_start < window_end)
@@ -138,6 +161,7 @@ def uptime_by_window(timeline, business, store, active, span_start, span_end,
     before_end[last] = business.up_to(
         np.clip(span_end[meets][last], window_start, window_end) + offset[last])
     measure = (before_end - before_start).astype(np.float64)
+    n_stores = observed.n_stores
     up = np.bincount(store, weights=np.where(active, measure, 0.0), minlength=n_stores)
     down = np.bincount(store, weights=np.where(active, 0.0, measure), minlength=n_stores)
     return up, down
