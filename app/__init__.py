@@ -22,7 +22,7 @@ def create_app(test_config=None):
     if not app.testing:
         _configure_logging(app)
 
-    from . import api, cli, database, errors, jobs
+    from . import api, cli, database, errors, jobs, pages, reports_api
 
     database.init_app(app)
     jobs.init_app(app)
@@ -30,6 +30,8 @@ def create_app(test_config=None):
     openapi.init_app(app)
     cli.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(reports_api.bp)
+    app.register_blueprint(pages.bp)
     return app
 
 

@@ -1,0 +1,149 @@
+"""What the dashboard pages and the /api/v1 endpoints show: reports, their rows, and a
+store's week. Plain dicts and lists, ready for a template or for JSON."""
+
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.orm import defer
+
+from . import jobs
+from .engine.timeline import build_timelines, local_days
+from .engine.zones import utc_to_local
+from .extensions import db
+from .models import Report
+from .report_table import TABLES
+from .store_snapshot import read_store
+
+RECENT_REPORTS = 20
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+def iso_utc(instants_us):
+    """ISO 8601 UTC text of µs instants, with a fraction only where there is one."""
+    text = np.datetime_as_string(np.asarray(instants_us, dtype=np.int64).astype("datetime64[us]"),
+                                 unit="us")
+    return [t.removesuffix(".000000") + "Z" for t in text.tolist()]
+
+
+def iso_local(instants_us, zone):
+    """ISO 8601 local text with the UTC offset in force, e.g. ``2023-01-23T10:44:30-05:00``."""
+    instants = np.asarray(instants_us, dtype=np.int64)
+    wall = utc_to_local(instants, zone)
+    minutes = (wall - instants) // 60_000_000
+    text = np.datetime_as_string(wall.astype("datetime64[us]"), unit="us")
+    return [f"{t.removesuffix('.000000')}{'+' if m >= 0 else '-'}{abs(m) // 60:02d}:"
+            f"{abs(m) % 60:02d}" for t, m in zip(text.tolist(), minutes.tolist())]
+
+
+def _stamp(moment):
+    return None if moment is None else moment.isoformat(timespec="seconds") + "Z"
+
+
+# Reports -----------------------------------------------------------------------------------
+
+def find_report(report_id):
+    """The report row without its CSV (after failing it if its worker is gone), or None."""
+    report = db.session.get(Report, report_id, options=[defer(Report.csv)])
+    if report is not None and report.status == Report.RUNNING:
+        report = jobs.get_report(report_id)
+    return report
+
+
+def recent_reports(limit=RECENT_REPORTS):
+    rows = db.session.scalars(sa.select(Report).options(defer(Report.csv))
+                              .order_by(Report.created_at.desc()).limit(limit)).all()
+    return [report_item(report) for report in rows]
+
+
+def report_item(report):
+    """One report's state, times and size."""
+    took = None
+    if report.finished_at is not None:
+        took = round((report.finished_at - report.created_at).total_seconds(), 2)
+    return {"report_id": report.id, "status": report.status,
+            "progress": round(report.progress, 2), "created_at": _stamp(report.created_at),
+            "finished_at": _stamp(report.finished_at), "seconds": took,
+            "rows": report.row_count, "error": report.error}
+
+
+def report_table(report):
+    """The rows of a Complete report, parsed once per process."""
+    return TABLES.get(report.id, lambda: db.session.scalar(
+        sa.select(Report.csv).where(Report.id == report.id)))
+
+
+def report_summary(report):
+    """State and, once Complete, headline figures, histogram and the top downtime stores."""
+    summary = report_item(report)
+    if report.status == Report.COMPLETE:
+        table = report_table(report)
+        summary.update(figures=table.figures(), histogram=table.histogram(),
+                       top_downtime=table.top_downtime())
+    return summary
+
+
+def report_rows(report, sort, order, query, page, per_page):
+    rows, total = report_table(report).page(sort, order == "desc", query, page, per_page)
+    return {"report_id": report.id, "sort": sort, "order": order, "q": query, "page": page,
+            "per_page": per_page, "total": total, "pages": max(1, -(-total // per_page)),
+            "rows": rows}
+
+
+# One store's week --------------------------------------------------------------------------
+
+def store_timeline(store_id):
+    """A store's last 7 days as the report computed them; None for a store without polls."""
+    snapshot = read_store(store_id)
+    if snapshot is None:
+        return None
+    timelines = build_timelines(snapshot.polls, snapshot.hours, snapshot.zones,
+                                snapshot.now_us)
+    week_start, now = timelines.window
+    store = timelines.stores.iloc[0]
+    zone = ZoneInfo(store.timezone)
+
+    instants = snapshot.polls["timestamp_us"].to_numpy()
+    in_week = (instants >= week_start) & (instants <= now)
+    business = timelines.business
+    segments = timelines.segments
+    down = segments[~segments["active"]].iloc[::-1]  # newest first
+    starts, ends = down["start_us"].to_numpy(), down["end_us"].to_numpy()
+    days = local_days(segments, zone, week_start, now)
+    return {
+        "store_id": store_id,
+        "timezone": store.timezone,
+        "timezone_given": (snapshot.zones["timezone_str"].iloc[0]
+                           if len(snapshot.zones) else None),
+        "now": iso_utc([now])[0],
+        "window": iso_utc([week_start, now]),
+        "business": [list(pair) for pair in zip(iso_utc(business["start_us"]),
+                                                 iso_utc(business["end_us"]))],
+        "polls": [[t, bool(a)] for t, a in zip(iso_utc(instants[in_week]),
+                                               snapshot.polls["active"].to_numpy()[in_week])],
+        "segments": [[a, b, bool(s)] for a, b, s in zip(
+            iso_utc(segments["start_us"]), iso_utc(segments["end_us"]), segments["active"])],
+        "incidents": [{"start": a, "end": b, "start_local": la, "end_local": lb,
+                       "minutes": round(m, 4)} for a, b, la, lb, m in zip(
+            iso_utc(starts), iso_utc(ends), iso_local(starts, zone), iso_local(ends, zone),
+            ((ends - starts) / 60e6).tolist())],
+        "days": [{"date": d.date, "business_hours": round(d.business_s / 3600, 4),
+                  "uptime_hours": round(d.uptime_s / 3600, 4),
+                  "downtime_hours": round((d.business_s - d.uptime_s) / 3600, 4)}
+                 for d in days.itertuples()],
+        "uptime_last_week_hours": round(float(store.uptime_s) / 3600, 4),
+        "downtime_last_week_hours": round(float(store.downtime_s) / 3600, 4),
+        "hours": _hours_table(snapshot.hours),
+    }
+
+
+def _hours_table(hours):
+    """The weekly hours rows as local text; an empty list means open 24x7."""
+    def clock(seconds):
+        seconds = 86_400 if seconds == 86_399 else seconds
+        return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}" + (
+            f":{seconds % 60:02d}" if seconds % 60 else "")
+    return [{"day_of_week": int(d), "day": WEEKDAYS[int(d)], "start": clock(int(a)),
+             "end": clock(int(b)), "overnight": bool(b <= a and b != 86_399)}
+            for d, a, b in zip(hours["day_of_week"], hours["start_local_s"],
+                               hours["end_local_s"])]
