@@ -1,23 +1,27 @@
 """The dashboard: server-rendered pages over the same data as /api/v1 (Jinja templates,
 with JavaScript only for the live progress bar and the charts)."""
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from apiflask import APIBlueprint
+from flask import redirect, render_template, request, url_for
 
 from . import dashboard, jobs
 from .models import Report
 from .report_table import SORTABLE
 
-bp = Blueprint("pages", __name__)
+# Pages, not API operations: left out of the OpenAPI document (its JSON twins are in it).
+bp = APIBlueprint("pages", __name__)
 
 PER_PAGE = 50
 
 
 @bp.get("/")
+@bp.doc(hide=True)
 def index():
     return render_template("index.html", reports=dashboard.recent_reports())
 
 
 @bp.post("/reports")
+@bp.doc(hide=True)
 def create_report():
     """The "Run report" form without JavaScript: start one, then show its page."""
     report_id = jobs.start_report()
@@ -25,6 +29,7 @@ def create_report():
 
 
 @bp.get("/reports/<uuid:report_id>")
+@bp.doc(hide=True)
 def report(report_id):
     found = dashboard.find_report(str(report_id))
     if found is None:
@@ -37,6 +42,7 @@ def report(report_id):
 
 
 @bp.get("/stores/<store_id>")
+@bp.doc(hide=True)
 def store(store_id):
     timeline = dashboard.store_timeline(store_id)
     if timeline is None:
