@@ -2,7 +2,8 @@
 
 Expected values are worked out independently of the code under test: rows are sorted,
 searched and paged here with plain Python over the report's own CSV; figures come from the
-`statistics` module; the SPEC worked example's timeline is written out by hand.
+`statistics` module; the timeline of the first worked example of docs/report.md is written
+out by hand.
 """
 
 import csv
@@ -118,7 +119,7 @@ def test_timeline_totals_equal_the_report_row(client, bundled_report):
 
 
 def test_timeline_of_the_spec_example(app, client):
-    # SPEC worked example (see its golden case's README): Monday 2023-01-23 09:00-12:00 EST
+    # docs/report.md, worked example "A short Monday": Monday 2023-01-23 09:00-12:00 EST
     # is 14:00-17:00 UTC; up until the midpoint 10:44:30 EST, then down 75.5 minutes.
     with app.app_context():
         ingest(SPEC_CASE)

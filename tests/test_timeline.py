@@ -1,7 +1,8 @@
 """The per-store timeline of the engine: hand-worked cases and hypothesis properties.
 
-Expected values come from the SPEC's worked example (by hand) and from `reference.py`, the
-loop-per-store reading of SPEC §2 that shares no code with the engine.
+Expected values come from the first worked example of docs/report.md (by hand) and from
+`reference.py`, the loop-per-store reading of docs/report.md that shares no code with the
+engine.
 """
 
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""The last week of a few stores as the report saw it (SPEC §2, "Timeline and incidents").
+"""The last week of a few stores as the report saw it (docs/report.md, "Timeline and incidents").
 
 `build_timelines` runs the report's own steps (`ReportInputs`, `Observed`: business time,
 observations in it, the span each governs) and, instead of summing per window, cuts the
