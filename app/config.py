@@ -34,6 +34,9 @@ class Config:
     HEARTBEAT_SECONDS = float(os.environ.get("HEARTBEAT_SECONDS", "5"))
     # Ingest refuses a file with a line longer than this (bytes), before reading it whole.
     MAX_LINE_BYTES = int(os.environ.get("MAX_LINE_BYTES", str(1 << 20)))
+    # Where reports keep the columnar copy of the current data (None: the instance folder's
+    # snapshot-copies; "": keep none, always read the database).
+    SNAPSHOT_COPY_DIR = os.environ.get("SNAPSHOT_COPY_DIR")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # Logs go to standard error, so that `flask report --out -` writes only CSV to stdout;
     # LOG_TO_STDOUT=1 sends them to standard output, LOG_FILE to a file instead.

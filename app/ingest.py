@@ -5,14 +5,16 @@ wins); a business-hours or timezone file replaces what it says about the stores 
 """
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
-from . import bulk
-from .models import Ingest, IngestFile
+from . import bulk, snapshot, snapshot_copy
+from .models import DataVersion, Ingest, IngestFile
 from .parse import check_columns, parse_batches, parse_file
 from .sources import IngestError, find_sources, fingerprint
 
@@ -70,7 +72,8 @@ def ingest(path, progress=None, once=False):
         ingest_id = conn.execute(sa.insert(Ingest).values(source=str(path), fingerprint=digest)
                                  ).inserted_primary_key[0]
         summary = IngestSummary(ingest_id, str(path), rejections=_no_rejections())
-        load = _Load(conn, ingest_id, summary)
+        copies = snapshot_copy.for_current_app()
+        load = _Load(conn, ingest_id, summary, previous_polls=_polls_before(conn, copies))
         sizes = {kind: max(source.size, 1) for kind, source in sources.items()}
         done = 0
         for kind in sorted(sources):
@@ -87,7 +90,12 @@ def ingest(path, progress=None, once=False):
             summary.files.append(counts)
             conn.execute(sa.insert(IngestFile).values(ingest_id=ingest_id, **vars(counts)))
             done += sizes[kind]
+        version = uuid.uuid4().hex
+        conn.execute(sa.update(DataVersion).values(version=version))
+        copy = _copy_after(load) if copies.enabled else None
         report(1.0, "done")
+    if copy is not None:  # committed: the copy of the new version can go in place
+        copies.save(version, copy)
     log.info("ingest %s of %s: %s", ingest_id, path,
              "; ".join(f"{f.name}: {f.read} read, {f.loaded} loaded, {f.duplicate} duplicate, "
                        f"{f.rejected} rejected" for f in summary.files))
@@ -107,6 +115,9 @@ class _Load:
     conn: sa.Connection
     ingest_id: int
     summary: IngestSummary
+    # The polls before this ingest, as Arrow columns, when known without reading them
+    # from the database (see `_polls_before`); this ingest adds its own to them.
+    previous_polls: pa.Table | None = None
     store_keys: pd.Series | None = None
 
     def with_store_pks(self, rows):
@@ -152,8 +163,46 @@ def _load_status(load, source, progress):
         rejected += len(parsed.rejected)
     store_pk, timestamp_us, active = (np.concatenate(column) for column in zip(*parts))
     keep = last_of_each_key(store_pk, timestamp_us)
-    loaded = bulk.add_polls(load.conn, store_pk[keep], timestamp_us[keep], active[keep])
+    store_pk, timestamp_us, active = store_pk[keep], timestamp_us[keep], active[keep]
+    loaded = bulk.add_polls(load.conn, store_pk, timestamp_us, active)
+    if load.previous_polls is not None:
+        load.previous_polls = _merged(load.previous_polls, store_pk, timestamp_us, active)
     return FileCounts("status", source.name, read, loaded, valid - loaded, rejected)
+
+
+def _polls_before(conn, copies):
+    """The polls in the database now, if known cheaply: none, or the copy of this version."""
+    if not conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM store_status)")).scalar():
+        return pa.table({"store_pk": pa.array([], pa.int64()),
+                         "timestamp_us": pa.array([], pa.int64()),
+                         "active": pa.array([], pa.uint8())})
+    tables = copies.load(snapshot.read_version(conn))
+    return None if tables is None else tables["polls"]
+
+
+def _merged(before, store_pk, timestamp_us, active):
+    """The polls `before` with these added (sorted, without repeats); the new rows win."""
+    if before.num_rows == 0:
+        keep = slice(None)
+        merged = (store_pk, timestamp_us, active)
+    else:
+        merged = (np.concatenate([before[name].to_numpy(), new])
+                  for name, new in (("store_pk", store_pk), ("timestamp_us", timestamp_us),
+                                    ("active", active.astype(np.uint8))))
+        merged = tuple(merged)
+        keep = last_of_each_key(merged[0], merged[1])
+    return pa.table({"store_pk": merged[0][keep].astype(np.int64),
+                     "timestamp_us": merged[1][keep],
+                     "active": merged[2][keep].astype(np.uint8)})
+
+
+def _copy_after(load):
+    """The tables of the data this ingest leaves, for the columnar copy; None when the
+    polls are not known without reading them all back."""
+    if load.previous_polls is None:
+        return None
+    return {"polls": load.previous_polls,
+            **snapshot.read_tables(load.conn, ("hours", "stores", "zones"))}
 
 
 def last_of_each_key(store_pk, timestamp_us):

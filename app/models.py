@@ -75,6 +75,15 @@ class Report(db.Model):
     csv = db.Column(db.Text)
 
 
+class DataVersion(db.Model):
+    """The single row naming the committed data: a new random `version` per ingest."""
+
+    __tablename__ = "data_version"
+    id = db.Column(db.Integer, primary_key=True)
+    version = db.Column(db.String(32), nullable=False)
+    __table_args__ = (db.CheckConstraint("id = 1", name="data_version_single_row"),)
+
+
 class Ingest(db.Model):
     """One load of input files; `fingerprint` lets start-up skip data it already loaded."""
 

@@ -59,6 +59,7 @@ def app(database_url, tmp_path):
         "STORE_DATA": "",
         "REPORT_WORKERS": 2,
         "HEARTBEAT_SECONDS": 0.2,
+        "SNAPSHOT_COPY_DIR": str(tmp_path / "snapshot-copies"),
     })
     yield app
     app.extensions["report_runner"].shutdown()
