@@ -100,39 +100,40 @@ def store_timeline(store_id):
     timelines = build_timelines(snapshot.polls, snapshot.hours, snapshot.zones,
                                 snapshot.now_us)
     week_start, now = timelines.window
-    store = timelines.stores.iloc[0]
-    zone = ZoneInfo(store.timezone)
-
+    zone_name = timelines.timezone[0]
+    zone = ZoneInfo(zone_name)
     instants = snapshot.polls["timestamp_us"].to_numpy()
+    active = snapshot.polls["active"].to_numpy()
     in_week = (instants >= week_start) & (instants <= now)
-    business = timelines.business
-    segments = timelines.segments
-    down = segments[~segments["active"]].iloc[::-1]  # newest first
-    starts, ends = down["start_us"].to_numpy(), down["end_us"].to_numpy()
-    days = local_days(segments, zone, week_start, now)
+    business, segments = timelines.business, timelines.segments
+    seg_start, seg_end, seg_active = segments.start_us, segments.end_us, segments.active
+    down = np.flatnonzero(~seg_active)[::-1]  # newest first
+    starts, ends = seg_start[down], seg_end[down]
+    days = local_days(seg_start, seg_end, seg_active, zone, week_start, now)
+    uptime_s, downtime_s = float(timelines.uptime_s[0]), float(timelines.downtime_s[0])
     return {
         "store_id": store_id,
-        "timezone": store.timezone,
-        "timezone_given": (snapshot.zones["timezone_str"].iloc[0]
+        "timezone": zone_name,
+        "timezone_given": (snapshot.zones["timezone_str"].to_numpy()[0]
                            if len(snapshot.zones) else None),
         "now": iso_utc([now])[0],
         "window": iso_utc([week_start, now]),
-        "business": [list(pair) for pair in zip(iso_utc(business["start_us"]),
-                                                 iso_utc(business["end_us"]))],
-        "polls": [[t, bool(a)] for t, a in zip(iso_utc(instants[in_week]),
-                                               snapshot.polls["active"].to_numpy()[in_week])],
-        "segments": [[a, b, bool(s)] for a, b, s in zip(
-            iso_utc(segments["start_us"]), iso_utc(segments["end_us"]), segments["active"])],
+        "business": [list(pair) for pair in zip(iso_utc(business.start_us),
+                                                 iso_utc(business.end_us))],
+        "polls": [[t, a] for t, a in zip(iso_utc(instants[in_week]),
+                                         active[in_week].tolist())],
+        "segments": [[a, b, s] for a, b, s in zip(iso_utc(seg_start), iso_utc(seg_end),
+                                                  seg_active.tolist())],
         "incidents": [{"start": a, "end": b, "start_local": la, "end_local": lb,
                        "minutes": round(m, 4)} for a, b, la, lb, m in zip(
             iso_utc(starts), iso_utc(ends), iso_local(starts, zone), iso_local(ends, zone),
             ((ends - starts) / 60e6).tolist())],
-        "days": [{"date": d.date, "business_hours": round(d.business_s / 3600, 4),
-                  "uptime_hours": round(d.uptime_s / 3600, 4),
-                  "downtime_hours": round((d.business_s - d.uptime_s) / 3600, 4)}
-                 for d in days.itertuples()],
-        "uptime_last_week_hours": round(float(store.uptime_s) / 3600, 4),
-        "downtime_last_week_hours": round(float(store.downtime_s) / 3600, 4),
+        "days": [{"date": d, "business_hours": round(b / 3600, 4),
+                  "uptime_hours": round(u / 3600, 4), "downtime_hours": round((b - u) / 3600, 4)}
+                 for d, b, u in zip(days["date"], days["business_s"].tolist(),
+                                    days["uptime_s"].tolist())],
+        "uptime_last_week_hours": round(uptime_s / 3600, 4),
+        "downtime_last_week_hours": round(downtime_s / 3600, 4),
         "hours": _hours_table(snapshot.hours),
     }
 
@@ -143,7 +144,7 @@ def _hours_table(hours):
         seconds = 86_400 if seconds == 86_399 else seconds
         return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}" + (
             f":{seconds % 60:02d}" if seconds % 60 else "")
-    return [{"day_of_week": int(d), "day": WEEKDAYS[int(d)], "start": clock(int(a)),
-             "end": clock(int(b)), "overnight": bool(b <= a and b != 86_399)}
-            for d, a, b in zip(hours["day_of_week"], hours["start_local_s"],
-                               hours["end_local_s"])]
+    return [{"day_of_week": d, "day": WEEKDAYS[d], "start": clock(a), "end": clock(b),
+             "overnight": b <= a and b != 86_399}
+            for d, a, b in zip(*(hours[c].to_numpy().tolist()
+                                 for c in ("day_of_week", "start_local_s", "end_local_s")))]

@@ -32,13 +32,19 @@ _latest = {"key": None, "now_us": None}
 _latest_lock = threading.Lock()
 
 
-def latest_poll_us(conn):
-    """The latest poll of all stores, read once per ingest (None without polls)."""
-    key = (str(db.engine.url), conn.execute(sa.select(sa.func.max(Ingest.id))).scalar())
+def latest_poll_us(conn, data_version):
+    """The latest poll of all stores, read once per `data_version` (the latest ingest id).
+
+    Each store's latest poll is one step down the primary key (store, instant), so the
+    maximum over stores costs one index probe per store, not a scan of every poll.
+    """
+    key = (str(db.engine.url), data_version)
     with _latest_lock:
         if _latest["key"] == key:
             return _latest["now_us"]
-    now_us = conn.execute(sa.select(sa.func.max(StoreStatus.timestamp_us))).scalar()
+    store_latest = (sa.select(sa.func.max(StoreStatus.timestamp_us))
+                    .where(StoreStatus.store_pk == Store.id).scalar_subquery())
+    now_us = conn.execute(sa.select(sa.func.max(store_latest))).scalar()
     with _latest_lock:
         _latest.update(key=key, now_us=now_us)
     return now_us
@@ -47,9 +53,14 @@ def latest_poll_us(conn):
 def read_store(store_id):
     """One store's rows and `now`, from one consistent view; None if it has no polls."""
     with db.engine.begin() as conn:
-        store_pk = conn.execute(sa.select(Store.id).where(Store.store_id == store_id)).scalar()
-        if store_pk is None:
+        found = conn.execute(
+            sa.select(Store.id, StoreTimezone.timezone_str,
+                      sa.select(sa.func.max(Ingest.id)).scalar_subquery())
+            .outerjoin(StoreTimezone, StoreTimezone.store_pk == Store.id)
+            .where(Store.store_id == store_id)).first()
+        if found is None:
             return None
+        store_pk, zone, data_version = found
         polls = conn.execute(
             sa.select(StoreStatus.timestamp_us, StoreStatus.active)
             .where(StoreStatus.store_pk == store_pk).order_by(StoreStatus.timestamp_us)).all()
@@ -60,21 +71,21 @@ def read_store(store_id):
                       BusinessHours.end_local_s)
             .where(BusinessHours.store_pk == store_pk)
             .order_by(BusinessHours.day_of_week, BusinessHours.start_local_s)).all()
-        zone = conn.execute(sa.select(StoreTimezone.timezone_str)
-                            .where(StoreTimezone.store_pk == store_pk)).scalar()
-        now_us = latest_poll_us(conn)
+        now_us = latest_poll_us(conn, data_version)
     instants, active = zip(*polls)
+    # Store ids as categoricals sharing one category: the engine then maps stores by code.
+    def ids(count):
+        return pd.Categorical.from_codes(np.zeros(count, dtype=np.int8), categories=[store_id])
     return StoreSnapshot(
         store_id=store_id,
-        polls=pd.DataFrame({"store_id": pd.Series([store_id] * len(polls), dtype=object),
+        polls=pd.DataFrame({"store_id": ids(len(polls)),
                             "timestamp_us": np.array(instants, dtype=np.int64),
                             "active": np.array(active, dtype=bool)}),
         hours=pd.DataFrame({
-            "store_id": pd.Series([store_id] * len(hours), dtype=object),
+            "store_id": ids(len(hours)),
             **{name: np.array([row[i] for row in hours], dtype=np.int64)
                for i, name in enumerate(("day_of_week", "start_local_s", "end_local_s"))}}),
-        zones=pd.DataFrame({"store_id": pd.Series([store_id] if zone is not None else [],
-                                                  dtype=object),
+        zones=pd.DataFrame({"store_id": ids(1 if zone is not None else 0),
                             "timezone_str": pd.Series([zone] if zone is not None else [],
                                                       dtype=object)}),
         now_us=max(int(now_us), int(instants[-1])),

@@ -45,15 +45,12 @@ def test_spec_worked_example_as_segments_and_one_incident():
     data = frames(polls, [("1001", 0, hms("09:00"), hms("12:00"))],
                   [("1001", "America/New_York")])
     result = build_timelines(*data, now_us=us("2023-01-25 18:00"))
-    segments = result.segments
-    assert segments[["start_us", "end_us", "active"]].values.tolist() == [
-        [us("2023-01-23 14:00"), us("2023-01-23 15:44:30"), True],
-        [us("2023-01-23 15:44:30"), us("2023-01-23 17:00"), False]]
-    assert result.business[["start_us", "end_us"]].values.tolist() == [
-        [us("2023-01-23 14:00"), us("2023-01-23 17:00")]]
-    store = result.stores.iloc[0]
-    assert (store.timezone, store.uptime_s, store.downtime_s) == \
-        ("America/New_York", 104.5 * 60, 75.5 * 60)
+    assert listed(result.segments) == [
+        (us("2023-01-23 14:00"), us("2023-01-23 15:44:30"), True),
+        (us("2023-01-23 15:44:30"), us("2023-01-23 17:00"), False)]
+    assert listed(result.business) == [(us("2023-01-23 14:00"), us("2023-01-23 17:00"))]
+    assert (result.timezone, result.uptime_s.tolist(), result.downtime_s.tolist()) == \
+        (["America/New_York"], [104.5 * 60], [75.5 * 60])
 
 
 def test_closed_hours_split_incidents_and_days_are_local():
@@ -68,12 +65,11 @@ def test_closed_hours_split_incidents_and_days_are_local():
     polls += [("s", us("2024-01-03 12:00"), False)]
     hours = [("s", day, hms("10:00"), hms("12:00")) for day in range(7)]
     result = build_timelines(*frames(polls, hours, [("s", "UTC")]))
-    down = result.segments[~result.segments["active"]]
-    assert down[["start_us", "end_us"]].values.tolist() == [
-        [us(f"2024-01-0{d} 10:00"), us(f"2024-01-0{d} 12:00")] for d in (1, 2, 3)]
-    assert result.stores.iloc[0].uptime_s == 8 * 3600
-    days = local_days(result.segments, ZoneInfo("UTC"), *result.window)
-    assert days["date"].tolist()[0] == "2023-12-27" and days["date"].tolist()[-1] == "2024-01-03"
+    assert [(a, b) for a, b, up in listed(result.segments) if not up] == [
+        (us(f"2024-01-0{d} 10:00"), us(f"2024-01-0{d} 12:00")) for d in (1, 2, 3)]
+    assert result.uptime_s.tolist() == [8 * 3600]
+    days = week_days(result, "UTC")
+    assert days["date"][0] == "2023-12-27" and days["date"][-1] == "2024-01-03"
     assert days["business_s"].tolist() == [0] + [7200] * 7
     assert days["uptime_s"].tolist() == [0, 7200, 7200, 7200, 7200, 0, 0, 0]
 
@@ -83,10 +79,24 @@ def test_a_local_day_in_a_zone_with_a_clock_change():
     # holds Sunday 2024-03-10, a local day of 23 hours (clocks go 02:00 -> 03:00).
     polls = [("s", us("2024-03-01 00:00") + k * 3_600_000_000, True) for k in range(252)]
     result = build_timelines(*frames(polls, (), [("s", "America/New_York")]))
-    days = local_days(result.segments, ZoneInfo("America/New_York"), *result.window)
-    sunday = days.set_index("date").loc["2024-03-10"]
-    assert sunday.business_s == sunday.uptime_s == 23 * 3600
+    days = week_days(result, "America/New_York")
+    sunday = days["date"].index("2024-03-10")
+    assert days["business_s"][sunday] == days["uptime_s"][sunday] == 23 * 3600
     assert days["business_s"].sum() == 7 * 86400
+
+
+def listed(stretches):
+    """(start, end[, active]) tuples of every stretch."""
+    columns = [stretches.start_us.tolist(), stretches.end_us.tolist()]
+    if stretches.active is not None:
+        columns.append(stretches.active.tolist())
+    return list(zip(*columns))
+
+
+def week_days(result, zone):
+    segments = result.segments
+    return local_days(segments.start_us, segments.end_us, segments.active, ZoneInfo(zone),
+                      *result.window)
 
 
 def _expected_week(polls, hours, zones, store_id, now_us):
@@ -128,14 +138,18 @@ def test_segments_tile_business_time_and_incidents_add_up_to_downtime(data):
     polls, hours, zones = data
     now = max(t for _, t, _ in polls)
     report = build_report(*frames(*data)).frame.set_index("store_id")
-    for store_id in sorted({p[0] for p in polls}):
+    together = build_timelines(*frames(*data))  # every store in one call
+    for code, store_id in enumerate(sorted({p[0] for p in polls})):
         # As the API does: only this store's rows, and the `now` of all the data.
         mine = [p for p in polls if p[0] == store_id]
         result = build_timelines(*frames(mine, [h for h in hours if h[0] == store_id],
                                          [z for z in zones if z[0] == store_id]), now_us=now)
-        segments = result.segments
+        segments = listed(result.segments)
+        assert together.store_ids[code] == store_id
+        assert listed(together.segments.of(code)) == segments
+        assert listed(together.business.of(code)) == listed(result.business)
         in_week, kept = _expected_week(polls, hours, zones, store_id, now)
-        pieces = list(zip(segments["start_us"], segments["end_us"]))
+        pieces = [(a, b) for a, b, _ in segments]
         if not kept:
             assert pieces == [], store_id
         else:
@@ -143,22 +157,18 @@ def test_segments_tile_business_time_and_incidents_add_up_to_downtime(data):
             assert all(b > a for a, b in pieces)
             assert _merged(pieces) == _merged(in_week), store_id
             assert all(pieces[k][1] <= pieces[k + 1][0] for k in range(len(pieces) - 1))
-            for a, b, active in segments[["start_us", "end_us", "active"]].itertuples(
-                    index=False):
+            for a, b, active in segments:
                 # The status just inside each end of a segment is its observation's (the
                 # engine puts a midpoint on the whole µs below, the reference exactly).
                 assert _status_at(kept, a + Fraction(1, 2)) == active
                 assert _status_at(kept, b - Fraction(1, 2)) == active
-        incidents = segments[~segments["active"]]
-        minutes = ((incidents["end_us"] - incidents["start_us"]) / MIN_US).sum()
         row = report.loc[store_id]
-        assert minutes == pytest.approx(row["downtime_last_week_s"] / 60, abs=1e-6)
-        totals = result.stores.iloc[0]
-        assert totals.uptime_s == pytest.approx(row["uptime_last_week_s"], abs=1e-6)
-        assert totals.downtime_s == pytest.approx(row["downtime_last_week_s"], abs=1e-6)
-        up = segments[segments["active"]]
-        assert ((up["end_us"] - up["start_us"]).sum() / 1e6
-                == pytest.approx(row["uptime_last_week_s"], abs=1e-6))
+        incident_minutes = sum(b - a for a, b, up in segments if not up) / MIN_US
+        assert incident_minutes == pytest.approx(row["downtime_last_week_s"] / 60, abs=1e-6)
+        assert result.uptime_s[0] == pytest.approx(row["uptime_last_week_s"], abs=1e-6)
+        assert result.downtime_s[0] == pytest.approx(row["downtime_last_week_s"], abs=1e-6)
+        up_seconds = sum(b - a for a, b, up in segments if up) / 1e6
+        assert up_seconds == pytest.approx(row["uptime_last_week_s"], abs=1e-6)
 
 
 def test_no_polls_is_an_error():

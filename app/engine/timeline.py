@@ -9,7 +9,6 @@ report's `uptime_by_window`, so a timeline and the report's row cannot disagree.
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from .report import WINDOWS_US, ReportInputs, uptime_by_window
 from .status import BusinessMeasure
@@ -18,24 +17,43 @@ from .zones import DAY_US, local_to_utc, utc_to_local
 WEEK_US = WINDOWS_US["week"]
 
 
-@dataclass
+@dataclass(frozen=True)
+class Stretches:
+    """Stretches of time of several stores, sorted by store then start [µs, UTC].
+
+    `store` holds codes into `Timelines.store_ids`; `active` is None for business time.
+    """
+
+    store: np.ndarray
+    start_us: np.ndarray
+    end_us: np.ndarray
+    active: np.ndarray | None = None
+
+    def of(self, code):
+        """The stretches of one store code."""
+        lo, hi = np.searchsorted(self.store, [code, code + 1])
+        return Stretches(self.store[lo:hi], self.start_us[lo:hi], self.end_us[lo:hi],
+                         None if self.active is None else self.active[lo:hi])
+
+
+@dataclass(frozen=True)
 class Timelines:
-    """The week ``[now - 7 d, now)`` of each store with a poll.
+    """The week ``[now - 7 d, now)`` of each store with a poll (plain arrays: these serve
+    single requests, where a data frame's overhead would cost more than the work).
 
-    Frames, each sorted by store then time, with instants in µs since the epoch (UTC):
-
-    - `stores`: ``store_id``, ``timezone`` (the zone used), ``uptime_s``, ``downtime_s``
-      (the report's `*_last_week`, in seconds);
-    - `business`: ``store_id``, ``start_us``, ``end_us``: `B(s)` within the week;
-    - `segments`: ``store_id``, ``start_us``, ``end_us``, ``active``: the business time in
-      the week split by governing status, adjacent stretches of one status joined, so the
-      inactive ones are the incidents.
+    Per store code, sorted by `store_id`: `store_ids`, `timezone` (the zone used),
+    `uptime_s` and `downtime_s` (the report's `*_last_week`, in seconds). `business` is
+    `B(s)` within the week; `segments` splits it by governing status, adjacent stretches of
+    one status joined, so the inactive ones are the incidents.
     """
 
     now_us: int
-    stores: pd.DataFrame
-    business: pd.DataFrame
-    segments: pd.DataFrame
+    store_ids: np.ndarray
+    timezone: list
+    uptime_s: np.ndarray
+    downtime_s: np.ndarray
+    business: Stretches
+    segments: Stretches
 
     @property
     def window(self):
@@ -63,22 +81,15 @@ def build_timelines(polls, hours, zones, now_us=None):
     iv_store, iv_start, iv_end = observed.intervals
     iv_start, iv_end = np.maximum(iv_start, week_start), np.minimum(iv_end, now)
     in_week = iv_end > iv_start
-    iv_store, iv_start, iv_end = iv_store[in_week], iv_start[in_week], iv_end[in_week]
-    segments = _segments(observed, iv_store, iv_start, iv_end, week_start, now)
-
-    ids = inputs.store_ids
-    stores = pd.DataFrame({"store_id": ids,
-                           "timezone": [inputs.zones[c].key for c in inputs.zone_codes],
-                           "uptime_s": up / 1e6, "downtime_s": down / 1e6})
-    business = pd.DataFrame({"store_id": ids[iv_store], "start_us": iv_start,
-                             "end_us": iv_end})
-    seg_store, seg_start, seg_end, seg_active = segments
-    segments = pd.DataFrame({"store_id": ids[seg_store], "start_us": seg_start,
-                             "end_us": seg_end, "active": seg_active})
-    return Timelines(now, stores, business, segments)
+    business = Stretches(iv_store[in_week], iv_start[in_week], iv_end[in_week])
+    return Timelines(
+        now_us=now, store_ids=inputs.store_ids,
+        timezone=[inputs.zones[code].key for code in inputs.zone_codes],
+        uptime_s=up / 1e6, downtime_s=down / 1e6, business=business,
+        segments=_segments(observed, business, week_start, now))
 
 
-def _segments(observed, iv_store, iv_start, iv_end, week_start, now):
+def _segments(observed, business, week_start, now):
     """Each business interval of the week cut where the governing observation changes.
 
     The spans of a store's observations tile the whole time axis, so the spans meeting an
@@ -90,8 +101,9 @@ def _segments(observed, iv_store, iv_start, iv_end, week_start, now):
     span_start = np.clip(observed.span_start, week_start, now)
     span_end = np.clip(observed.span_end, week_start, now)
     has_obs = np.bincount(store, minlength=observed.n_stores) > 0
-    keep = has_obs[iv_store]
-    iv_store, iv_start, iv_end = iv_store[keep], iv_start[keep], iv_end[keep]
+    keep = has_obs[business.store]
+    iv_store, iv_start, iv_end = (business.store[keep], business.start_us[keep],
+                                  business.end_us[keep])
 
     # On the shared axis, clipped span starts and ends are sorted (by store, then time).
     first = np.searchsorted(timeline.key(store, span_end), timeline.key(iv_store, iv_start),
@@ -111,37 +123,33 @@ def _segments(observed, iv_store, iv_start, iv_end, week_start, now):
                  & (start[1:] == end[:-1]))
     heads = np.flatnonzero(~joins)
     ends = np.append(heads[1:], len(start))[:len(heads)] - 1
-    return piece_store[heads], start[heads], end[ends], piece_active[heads]
+    return Stretches(piece_store[heads], start[heads], end[ends], piece_active[heads])
 
 
-def local_days(segments, zone, week_start, now):
+def local_days(start_us, end_us, active, zone, week_start, now):
     """Business time and uptime per local calendar day of one store's segments.
 
     Parameters
     ----------
-    segments : DataFrame
-        One store's ``start_us``, ``end_us``, ``active``, as in `Timelines.segments`.
+    start_us, end_us, active : ndarray
+        One store's segments, as in `Timelines.segments`.
     zone : ZoneInfo
     week_start, now : int
         The window [µs, UTC].
 
     Returns
     -------
-    DataFrame
+    dict of ndarray
         ``date`` (local, ISO text), ``start_us``, ``end_us`` (the day within the window),
-        ``business_s``, ``uptime_s``; one row per local date the window touches.
+        ``business_s``, ``uptime_s``; one entry per local date the window touches.
     """
-    first_day = utc_to_local(np.array([week_start]), zone)[0] // DAY_US
-    last_day = utc_to_local(np.array([now - 1]), zone)[0] // DAY_US
+    first_day, last_day = utc_to_local(np.array([week_start, now - 1]), zone) // DAY_US
     days = np.arange(first_day, last_day + 2)
     midnights = np.clip(local_to_utc(days * DAY_US, zone), week_start, now)
-    start = segments["start_us"].to_numpy(dtype=np.int64)
-    end = segments["end_us"].to_numpy(dtype=np.int64)
-    active = segments["active"].to_numpy(dtype=bool)
     # Cumulative measure of all segments and of the active ones, read at each midnight.
-    every, up = BusinessMeasure(start, end), BusinessMeasure(start[active], end[active])
-    business = np.diff(every.up_to(midnights)) / 1e6
-    uptime = np.diff(up.up_to(midnights)) / 1e6
-    dates = days[:-1].astype("datetime64[D]").astype(str)
-    return pd.DataFrame({"date": dates, "start_us": midnights[:-1], "end_us": midnights[1:],
-                         "business_s": business, "uptime_s": uptime})
+    every = BusinessMeasure(start_us, end_us)
+    up = BusinessMeasure(start_us[active], end_us[active])
+    return {"date": days[:-1].astype("datetime64[D]").astype(str).tolist(),
+            "start_us": midnights[:-1], "end_us": midnights[1:],
+            "business_s": np.diff(every.up_to(midnights)) / 1e6,
+            "uptime_s": np.diff(up.up_to(midnights)) / 1e6}
