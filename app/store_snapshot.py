@@ -42,9 +42,10 @@ def latest_poll_us(conn, data_version):
     with _latest_lock:
         if _latest["key"] == key:
             return _latest["now_us"]
-    store_latest = (sa.select(sa.func.max(StoreStatus.timestamp_us))
-                    .where(StoreStatus.store_pk == Store.id).scalar_subquery())
-    now_us = conn.execute(sa.select(sa.func.max(store_latest))).scalar()
+    store_latest = (sa.select(StoreStatus.timestamp_us).where(StoreStatus.store_pk == Store.id)
+                    .order_by(StoreStatus.timestamp_us.desc()).limit(1)
+                    .correlate(Store).scalar_subquery())
+    now_us = conn.execute(sa.select(sa.func.max(store_latest)).select_from(Store)).scalar()
     with _latest_lock:
         _latest.update(key=key, now_us=now_us)
     return now_us

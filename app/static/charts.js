@@ -67,7 +67,7 @@
       ctx.fillRect(left, top, Math.max(1, right - left), bottom - top);
     }
     const drawn = { business: 0, segments: 0 };
-    const dot = function (fill) { return { show: true, size: 7, width: 1, stroke: "#fff", fill: fill }; };
+    const dot = function (color) { return { show: true, size: 7, width: 1, stroke: INK, fill: color }; };
     charts.week = new uPlot({
       width: width(weekNode), height: 260,
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), zone); },
@@ -88,7 +88,7 @@
         drawAxes: [function (u) {
           drawn.segments = 0;
           segments.forEach(function (s) {
-            if (s[2]) { band(u, s[0], s[1], 0.8, 1.2, UP + "99"); } else { band(u, s[0], s[1], -0.2, 0.2, DOWN + "99"); }
+            if (s[2]) { band(u, s[0], s[1], 0.8, 1.2, UP + "66"); } else { band(u, s[0], s[1], -0.2, 0.2, DOWN + "66"); }
             drawn.segments += 1;
           });
         }],
