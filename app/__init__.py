@@ -22,16 +22,18 @@ def create_app(test_config=None):
     if not app.testing:
         _configure_logging(app)
 
-    from . import api, cli, database, errors, jobs, pages, reports_api
+    from . import api, cli, database, errors, health, jobs, metrics, pages, reports_api
 
     database.init_app(app)
     jobs.init_app(app)
     errors.init_app(app)
     openapi.init_app(app)
     cli.init_app(app)
+    metrics.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(reports_api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(health.bp)
     return app
 
 

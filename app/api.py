@@ -7,7 +7,7 @@ from flask import Response, abort, request, url_for
 
 from . import jobs
 from .models import Report
-from .schemas import REPORT_STATES, Health, ReportCreated, ReportQuery, ReportState
+from .schemas import REPORT_STATES, ReportCreated, ReportQuery, ReportState
 
 bp = APIBlueprint("api", __name__, tag="Reports")
 
@@ -63,14 +63,6 @@ def get_report(query):
                                         format="csv", _external=True)}, headers
     headers["Content-Disposition"] = f'attachment; filename="report-{report.id}.csv"'
     return Response(report.csv, mimetype="text/csv", headers=headers)
-
-
-@bp.get("/health")
-@bp.output(Health)
-@bp.doc(tags=["Service"])
-def health():
-    """Is the service up"""
-    return {"status": "ok"}
 
 
 def _wants_json(chosen):

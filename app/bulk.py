@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
+from .database import SQLITE_WRITER_WAIT_SECONDS
 from .extensions import db
 
 CHUNK_ROWS = 200_000
@@ -45,11 +46,15 @@ def writing_transaction():
     """
     engine = db.engine
     if engine.dialect.name == "sqlite":
-        engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+        engine = engine.execution_options(sqlite_begin="IMMEDIATE",
+                                          sqlite_busy_timeout=SQLITE_WRITER_WAIT_SECONDS)
     with engine.connect() as conn:
         try:
             with conn.begin():
                 if conn.dialect.name == "postgresql":
+                    # A big ingest's statements (and the wait for another ingest) may take
+                    # longer than the statement timeout that bounds requests.
+                    conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
                                  {"key": _INGEST_LOCK_KEY})
                 yield conn

@@ -37,6 +37,14 @@ class Config:
     # Where reports keep the columnar copy of the current data (None: the instance folder's
     # snapshot-copies; "": keep none, always read the database).
     SNAPSHOT_COPY_DIR = os.environ.get("SNAPSHOT_COPY_DIR")
+    # Bounded waits on the database (seconds): see `app.database.engine_options`. A request
+    # that needs the database while it is unavailable answers 503 with this Retry-After.
+    DATABASE_CONNECT_TIMEOUT = float(os.environ.get("DATABASE_CONNECT_TIMEOUT", "5"))
+    DATABASE_STATEMENT_TIMEOUT = float(os.environ.get("DATABASE_STATEMENT_TIMEOUT", "30"))
+    DATABASE_POOL_TIMEOUT = float(os.environ.get("DATABASE_POOL_TIMEOUT", "5"))
+    SQLITE_BUSY_TIMEOUT = float(os.environ.get("SQLITE_BUSY_TIMEOUT", "5"))
+    READY_TIMEOUT = float(os.environ.get("READY_TIMEOUT", "2"))  # /readyz's database check
+    RETRY_AFTER_SECONDS = int(os.environ.get("RETRY_AFTER_SECONDS", "5"))
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # Logs go to standard error, so that `flask report --out -` writes only CSV to stdout;
     # LOG_TO_STDOUT=1 sends them to standard output, LOG_FILE to a file instead.

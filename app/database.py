@@ -5,11 +5,17 @@ import logging
 import flask_migrate
 import sqlalchemy as sa
 from flask import Flask
+from sqlalchemy.engine import make_url
 
 from .config import PROJECT_DIR
 from .extensions import db, migrate
+from .outage import OutageLog, watch
 
 MIGRATIONS_DIR = PROJECT_DIR / "migrations"
+# How long ingest and migrations wait for SQLite's write lock (execution option
+# `sqlite_busy_timeout`): they may queue behind another process's ingest of millions of rows,
+# where a request gives up after SQLITE_BUSY_TIMEOUT.
+SQLITE_WRITER_WAIT_SECONDS = 300
 
 
 def init_app(app: Flask):
@@ -17,15 +23,45 @@ def init_app(app: Flask):
     if app.config.get("SQLALCHEMY_DATABASE_URI") is None:
         app.config["SQLALCHEMY_DATABASE_URI"] = (
             f"sqlite:///{app.instance_path}/store-monitor.sqlite3")
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"].setdefault("connect_args", {"timeout": 60})
+    options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    for key, value in engine_options(app.config).items():
+        options.setdefault(key, value)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    app.extensions["database_outages"] = outages = OutageLog(app.config["DATABASE_CONNECT_TIMEOUT"])
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
-            _tune_sqlite(db.engine)
+            _tune_sqlite(db.engine, app.config["SQLITE_BUSY_TIMEOUT"])
+        watch(db.engine, outages)
         _upgrade_schema()
+
+
+def engine_options(config):
+    """Bounded waits everywhere, so that an unreachable database costs seconds, not forever.
+
+    Connections are tested before use (`pool_pre_ping`: after a blip the first request would
+    otherwise get a dead connection), waiting for a free one is bounded (`pool_timeout`), and
+    so are connecting and each statement: on PostgreSQL `connect_timeout` and the server's
+    `statement_timeout`, plus `tcp_user_timeout` and keepalives for a network that silently
+    drops packets; on SQLite the wait for another writer's lock (busy timeout).
+    """
+    url = make_url(config["SQLALCHEMY_DATABASE_URI"])
+    options = {"pool_pre_ping": True}
+    if url.get_backend_name() == "sqlite":
+        options["connect_args"] = {"timeout": config["SQLITE_BUSY_TIMEOUT"]}
+        return options
+    options["pool_timeout"] = config["DATABASE_POOL_TIMEOUT"]
+    statement_ms = round(config["DATABASE_STATEMENT_TIMEOUT"] * 1000)
+    # Options given in the URL (say, a search_path) are kept: connect_args would replace them.
+    server_options = f"{url.query.get('options', '')} -c statement_timeout={statement_ms}"
+    options["connect_args"] = {
+        "connect_timeout": max(2, round(config["DATABASE_CONNECT_TIMEOUT"])),  # libpq: >= 2
+        "options": server_options.strip(),
+        "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": round(config["DATABASE_CONNECT_TIMEOUT"] * 1000),
+    }
+    return options
 
 
 def _upgrade_schema():
@@ -35,13 +71,14 @@ def _upgrade_schema():
     flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
 
 
-def _tune_sqlite(engine):
+def _tune_sqlite(engine, busy_timeout):
     """WAL lets reports read while an ingest writes; explicit BEGIN makes reads consistent.
 
     pysqlite by default opens a transaction only before a write, so two SELECTs of one
     report could see different data. Following SQLAlchemy's pysqlite notes, the driver's own
     transaction handling is switched off and every transaction starts with our BEGIN
-    (`BEGIN IMMEDIATE` when a writer asks for it with ``sqlite_begin``).
+    (`BEGIN IMMEDIATE` when a writer asks for it with ``sqlite_begin``), after setting how
+    long it may wait for the lock (``sqlite_busy_timeout`` seconds, else `busy_timeout`).
     """
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
@@ -55,4 +92,7 @@ def _tune_sqlite(engine):
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get("sqlite_begin", ""))
+        options = conn.get_execution_options()
+        wait_ms = round(1000 * options.get("sqlite_busy_timeout", busy_timeout))
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms}")
+        conn.exec_driver_sql("BEGIN " + options.get("sqlite_begin", ""))

@@ -2,12 +2,16 @@
 
 import logging
 
+from flask import current_app
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
 from .extensions import db
+from .outage import is_unavailable
 
 log = logging.getLogger(__name__)
+
+UNAVAILABLE = "the database is unavailable at the moment; retry later"
 
 
 def error_response(status, message=None, headers=None):
@@ -15,6 +19,12 @@ def error_response(status, message=None, headers=None):
     if message:
         body["message"] = message
     return body, status, headers or {}
+
+
+def unavailable_response():
+    """503 with Retry-After: the database cannot be used now, and the client may retry."""
+    return error_response(503, UNAVAILABLE,
+                          {"Retry-After": str(current_app.config["RETRY_AFTER_SECONDS"])})
 
 
 def init_app(app):
@@ -33,10 +43,22 @@ def init_app(app):
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc):
+        _discard_session()
+        if is_unavailable(exc):
+            # The outage log has a line for the whole outage; one per request would flood it.
+            app.extensions["database_outages"].failed(exc)
+            return unavailable_response()
         # Never show a traceback to a client: log it, answer 500, drop the failed transaction.
         log.error("unhandled error", exc_info=exc)
-        db.session.rollback()
         return error_response(500, InternalServerError.description)
+
+
+def _discard_session():
+    """Roll back the request's session; with the database gone, that may fail too."""
+    try:
+        db.session.rollback()
+    except Exception as exc:  # noqa: BLE001  (the answer matters more than the rollback)
+        log.debug("rollback after an error failed: %s", exc)
 
 
 def _flatten(detail):

@@ -22,7 +22,9 @@ from flask import current_app
 from .engine import build_report
 from .export import report_csv
 from .extensions import db
+from .metrics import report_finished
 from .models import Report, utcnow
+from .outage import is_unavailable
 from .snapshot import read_snapshot
 
 log = logging.getLogger(__name__)
@@ -97,11 +99,14 @@ def recover_interrupted():
 
 def _fail_interrupted(reports):
     """Mark reports Error, each only if the same worker still holds it (it may have ended)."""
+    failed = 0
     for report_id, worker in reports:
-        db.session.execute(sa.update(Report).where(
+        failed += db.session.execute(sa.update(Report).where(
             Report.id == report_id, Report.worker == worker, Report.status == Report.RUNNING
-        ).values(status=Report.ERROR, error=INTERRUPTED, finished_at=utcnow()))
+        ).values(status=Report.ERROR, error=INTERRUPTED, finished_at=utcnow())).rowcount
     db.session.commit()
+    for _ in range(failed):
+        report_finished("error")
 
 
 def _lease_expired(heartbeat_at):
@@ -152,11 +157,14 @@ def run_report(report_id):
         log.info("report %s %s: %d stores in %.2f s", report_id,
                  "complete" if done else "computed, but its lease was lost meanwhile",
                  len(result.frame), time.monotonic() - began)
+        if done:
+            report_finished("complete", time.monotonic() - began)
     except Exception as exc:  # the job must end in Error, whatever went wrong
         log.error("report %s failed after %.2f s", report_id, time.monotonic() - began,
                   exc_info=True)
-        _update(report_id, status=Report.ERROR, error=f"{type(exc).__name__}: {exc}",
-                finished_at=utcnow())
+        if _update(report_id, status=Report.ERROR, error=f"{type(exc).__name__}: {exc}",
+                   finished_at=utcnow()):
+            report_finished("error", time.monotonic() - began)
 
 
 def _update(report_id, **values):
@@ -184,11 +192,14 @@ class ReportRunner:
         self._busy = 0
         self._heartbeat = None
         self._stopping = threading.Event()
+        # When the heartbeat last began a round (time.monotonic()); None: not started.
+        self.last_beat = None
 
     def wake(self):
         """Let a free thread claim and run queued reports; start the heartbeat if needed."""
         with self._lock:
             if self._heartbeat is None:
+                self.last_beat = time.monotonic()
                 self._heartbeat = threading.Thread(target=self._beat, name="report-heartbeat",
                                                    daemon=True)
                 self._heartbeat.start()
@@ -208,8 +219,9 @@ class ReportRunner:
             with self.app.app_context():
                 while (report_id := claim_next()) is not None:
                     run_report(report_id)
-        except Exception:  # never lose the thread's slot; the heartbeat will wake us again
-            log.error("report runner failed", exc_info=True)
+        except Exception as exc:  # never lose the thread's slot; the heartbeat wakes us again
+            if not is_unavailable(exc):  # an outage is logged once, by app.outage
+                log.error("report runner failed", exc_info=True)
         finally:
             with self._lock:
                 self._busy -= 1
@@ -217,11 +229,13 @@ class ReportRunner:
     def _beat(self):
         interval = self.app.config["HEARTBEAT_SECONDS"]
         while not self._stopping.wait(interval):
+            self.last_beat = time.monotonic()
             try:
                 with self.app.app_context():
                     self._renew_and_recover()
-            except Exception:  # a busy database must not stop the heartbeat
-                log.warning("report heartbeat failed", exc_info=True)
+            except Exception as exc:  # a busy database must not stop the heartbeat
+                if not is_unavailable(exc):  # an outage is logged once, by app.outage
+                    log.warning("report heartbeat failed", exc_info=True)
 
     def _renew_and_recover(self):
         with db.engine.begin() as conn:

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from alembic import context
 from flask import current_app
 
+from app.database import SQLITE_WRITER_WAIT_SECONDS
+
 _MIGRATION_LOCK_KEY = 0x4D49475241  # any constant shared by all processes ("MIGRA")
 
 
@@ -17,7 +19,8 @@ def run_migrations_online():
     db = current_app.extensions["migrate"].db
     engine = db.engine
     if engine.dialect.name == "sqlite":
-        engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+        engine = engine.execution_options(sqlite_begin="IMMEDIATE",
+                                          sqlite_busy_timeout=SQLITE_WRITER_WAIT_SECONDS)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=db.metadata,
                           render_as_batch=connection.dialect.name == "sqlite",

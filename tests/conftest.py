@@ -52,6 +52,24 @@ def database_url(tmp_path):
 
 
 @pytest.fixture
+def db_proxy(database_url):
+    """A `TcpProxy` in front of the PostgreSQL server, and `database_url` through it.
+
+    SQLite is a file, with no connection to break: there the tests that need this skip, and
+    the PostgreSQL run of the suite (which CI does) runs them.
+    """
+    if TEST_DATABASE == "sqlite":
+        pytest.skip("needs PostgreSQL: a SQLite file has no network connection to break")
+    from tcpproxy import TcpProxy
+
+    url = make_url(database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    yield proxy, proxied
+    proxy.close()
+
+
+@pytest.fixture
 def app(database_url, tmp_path):
     app = create_app({
         "TESTING": True,

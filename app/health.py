@@ -1,0 +1,81 @@
+"""Probes for orchestrators and load balancers.
+
+`/healthz` (alias `/health`) says only that the process answers: it never touches the
+database, so an outage does not get healthy processes restarted. `/readyz` says whether this
+process can do its work now: the database answers within `READY_TIMEOUT`, its schema is at
+the latest migration, and the report runner's heartbeat is alive.
+"""
+
+import time
+
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+from flask import Blueprint, current_app, jsonify
+
+from .database import MIGRATIONS_DIR, engine_options
+from .extensions import db
+from .outage import is_unavailable
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+@bp.get("/health")
+def healthz():
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    checks = readiness()
+    ready = all(value == "ok" for value in checks.values())
+    return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
+
+
+def readiness():
+    """Each check's outcome: "ok", or a short reason fit for any client to read."""
+    return {"database": _database_check(), "report_runner": _runner_check()}
+
+
+def _database_check():
+    try:
+        with _probe_engine().connect() as conn:
+            current = {row[0] for row in conn.exec_driver_sql(
+                "SELECT version_num FROM alembic_version")}
+    except Exception as exc:
+        return "unreachable" if is_unavailable(exc) else "cannot read the schema version"
+    if current != _heads():
+        return "schema not at the latest migration (run flask db upgrade)"
+    return "ok"
+
+
+def _runner_check():
+    runner = current_app.extensions["report_runner"]
+    last_beat = runner.last_beat
+    if last_beat is None:
+        return "report runner not started"
+    if time.monotonic() - last_beat > current_app.config["STALE_REPORT_SECONDS"]:
+        return "report runner heartbeat stopped"
+    return "ok"
+
+
+def _heads():
+    extensions = current_app.extensions
+    if "migration_heads" not in extensions:
+        extensions["migration_heads"] = set(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads())
+    return extensions["migration_heads"]
+
+
+def _probe_engine():
+    """An engine of fresh connections with every wait bounded by `READY_TIMEOUT`, so that
+    the probe answers in time even while the pool's connections hang."""
+    extensions = current_app.extensions
+    if "readiness_engine" not in extensions:
+        timeout = current_app.config["READY_TIMEOUT"]
+        config = {**current_app.config, "DATABASE_CONNECT_TIMEOUT": timeout,
+                  "DATABASE_STATEMENT_TIMEOUT": timeout, "SQLITE_BUSY_TIMEOUT": timeout}
+        options = engine_options(config)
+        options.pop("pool_timeout", None)
+        extensions["readiness_engine"] = sa.create_engine(
+            db.engine.url, poolclass=sa.pool.NullPool, **options)
+    return extensions["readiness_engine"]

@@ -1,0 +1,147 @@
+"""Database outages: requests answer 503 quickly, probes tell liveness from readiness, and
+the log has one line per outage. The faults come from a TCP proxy the test controls."""
+
+import logging
+import sqlite3
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from app import create_app
+from app.extensions import db
+
+UNKNOWN = "/get_report?report_id=00000000-0000-4000-8000-000000000000"
+
+
+def make_app(url, **config):
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "STORE_DATA": "",
+                      "REPORT_WORKERS": 1, "HEARTBEAT_SECONDS": 0.2,
+                      "DATABASE_CONNECT_TIMEOUT": 2, "READY_TIMEOUT": 2,
+                      "RETRY_AFTER_SECONDS": 7, **config})
+    app.extensions["report_runner"].wake()  # start the heartbeat, as a served process does
+    return app
+
+
+@pytest.fixture
+def outage_app(db_proxy):
+    proxy, url = db_proxy
+    app = make_app(url)
+    yield proxy, app
+    app.extensions["report_runner"].shutdown()
+    with app.app_context():
+        db.engine.dispose()
+
+
+def timed(call):
+    began = time.monotonic()
+    result = call()
+    return result, time.monotonic() - began
+
+
+def assert_unavailable(response):
+    assert response.status_code == 503
+    assert response.get_json() == {
+        "error": "Service Unavailable",
+        "message": "the database is unavailable at the moment; retry later"}
+    assert response.headers["Retry-After"] == "7"
+
+
+def wait_for_log(caplog, text, count=1, timeout=5):
+    """Wait until `count` log lines start with `text`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(r.getMessage().startswith(text) for r in caplog.records) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {count} log lines with {text!r}")
+
+
+def test_stopped_or_black_holed_database_gives_503_and_healthz_stays_up(outage_app, caplog):
+    proxy, app = outage_app
+    client = app.test_client()
+    caplog.set_level(logging.INFO)
+    assert client.get(UNKNOWN).status_code == 404
+    assert client.get("/readyz").status_code == 200
+
+    # Stopped: connecting is refused, so the answer comes at once.
+    proxy.stop()
+    response, took = timed(lambda: client.get(UNKNOWN))
+    assert_unavailable(response)
+    assert took < 1, took
+    assert_unavailable(client.post("/trigger_report"))
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.get_json()["checks"]["database"] == "unreachable"
+
+    # Back: the pool's dead connections are tested before use, so the first request works.
+    proxy.forward()
+    assert client.get(UNKNOWN).status_code == 404
+    wait_for_log(caplog, "database reachable again")
+
+    # Black-holed: connections open but nothing answers; the connect timeout (2 s) bounds
+    # the wait, and the liveness probe never waits at all.
+    proxy.blackhole()
+    response, took = timed(lambda: client.get(UNKNOWN))
+    assert_unavailable(response)
+    assert took < 2 + 1.5, took
+    health, took = timed(lambda: client.get("/healthz"))
+    assert health.status_code == 200 and took < 0.5
+    ready, took = timed(lambda: client.get("/readyz"))
+    assert ready.status_code == 503 and took < 2 + 1.5, took
+
+    proxy.forward()
+    assert client.get(UNKNOWN).status_code == 404
+    assert client.get("/readyz").status_code == 200
+
+    # Two outages, each logged once when it began and once when it ended, without a
+    # traceback, although requests and the heartbeat (every 0.2 s) kept failing meanwhile.
+    wait_for_log(caplog, "database reachable again", count=2)
+    time.sleep(0.5)
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("database unreachable") for m in messages) == 2, messages
+    assert sum(m.startswith("database reachable again") for m in messages) == 2, messages
+    assert not [r for r in caplog.records if r.exc_info], messages
+
+
+def test_statement_timeout_bounds_a_blocked_query(database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("statement_timeout is a PostgreSQL setting (SQLite's busy timeout is "
+                    "tested below)")
+    app = make_app(database_url, DATABASE_STATEMENT_TIMEOUT=1)
+    client = app.test_client()
+    locker = sa.create_engine(database_url)
+    try:
+        with locker.connect() as conn:
+            # Another session holds the report table: every statement on it waits.
+            conn.exec_driver_sql("LOCK TABLE report IN ACCESS EXCLUSIVE MODE")
+            response, took = timed(lambda: client.get(UNKNOWN))
+            conn.rollback()
+        assert_unavailable(response)
+        assert 1 <= took < 1 + 1.5, took
+        assert client.get(UNKNOWN).status_code == 404
+    finally:
+        locker.dispose()
+        app.extensions["report_runner"].shutdown()
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_sqlite_writer_lock_bounds_a_trigger_to_the_busy_timeout(tmp_path):
+    path = tmp_path / "store-monitor.sqlite3"
+    app = make_app(f"sqlite:///{path}", SQLITE_BUSY_TIMEOUT=0.5)
+    client = app.test_client()
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another writer, holding the lock
+        response, took = timed(lambda: client.post("/trigger_report"))
+        assert_unavailable(response)
+        assert took < 0.5 + 1, took
+        assert client.get(UNKNOWN).status_code == 404  # readers are not blocked (WAL)
+        assert client.get("/healthz").status_code == 200
+        holder.execute("ROLLBACK")
+        assert client.post("/trigger_report").status_code == 202
+    finally:
+        holder.close()
+        app.extensions["report_runner"].shutdown()
