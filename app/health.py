@@ -10,26 +10,51 @@ import time
 
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
-from flask import Blueprint, current_app, jsonify
+from apiflask import APIBlueprint
+from flask import current_app
 
 from .database import MIGRATIONS_DIR, engine_options
 from .extensions import db
 from .outage import is_unavailable
+from .schemas import Health, Readiness
 
-bp = Blueprint("health", __name__)
+bp = APIBlueprint("health", __name__, tag="Service")
 
 
 @bp.get("/healthz")
-@bp.get("/health")
+@bp.output(Health)
+@bp.doc(operation_id="healthz")
 def healthz():
-    return jsonify(status="ok")
+    """Is the process up (liveness)
+
+    Answers without touching the database.
+    """
+    return {"status": "ok"}
+
+
+@bp.get("/health")
+@bp.output(Health)
+@bp.doc(operation_id="health")
+def health():
+    """Is the process up (alias of /healthz)"""
+    return {"status": "ok"}
 
 
 @bp.get("/readyz")
+@bp.output(Readiness, description="Ready: every check is ok")
+@bp.doc(operation_id="readyz", responses={503: {
+    "description": "Not ready: the failing checks say why",
+    "content": {"application/json": {"schema": Readiness}}}})
 def readyz():
+    """Can this process do its work (readiness)
+
+    The database answers within `READY_TIMEOUT`, its schema is at the latest migration,
+    and the report runner's heartbeat is alive.
+    """
     checks = readiness()
     ready = all(value == "ok" for value in checks.values())
-    return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
+    return {"status": "ready" if ready else "not ready", "checks": checks}, \
+        200 if ready else 503
 
 
 def readiness():

@@ -15,17 +15,18 @@ import os
 import time
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, g, request
-from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter,
-                               Histogram, disable_created_metrics, generate_latest,
-                               multiprocess)
+from apiflask import APIBlueprint
+from flask import Response, current_app, g, request
+from prometheus_client import (REGISTRY, CollectorRegistry, Counter, Histogram,
+                               disable_created_metrics, multiprocess)
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .extensions import db
 from .health import readiness
 from .models import Ingest, IngestFile, Report
 
-bp = Blueprint("metrics", __name__)
+bp = APIBlueprint("metrics", __name__, tag="Service")
 
 disable_created_metrics()  # the `*_created` series double the output and serve no alert
 
@@ -71,7 +72,11 @@ def _count_request(response):
 
 
 @bp.get("/metrics")
+@bp.doc(operation_id="metrics", responses={200: {
+    "description": "Prometheus text exposition format",
+    "content": {"text/plain": {"schema": {"type": "string"}}}}})
 def metrics():
+    """Metrics for Prometheus"""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         events = CollectorRegistry()
         multiprocess.MultiProcessCollector(events)
@@ -79,8 +84,9 @@ def metrics():
         events = REGISTRY
     state = CollectorRegistry()
     state.register(_StateCollector(current_app._get_current_object()))
-    return Response(generate_latest(events) + generate_latest(state),
-                    mimetype=CONTENT_TYPE_LATEST)
+    # The text format version the scraper asks for (Prometheus sends an Accept header).
+    encode, content_type = choose_encoder(request.headers.get("Accept"))
+    return Response(encode(events) + encode(state), content_type=content_type)
 
 
 class _StateCollector:

@@ -2,7 +2,7 @@
 OpenAPI document and uses to validate requests."""
 
 from apiflask import Schema
-from apiflask.fields import Float, Integer, String, UUID
+from apiflask.fields import Dict, Float, Integer, String, UUID
 from apiflask.validators import OneOf, Range
 
 REPORT_STATES = ("Running", "Complete", "Error")
@@ -41,3 +41,11 @@ class ReportState(Schema):
 
 class Health(Schema):
     status = String(required=True, metadata={"example": "ok"})
+
+
+class Readiness(Schema):
+    """`ready` when every check says `ok`; otherwise each failing check has a short reason."""
+
+    status = String(required=True, validate=OneOf(["ready", "not ready"]))
+    checks = Dict(keys=String(), values=String(), required=True, metadata={
+        "example": {"database": "ok", "report_runner": "ok"}})
