@@ -32,6 +32,9 @@ class Config:
     # A Running report whose heartbeat is older than this is taken as interrupted.
     STALE_REPORT_SECONDS = float(os.environ.get("STALE_REPORT_SECONDS", "120"))
     HEARTBEAT_SECONDS = float(os.environ.get("HEARTBEAT_SECONDS", "5"))
+    # How long a finished report's thread retries recording Complete or Error through a
+    # database outage; after that its lease expires and the report ends in Error.
+    FINAL_WRITE_SECONDS = float(os.environ.get("FINAL_WRITE_SECONDS", "60"))
     # Ingest refuses a file with a line longer than this (bytes), before reading it whole.
     MAX_LINE_BYTES = int(os.environ.get("MAX_LINE_BYTES", str(1 << 20)))
     # Where reports keep the columnar copy of the current data (None: the instance folder's

@@ -25,6 +25,7 @@ from .extensions import db
 from .metrics import report_finished
 from .models import Report, utcnow
 from .outage import is_unavailable
+from .retry import with_retries
 from .snapshot import read_snapshot
 
 log = logging.getLogger(__name__)
@@ -147,24 +148,48 @@ def claim_next():
 
 
 def run_report(report_id):
-    """Compute a report this process has claimed; whatever happens, it leaves Running."""
+    """Compute a report this process has claimed and record how it ended.
+
+    A database outage while it runs makes it Error (or, if the outage is short enough,
+    does not matter); recording the final state is retried through an outage for
+    `FINAL_WRITE_SECONDS`. If that fails too, the report stays Running for now, but this
+    process stops renewing its lease, so it ends in Error once the lease expires.
+    """
     began = time.monotonic()
     log.info("report %s started by %s", report_id, worker_id())
     try:
-        text, result = compute_csv(lambda f: _update(report_id, progress=f))
-        done = _update(report_id, status=Report.COMPLETE, csv=text,
-                       row_count=len(result.frame), progress=1.0, finished_at=utcnow())
-        log.info("report %s %s: %d stores in %.2f s", report_id,
-                 "complete" if done else "computed, but its lease was lost meanwhile",
-                 len(result.frame), time.monotonic() - began)
-        if done:
-            report_finished("complete", time.monotonic() - began)
+        text, result = compute_csv(lambda fraction: _record_progress(report_id, fraction))
+        final = {"status": Report.COMPLETE, "csv": text, "row_count": len(result.frame),
+                 "progress": 1.0}
     except Exception as exc:  # the job must end in Error, whatever went wrong
-        log.error("report %s failed after %.2f s", report_id, time.monotonic() - began,
-                  exc_info=True)
-        if _update(report_id, status=Report.ERROR, error=f"{type(exc).__name__}: {exc}",
-                   finished_at=utcnow()):
-            report_finished("error", time.monotonic() - began)
+        if not is_unavailable(exc):  # an outage is logged once, by app.outage
+            log.error("report %s failed after %.2f s", report_id, time.monotonic() - began,
+                      exc_info=True)
+        final = {"status": Report.ERROR, "error": f"{type(exc).__name__}: {exc}"}
+    seconds = time.monotonic() - began
+    try:
+        held = with_retries(lambda: _update(report_id, finished_at=utcnow(), **final),
+                            current_app.config["FINAL_WRITE_SECONDS"])
+    except Exception as exc:
+        if not is_unavailable(exc):
+            log.error("report %s: recording its end failed", report_id, exc_info=True)
+        log.warning("report %s: could not record its end (%s); it fails when its lease "
+                    "expires", report_id, final["status"])
+        return
+    outcome = final["status"].lower()
+    if held:
+        report_finished(outcome, seconds)
+    log.info("report %s %s in %.2f s", report_id,
+             outcome if held else "ended, but its lease was lost meanwhile", seconds)
+
+
+def _record_progress(report_id, fraction):
+    """Progress is worth a try, not a failed report: an outage here is only logged."""
+    try:
+        _update(report_id, progress=fraction)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
 
 
 def _update(report_id, **values):
@@ -190,6 +215,7 @@ class ReportRunner:
         self.executor = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="report")
         self._lock = threading.Lock()
         self._busy = 0
+        self._computing = set()  # ids of the reports this process's threads are computing
         self._heartbeat = None
         self._stopping = threading.Event()
         # When the heartbeat last began a round (time.monotonic()); None: not started.
@@ -218,7 +244,13 @@ class ReportRunner:
         try:
             with self.app.app_context():
                 while (report_id := claim_next()) is not None:
-                    run_report(report_id)
+                    with self._lock:
+                        self._computing.add(report_id)
+                    try:
+                        run_report(report_id)
+                    finally:
+                        with self._lock:
+                            self._computing.discard(report_id)
         except Exception as exc:  # never lose the thread's slot; the heartbeat wakes us again
             if not is_unavailable(exc):  # an outage is logged once, by app.outage
                 log.error("report runner failed", exc_info=True)
@@ -238,10 +270,15 @@ class ReportRunner:
                     log.warning("report heartbeat failed", exc_info=True)
 
     def _renew_and_recover(self):
-        with db.engine.begin() as conn:
-            conn.execute(sa.update(Report)
-                         .where(Report.worker == worker_id(), Report.status == Report.RUNNING)
-                         .values(heartbeat_at=utcnow()))
+        # Only reports a thread is computing: one whose end could not be recorded must let
+        # its lease expire, or it would stay Running for as long as this process lives.
+        with self._lock:
+            computing = list(self._computing)
+        if computing:
+            with db.engine.begin() as conn:
+                conn.execute(sa.update(Report).where(
+                    Report.id.in_(computing), Report.worker == worker_id(),
+                    Report.status == Report.RUNNING).values(heartbeat_at=utcnow()))
         recover_interrupted()
         unclaimed = db.session.execute(sa.select(Report.id).where(
             Report.status == Report.RUNNING, Report.worker.is_(None)).limit(1)).first()

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 
+import adbc_driver_manager
 import sqlalchemy as sa
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,8 @@ log = logging.getLogger(__name__)
 def is_unavailable(exc):
     """True for errors that say the database cannot be used right now (unreachable, timed
     out, locked, out of pooled connections), as opposed to a bug in a statement."""
-    if isinstance(exc, sa.exc.TimeoutError):  # no pooled connection became free
+    if isinstance(exc, (sa.exc.TimeoutError,  # no pooled connection became free
+                        adbc_driver_manager.OperationalError)):  # the snapshot's connection
         return True
     if isinstance(exc, sa.exc.DBAPIError):
         return exc.connection_invalidated or isinstance(

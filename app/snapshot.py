@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
+from flask import current_app
 
 from . import snapshot_copy
 from .extensions import db
@@ -143,7 +144,7 @@ def _copy_out(conn, table, columns):
 def _read_postgresql(url, copies):
     """The data version and every table, through ADBC, in one REPEATABLE READ transaction
     (the tables only when the copy of that version is missing)."""
-    uri = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    uri = _bounded(url).set(drivername="postgresql").render_as_string(hide_password=False)
     with closing(adbc_postgresql.connect(uri)) as conn, closing(conn.cursor()) as cursor:
         # The driver has opened a transaction; this must be its first statement.
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -157,6 +158,17 @@ def _read_postgresql(url, copies):
                 tables[name] = cursor.fetch_arrow_table()
         conn.rollback()
     return version, tables
+
+
+def _bounded(url):
+    """`url` with the connect timeout and keepalives of the service's own connections, so
+    that a snapshot cannot wait forever on a database that went away (the read itself may
+    take long: no statement timeout)."""
+    timeout = current_app.config["DATABASE_CONNECT_TIMEOUT"]
+    return url.update_query_dict({
+        "connect_timeout": str(max(2, round(timeout))), "keepalives": "1",
+        "keepalives_idle": "30", "keepalives_interval": "5", "keepalives_count": "3",
+        "tcp_user_timeout": str(round(timeout * 1000))})
 
 
 def _group_concat(conn, table, columns):
