@@ -24,6 +24,9 @@ def _database_url():
 
 class Config:
     SQLALCHEMY_DATABASE_URI = _database_url()
+    # The report queue's database; unset: see `app.database.queue_url` (on SQLite a file
+    # beside the data file, on PostgreSQL the same database).
+    QUEUE_DATABASE_URL = os.environ.get("QUEUE_DATABASE_URL") or None
     # A path to a zip or folder loaded when the server starts; "" loads nothing.
     STORE_DATA = os.environ.get("STORE_DATA", str(BUNDLED_DATA))
     HOST = os.environ.get("HOST", "127.0.0.1")

@@ -19,10 +19,14 @@ SQLITE_WRITER_WAIT_SECONDS = 300
 
 
 def init_app(app: Flask):
-    """Bind `db`, tune SQLite connections and bring the schema to the latest migration."""
+    """Bind `db` (and the report queue), tune SQLite connections and bring the schema to
+    the latest migration."""
     if app.config.get("SQLALCHEMY_DATABASE_URI") is None:
         app.config["SQLALCHEMY_DATABASE_URI"] = (
             f"sqlite:///{app.instance_path}/store-monitor.sqlite3")
+    binds = app.config.setdefault("SQLALCHEMY_BINDS", {})
+    binds.setdefault("queue", app.config.get("QUEUE_DATABASE_URL")
+                     or queue_url(app.config["SQLALCHEMY_DATABASE_URI"]))
     options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
     for key, value in engine_options(app.config).items():
         options.setdefault(key, value)
@@ -30,10 +34,41 @@ def init_app(app: Flask):
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     app.extensions["database_outages"] = outages = OutageLog(app.config["DATABASE_CONNECT_TIMEOUT"])
     with app.app_context():
-        if db.engine.dialect.name == "sqlite":
-            _tune_sqlite(db.engine, app.config["SQLITE_BUSY_TIMEOUT"])
-        watch(db.engine, outages)
+        for engine in db.engines.values():
+            if engine.dialect.name == "sqlite":
+                _tune_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT"])
+            watch(engine, outages)
         _upgrade_schema()
+
+
+def queue_url(database_url):
+    """Where the report queue (the `report` table) lives, by default.
+
+    On SQLite, a file of its own beside the data file: SQLite has one write lock per file,
+    and an ingest holds the data file's for its whole transaction (a minute and more for
+    millions of polls). With the queue elsewhere, triggers, claims and progress never wait
+    for it, while reports still read the data through WAL, which never blocks readers.
+    On PostgreSQL, the same database: its writers lock rows, not the database.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return database_url
+    stem, dot, suffix = url.database.rpartition(".")
+    database = f"{stem}-queue.{suffix}" if dot else f"{url.database}-queue"
+    return url.set(database=database).render_as_string(hide_password=False)
+
+
+def queue_engine():
+    """The engine of the report queue (see `queue_url`)."""
+    return db.engines["queue"]
+
+
+def schema_engines():
+    """Every distinct database whose schema the migrations keep (data and queue)."""
+    engines = {}
+    for engine in (db.engine, queue_engine()):
+        engines.setdefault(engine.url.render_as_string(hide_password=False), engine)
+    return list(engines.values())
 
 
 def engine_options(config):

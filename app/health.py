@@ -13,8 +13,7 @@ from alembic.script import ScriptDirectory
 from apiflask import APIBlueprint
 from flask import current_app
 
-from .database import MIGRATIONS_DIR, engine_options
-from .extensions import db
+from .database import MIGRATIONS_DIR, engine_options, schema_engines
 from .outage import is_unavailable
 from .schemas import Health, Readiness
 
@@ -63,14 +62,15 @@ def readiness():
 
 
 def _database_check():
-    try:
-        with _probe_engine().connect() as conn:
-            current = {row[0] for row in conn.exec_driver_sql(
-                "SELECT version_num FROM alembic_version")}
-    except Exception as exc:
-        return "unreachable" if is_unavailable(exc) else "cannot read the schema version"
-    if current != _heads():
-        return "schema not at the latest migration (run flask db upgrade)"
+    for engine in schema_engines():  # the data, and the report queue if it is elsewhere
+        try:
+            with _probe_engine(engine.url).connect() as conn:
+                current = {row[0] for row in conn.exec_driver_sql(
+                    "SELECT version_num FROM alembic_version")}
+        except Exception as exc:
+            return "unreachable" if is_unavailable(exc) else "cannot read the schema version"
+        if current != _heads():
+            return "schema not at the latest migration (run flask db upgrade)"
     return "ok"
 
 
@@ -91,16 +91,17 @@ def _heads():
     return extensions["migration_heads"]
 
 
-def _probe_engine():
-    """An engine of fresh connections with every wait bounded by `READY_TIMEOUT`, so that
-    the probe answers in time even while the pool's connections hang."""
-    extensions = current_app.extensions
-    if "readiness_engine" not in extensions:
+def _probe_engine(url):
+    """An engine of fresh connections to `url` with every wait bounded by `READY_TIMEOUT`,
+    so that the probe answers in time even while the pool's connections hang."""
+    probes = current_app.extensions.setdefault("readiness_engines", {})
+    key = url.render_as_string(hide_password=False)
+    if key not in probes:
         timeout = current_app.config["READY_TIMEOUT"]
-        config = {**current_app.config, "DATABASE_CONNECT_TIMEOUT": timeout,
-                  "DATABASE_STATEMENT_TIMEOUT": timeout, "SQLITE_BUSY_TIMEOUT": timeout}
+        config = {**current_app.config, "SQLALCHEMY_DATABASE_URI": key,
+                  "DATABASE_CONNECT_TIMEOUT": timeout, "DATABASE_STATEMENT_TIMEOUT": timeout,
+                  "SQLITE_BUSY_TIMEOUT": timeout}
         options = engine_options(config)
         options.pop("pool_timeout", None)
-        extensions["readiness_engine"] = sa.create_engine(
-            db.engine.url, poolclass=sa.pool.NullPool, **options)
-    return extensions["readiness_engine"]
+        probes[key] = sa.create_engine(url, poolclass=sa.pool.NullPool, **options)
+    return probes[key]

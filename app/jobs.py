@@ -19,6 +19,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from .database import queue_engine
 from .engine import build_report
 from .export import report_csv
 from .extensions import db
@@ -133,7 +134,7 @@ def claim_next():
     oldest = (sa.select(Report.id)
               .where(Report.status == Report.RUNNING, Report.worker.is_(None))
               .order_by(Report.created_at).limit(1))
-    engine = db.engine
+    engine = queue_engine()
     if engine.dialect.name == "postgresql":
         oldest = oldest.with_for_update(skip_locked=True)
     else:
@@ -198,7 +199,7 @@ def _update(report_id, **values):
     Returns False when the report is no longer this process's (its lease was taken away).
     """
     values.setdefault("heartbeat_at", utcnow())
-    with db.engine.begin() as conn:
+    with queue_engine().begin() as conn:
         changed = conn.execute(sa.update(Report).where(
             Report.id == report_id, Report.worker == worker_id(), Report.status == Report.RUNNING
         ).values(**values)).rowcount
@@ -275,7 +276,7 @@ class ReportRunner:
         with self._lock:
             computing = list(self._computing)
         if computing:
-            with db.engine.begin() as conn:
+            with queue_engine().begin() as conn:
                 conn.execute(sa.update(Report).where(
                     Report.id.in_(computing), Report.worker == worker_id(),
                     Report.status == Report.RUNNING).values(heartbeat_at=utcnow()))

@@ -56,8 +56,12 @@ class StoreTimezone(db.Model):
 
 
 class Report(db.Model):
-    """A report job and, once Complete, its CSV, so that any process can serve it."""
+    """A report job and, once Complete, its CSV, so that any process can serve it.
 
+    It lives in the report queue's database (`app.database.queue_url`).
+    """
+
+    __bind_key__ = "queue"
     RUNNING, COMPLETE, ERROR = "Running", "Complete", "Error"
 
     id = db.Column(db.String(36), primary_key=True)

@@ -12,6 +12,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from app.database import queue_url
 from conftest import PROJECT_DIR
 from servers import gunicorn
 
@@ -57,7 +58,7 @@ def test_report_of_a_killed_worker_does_not_stay_running(server_factory, databas
                    cwd=PROJECT_DIR, check=True, capture_output=True)
     server = server_factory(gunicorn(4), DATABASE_URL=database_url, STORE_DATA=str(data),
                             **LEASE).start(timeout=300)
-    engine = sa.create_engine(database_url)
+    engine = sa.create_engine(queue_url(database_url))  # where the report table is
     try:
         report_id = requests.post(f"{server.url}/trigger_report", timeout=10).json()["report_id"]
         deadline = time.monotonic() + 30

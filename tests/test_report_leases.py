@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from app import create_app, jobs
 from app.extensions import db
+from app.database import queue_url
 from app.generate import generate_dataset, write_dataset
 from app.ingest import ingest
 from app.models import Report
@@ -40,7 +41,7 @@ def load_data(app, folder, stores):
 
 def states(url, ids):
     """Each report's status, read straight from the database (no proxy, no lease check)."""
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(queue_url(url))
     try:
         with engine.connect() as conn:
             return dict(conn.execute(sa.select(Report.id, Report.status)
@@ -120,17 +121,19 @@ def gate(monkeypatch):
     return gate
 
 
-def hold_lock_once_claimed(path, url, ids):
-    """Take SQLite's write lock once every report in `ids` is claimed (being computed)."""
+def hold_lock_once_claimed(url, ids):
+    """Take the report queue's write lock (SQLite) once every report in `ids` is claimed
+    (being computed)."""
+    queue = queue_url(url)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        engine = sa.create_engine(url)
+        engine = sa.create_engine(queue)
         with engine.connect() as conn:
             claimed = conn.execute(sa.select(sa.func.count()).where(
                 Report.id.in_(ids), Report.worker.is_not(None))).scalar()
         engine.dispose()
         if claimed == len(ids):
-            holder = sqlite3.connect(path, isolation_level=None)
+            holder = sqlite3.connect(sa.engine.make_url(queue).database, isolation_level=None)
             holder.execute("BEGIN IMMEDIATE")  # another writer: nobody else can write
             return holder
         time.sleep(0.05)
@@ -145,7 +148,7 @@ def test_sqlite_report_end_waits_out_a_held_lock(tmp_path, gate):
         load_data(app, tmp_path / "data", stores=300)
         client = app.test_client()
         ids = [client.post("/trigger_report").get_json()["report_id"] for _ in range(2)]
-        holder = hold_lock_once_claimed(path, url, ids)
+        holder = hold_lock_once_claimed(url, ids)
         gate.opened.set()
         gate.wait_computed(2)
         time.sleep(1)  # their ends are being retried
@@ -168,7 +171,7 @@ def test_sqlite_report_whose_end_cannot_be_recorded_fails_when_its_lease_expires
         load_data(app, tmp_path / "data", stores=300)
         client = app.test_client()
         report_id = client.post("/trigger_report").get_json()["report_id"]
-        holder = hold_lock_once_claimed(path, url, [report_id])
+        holder = hold_lock_once_claimed(url, [report_id])
         gate.opened.set()
         gate.wait_computed(1)
         deadline = time.monotonic() + 30  # FINAL_WRITE_SECONDS, and then some
