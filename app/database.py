@@ -24,17 +24,24 @@ def init_app(app: Flask):
     if app.config.get("SQLALCHEMY_DATABASE_URI") is None:
         app.config["SQLALCHEMY_DATABASE_URI"] = (
             f"sqlite:///{app.instance_path}/store-monitor.sqlite3")
-    binds = app.config.setdefault("SQLALCHEMY_BINDS", {})
-    binds.setdefault("queue", app.config.get("QUEUE_DATABASE_URL")
-                     or queue_url(app.config["SQLALCHEMY_DATABASE_URI"]))
     options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
     for key, value in engine_options(app.config).items():
         options.setdefault(key, value)
+    queue = app.config.get("QUEUE_DATABASE_URL") or queue_url(
+        app.config["SQLALCHEMY_DATABASE_URI"])
+    # Flask-SQLAlchemy gives a bind only the options given with it.
+    app.config.setdefault("SQLALCHEMY_BINDS", {}).setdefault("queue", {"url": queue, **options})
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     app.extensions["database_outages"] = outages = OutageLog(app.config["DATABASE_CONNECT_TIMEOUT"])
     with app.app_context():
-        for engine in db.engines.values():
+        engines = db.engines
+        if engines["queue"].url == engines[None].url:
+            # One database (PostgreSQL): one pool, not two. The queue's engine never
+            # connected, so nothing is lost in replacing it.
+            engines["queue"].dispose()
+            engines["queue"] = engines[None]
+        for engine in {id(e): e for e in engines.values()}.values():
             if engine.dialect.name == "sqlite":
                 _tune_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT"])
             watch(engine, outages)

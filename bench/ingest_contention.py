@@ -1,0 +1,115 @@
+"""How a SQLite server behaves while `flask ingest` holds the data file's write lock.
+
+Loads DATA once into a fresh SQLite file, starts `run.py` on it, then runs `flask ingest
+DATA` again in another process (every row a duplicate, but the ingest still writes them all
+in one transaction) and meanwhile triggers a report every 0.25 s and polls the last ones.
+Prints trigger and poll latencies and how the reports ended. Loopback only; bounded by the
+ingest's duration plus `--settle` seconds.
+
+    python bench/ingest_contention.py --data bench-cache/polls-14000x8 --database /tmp/c.sqlite3
+"""
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="zip, folder or CSV to ingest")
+    parser.add_argument("--database", required=True, help="SQLite file to create (replaced)")
+    parser.add_argument("--settle", type=float, default=300,
+                        help="seconds to wait for the reports after the ingest")
+    args = parser.parse_args()
+    database = Path(args.database).resolve()
+    queue = database.with_name(f"{database.stem}-queue{database.suffix}")
+    for path in (database, queue):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "STORE_DATA": ""}
+    flask = [sys.executable, "-m", "flask", "--app", "app"]
+
+    began = time.monotonic()
+    subprocess.run([*flask, "ingest", args.data], cwd=PROJECT_DIR, env=env, check=True,
+                   capture_output=True)
+    print(f"first ingest: {time.monotonic() - began:.1f} s")
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "run.py"], cwd=PROJECT_DIR,
+                              env={**env, "PORT": str(port)}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        _wait_up(url)
+        _measure(url, [*flask, "ingest", args.data], env, args.settle)
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def _measure(url, ingest_command, env, settle):
+    ingest = subprocess.Popen(ingest_command, cwd=PROJECT_DIR, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    began = time.monotonic()
+    triggers, polls, ids, codes = [], [], [], {}
+    with requests.Session() as http:
+        while ingest.poll() is None:
+            start = time.monotonic()
+            response = http.post(f"{url}/trigger_report", timeout=120)
+            triggers.append(time.monotonic() - start)
+            codes[response.status_code] = codes.get(response.status_code, 0) + 1
+            if response.status_code == 202:
+                ids.append(response.json()["report_id"])
+            for report_id in ids[-3:]:
+                start = time.monotonic()
+                http.get(f"{url}/get_report", params={"report_id": report_id}, timeout=120)
+                polls.append(time.monotonic() - start)
+            time.sleep(0.25)
+        print(f"second ingest, server running: {time.monotonic() - began:.1f} s "
+              f"(exit {ingest.returncode})")
+        print(f"triggers: {len(triggers)}, answers {codes}, median "
+              f"{statistics.median(triggers):.3f} s, max {max(triggers):.3f} s")
+        polls.sort()
+        print(f"polls: {len(polls)}, median {statistics.median(polls):.3f} s, "
+              f"max {polls[-1]:.3f} s")
+        ended = {}
+        deadline = time.monotonic() + settle
+        for report_id in ids:
+            while True:
+                status = http.get(f"{url}/get_report", params={"report_id": report_id},
+                                  timeout=120).headers.get("X-Report-Status")
+                if status != "Running" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            ended[status] = ended.get(status, 0) + 1
+        print(f"reports triggered during the ingest, {settle:.0f} s after it: {ended}")
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_up(url, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise SystemExit("server did not start")
+
+
+if __name__ == "__main__":
+    main()
