@@ -53,10 +53,6 @@ class OutageLog:
         self._recovered = -float("inf")
         self._failures = 0
 
-    @property
-    def down(self):
-        return self._down_since is not None
-
     def failed(self, exc):
         now = time.monotonic()
         with self._lock:
