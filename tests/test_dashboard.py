@@ -15,7 +15,7 @@ import pytest
 
 from app import jobs
 from app.ingest import ingest
-from conftest import BUNDLED_DATA, GOLDEN_DIR
+from conftest import BUNDLED_DATA, GOLDEN_DIR, write_csv
 
 SPEC_CASE = GOLDEN_DIR / "a_spec_example"
 NUMERIC = ["uptime_last_hour", "uptime_last_day", "uptime_last_week", "downtime_last_hour",
@@ -201,3 +201,18 @@ def test_pages_without_javascript(client, bundled_report):
     timeline = client.get(f"/api/v1/stores/{worst}/timeline").get_json()
     assert store.count("<tr data-start=") == len(timeline["incidents"]) > 0
     assert f'data-start="{timeline["incidents"][0]["start"]}"' in store
+
+
+def test_timeline_follows_a_new_ingest(app, client, tmp_path):
+    # `now` is kept per data version: a later poll loaded afterwards moves the window.
+    with app.app_context():
+        ingest(SPEC_CASE)
+    assert client.get("/api/v1/stores/1001/timeline").get_json()["now"] == "2023-01-25T18:00:00Z"
+    later = write_csv(tmp_path / "later", "store_status.csv", """
+        store_id,timestamp_utc,status
+        9999,2023-01-26 18:00:00 UTC,active""")
+    with app.app_context():
+        ingest(later)
+    timeline = client.get("/api/v1/stores/1001/timeline").get_json()
+    assert timeline["now"] == "2023-01-26T18:00:00Z"
+    assert timeline["window"][0] == "2023-01-19T18:00:00Z"
