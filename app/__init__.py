@@ -22,7 +22,7 @@ def create_app(test_config=None):
     if not app.testing:
         _configure_logging(app)
 
-    from . import api, cli, database, errors, jobs, pages, reports_api
+    from . import api, cli, data_api, database, errors, jobs, pages, reports_api
 
     database.init_app(app)
     jobs.init_app(app)
@@ -32,6 +32,7 @@ def create_app(test_config=None):
     app.register_blueprint(api.bp)
     app.register_blueprint(reports_api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(data_api.bp)
     return app
 
 

@@ -37,6 +37,13 @@ class Config:
     # Where reports keep the columnar copy of the current data (None: the instance folder's
     # snapshot-copies; "": keep none, always read the database).
     SNAPSHOT_COPY_DIR = os.environ.get("SNAPSHOT_COPY_DIR")
+    # HTTP uploads (POST /api/v1/ingest): a larger body is refused with 413.
+    MAX_UPLOAD_MB = float(os.environ.get("MAX_UPLOAD_MB", "200"))
+    # Any zip archive (upload, STORE_DATA, flask ingest), checked before it is read: total
+    # uncompressed size, compression ratio of each member over 1 MB, number of members.
+    ZIP_MAX_UNCOMPRESSED_MB = float(os.environ.get("ZIP_MAX_UNCOMPRESSED_MB", "4096"))
+    ZIP_MAX_RATIO = float(os.environ.get("ZIP_MAX_RATIO", "100"))
+    ZIP_MAX_MEMBERS = int(os.environ.get("ZIP_MAX_MEMBERS", "1000"))
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # Logs go to standard error, so that `flask report --out -` writes only CSV to stdout;
     # LOG_TO_STDOUT=1 sends them to standard output, LOG_FILE to a file instead.
