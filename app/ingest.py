@@ -143,6 +143,8 @@ class _Load:
     def store_pks(self, store_id):
         """The `store.id` of each store id (text or categorical), registering new stores."""
         if isinstance(store_id.dtype, pd.CategoricalDtype):  # map each category once
+            # Only categories in use: the others may come from rejected rows (an empty id).
+            store_id = store_id.cat.remove_unused_categories()
             return self.store_pks(pd.Series(store_id.cat.categories))[
                 store_id.cat.codes.to_numpy()]
         self.store_keys = bulk.store_pks(self.conn, pd.unique(store_id), self.store_keys)
