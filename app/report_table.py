@@ -80,11 +80,11 @@ class ReportTable:
         return self.rows(order[start:start + per_page]), len(order)
 
     def rows(self, positions):
+        """The rows at `positions` as dicts (a missing uptime share as None)."""
         ids = self.store_id.take(pa.array(positions, pa.int64())).to_pylist()
-        values = {name: column[positions].tolist() for name, column in self.columns.items()}
-        return [{"store_id": store_id,
-                 **{name: (None if v != v else v) for name, v in  # NaN -> None
-                    ((name, values[name][i]) for name in values)}}
+        values = {name: [None if v != v else v for v in column[positions].tolist()]
+                  for name, column in self.columns.items()}
+        return [{"store_id": store_id, **{name: values[name][i] for name in values}}
                 for i, store_id in enumerate(ids)]
 
     def figures(self):
