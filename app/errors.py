@@ -5,6 +5,7 @@ import logging
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
+from . import failures
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -33,10 +34,12 @@ def init_app(app):
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc):
-        # Never show a traceback to a client: log it, answer 500, drop the failed transaction.
-        log.error("unhandled error", exc_info=exc)
+        # Never show a traceback to a client: log it with a reference the client gets too,
+        # answer 500, drop the failed transaction.
+        reference = failures.new_reference()
+        log.error("unhandled error (reference %s)", reference, exc_info=exc)
         db.session.rollback()
-        return error_response(500, InternalServerError.description)
+        return error_response(500, f"{InternalServerError.description} (reference {reference})")
 
 
 def _flatten(detail):

@@ -19,6 +19,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from . import failures
 from .engine import build_report
 from .export import report_csv
 from .extensions import db
@@ -153,10 +154,10 @@ def run_report(report_id):
                  "complete" if done else "computed, but its lease was lost meanwhile",
                  len(result.frame), time.monotonic() - began)
     except Exception as exc:  # the job must end in Error, whatever went wrong
-        log.error("report %s failed after %.2f s", report_id, time.monotonic() - began,
-                  exc_info=True)
-        _update(report_id, status=Report.ERROR, error=f"{type(exc).__name__}: {exc}",
-                finished_at=utcnow())
+        message, reference = failures.describe(exc)
+        log.error("report %s failed after %.2f s (reference %s)", report_id,
+                  time.monotonic() - began, reference, exc_info=True)
+        _update(report_id, status=Report.ERROR, error=message, finished_at=utcnow())
 
 
 def _update(report_id, **values):
