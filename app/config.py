@@ -28,6 +28,10 @@ class Config:
     STORE_DATA = os.environ.get("STORE_DATA", str(BUNDLED_DATA))
     HOST = os.environ.get("HOST", "127.0.0.1")
     PORT = int(os.environ.get("PORT", "5000"))
+    # run.py (waitress): request threads, open connections, seconds before a silent one closes.
+    SERVER_THREADS = int(os.environ.get("SERVER_THREADS", "8"))
+    SERVER_CONNECTION_LIMIT = int(os.environ.get("SERVER_CONNECTION_LIMIT", "4000"))
+    SERVER_IDLE_TIMEOUT = int(os.environ.get("SERVER_IDLE_TIMEOUT", "30"))
     REPORT_WORKERS = int(os.environ.get("REPORT_WORKERS", "2"))
     # A Running report whose heartbeat is older than this is taken as interrupted.
     STALE_REPORT_SECONDS = float(os.environ.get("STALE_REPORT_SECONDS", "120"))

@@ -1,0 +1,82 @@
+"""Many and slow clients against the real servers: nobody waits for someone else's socket.
+
+Functional checks only (the figures come from `python -m bench.load`): every connection is
+answered, and idle sockets or clients that send their headers a byte at a time do not
+keep a normal poll from being answered.
+"""
+
+import asyncio
+import socket
+import time
+
+import pytest
+import requests
+
+from bench.load import run_load
+
+pytestmark = pytest.mark.e2e
+
+
+def _nuisances(port, idle, slow):
+    """Open `idle` silent sockets and `slow` clients stuck in the middle of their headers."""
+    sockets = []
+    for _ in range(idle):
+        sockets.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    for _ in range(slow):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+        sockets.append(sock)
+    return sockets
+
+
+def _timed_health(url):
+    began = time.monotonic()
+    response = requests.get(f"{url}/health", timeout=30)
+    return response, time.monotonic() - began
+
+
+def test_idle_and_slow_header_sockets_do_not_block_a_poll(server_factory, database_url):
+    server = server_factory(DATABASE_URL=database_url, STORE_DATA="",
+                            SERVER_THREADS="4").start()
+    # 300 idle and 100 slow sockets: three times waitress's old limit of 100 connections,
+    # and 25 times the request threads.
+    held = _nuisances(server.port, idle=300, slow=100)
+    try:
+        response, seconds = _timed_health(server.url)
+        assert response.status_code == 200
+        assert seconds < 5, f"a poll waited {seconds:.1f} s behind idle sockets"
+        # Still so after some more seconds of the slow clients trickling bytes.
+        for sock in held[300:]:
+            sock.sendall(b"b")
+        response, seconds = _timed_health(server.url)
+        assert response.status_code == 200 and seconds < 5
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_a_thousand_polling_connections_are_all_served(server_factory, database_url):
+    server = server_factory(DATABASE_URL=database_url, STORE_DATA="").start()
+    result = asyncio.run(run_load(server.url, "/health", connections=1000, seconds=5,
+                                  timeout=60))
+    # Every connection got at least one answer, and none failed.
+    assert result["served"] == 1000, result
+    assert result["errors"] == 0, result
+
+
+def test_silent_connections_are_closed_after_the_idle_timeout(server_factory, database_url):
+    server = server_factory(DATABASE_URL=database_url, STORE_DATA="",
+                            SERVER_IDLE_TIMEOUT="2").start()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+    began = time.monotonic()
+    assert sock.recv(1) == b""  # the server closed it
+    assert time.monotonic() - began < 15
+    sock.close()
+
+
+def test_oversized_headers_are_refused_by_the_server_itself(server_factory, database_url):
+    # Documented in the README: waitress answers 431 itself, in plain text, before the app.
+    server = server_factory(DATABASE_URL=database_url, STORE_DATA="").start()
+    response = requests.get(f"{server.url}/health", headers={"X-Big": "a" * 20_000}, timeout=10)
+    assert response.status_code == 431
+    assert requests.get(f"{server.url}/health", timeout=10).status_code == 200
