@@ -22,10 +22,12 @@ def create_app(test_config=None):
     if not app.testing:
         _configure_logging(app)
 
-    from . import api, cli, data_api, database, errors, jobs, pages, reports_api
+    from . import api, cli, data_api, database, errors, jobs, keys, pages, ratelimit, reports_api
 
     database.init_app(app)
     jobs.init_app(app)
+    keys.init_app(app)  # before the limiter: limits count per key
+    ratelimit.init_app(app)
     errors.init_app(app)
     openapi.init_app(app)
     cli.init_app(app)

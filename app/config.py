@@ -32,6 +32,13 @@ class Config:
     SERVER_THREADS = int(os.environ.get("SERVER_THREADS", "8"))
     SERVER_CONNECTION_LIMIT = int(os.environ.get("SERVER_CONNECTION_LIMIT", "4000"))
     SERVER_IDLE_TIMEOUT = int(os.environ.get("SERVER_IDLE_TIMEOUT", "30"))
+    # Rate limits (Flask-Limiter syntax, e.g. "30 per minute"; "" = none), per API key or
+    # address; counters in memory, or shared when RATELIMIT_STORAGE_URI is redis://...
+    TRIGGER_RATE_LIMIT = os.environ.get("TRIGGER_RATE_LIMIT", "30 per minute")
+    REQUEST_RATE_LIMIT = os.environ.get("REQUEST_RATE_LIMIT", "")
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    # A trigger beyond this many queued (unclaimed) reports is refused with 429.
+    MAX_QUEUED_REPORTS = int(os.environ.get("MAX_QUEUED_REPORTS", "50"))
     REPORT_WORKERS = int(os.environ.get("REPORT_WORKERS", "2"))
     # A Running report whose heartbeat is older than this is taken as interrupted.
     STALE_REPORT_SECONDS = float(os.environ.get("STALE_REPORT_SECONDS", "120"))

@@ -24,6 +24,7 @@ from .engine import build_report
 from .export import report_csv
 from .extensions import db
 from .models import Report, utcnow
+from .ratelimit import QueueFull
 from .snapshot import read_snapshot
 
 log = logging.getLogger(__name__)
@@ -62,12 +63,43 @@ def compute_csv(progress=None):
 
 
 def start_report():
-    """Queue a report (an unclaimed Running row), wake this process's runner, return its id."""
+    """Queue a report (an unclaimed Running row), wake this process's runner, return its id.
+
+    Raises `QueueFull` (a 429) when `MAX_QUEUED_REPORTS` reports wait already.
+    """
+    _check_queue_room()
     report = Report(id=str(uuid.uuid4()), status=Report.RUNNING)
     db.session.add(report)
     db.session.commit()
     current_app.extensions["report_runner"].wake()
     return report.id
+
+
+def _check_queue_room():
+    """Refuse a new report while the queue is full. Triggers arriving together may pass the
+    count at once, so the queue can exceed the bound by as many as arrive in that instant."""
+    limit = current_app.config["MAX_QUEUED_REPORTS"]
+    # A read of its own: on SQLite, a transaction that read first cannot always write later.
+    with db.engine.connect() as conn:
+        queued = conn.execute(sa.select(sa.func.count()).select_from(Report).where(
+            Report.status == Report.RUNNING, Report.worker.is_(None))).scalar()
+        if queued >= limit:
+            raise QueueFull(queued, _seconds_until_room(conn, queued))
+
+
+def _seconds_until_room(conn, queued):
+    """About when a queued report will have been claimed: recent reports' mean duration
+    times the reports ahead per report thread (1 s to 5 min)."""
+    recent = (sa.select((sa.func.julianday(Report.finished_at)
+                         - sa.func.julianday(Report.started_at)).label("days"))
+              if db.engine.dialect.name == "sqlite" else
+              sa.select((sa.func.extract("epoch", Report.finished_at - Report.started_at)
+                         / 86400.0).label("days")))
+    recent = recent.where(Report.status == Report.COMPLETE) \
+        .order_by(Report.finished_at.desc()).limit(10).subquery()
+    mean_days = conn.execute(sa.select(sa.func.avg(recent.c.days))).scalar() or 0.0
+    seconds = mean_days * 86400 * queued / current_app.config["REPORT_WORKERS"]
+    return int(min(300, max(1, round(seconds))))
 
 
 def get_report(report_id):

@@ -1,0 +1,34 @@
+"""api keys
+
+Clients' keys, stored as SHA-256 hashes (see app/keys.py).
+
+Revision ID: 7c1e5a9d2b40
+Revises: 4bdf7645cf16
+Create Date: 2026-11-30 07:25:00
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '7c1e5a9d2b40'
+down_revision = '4bdf7645cf16'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table(
+        "api_key",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("key_hash", sa.String(length=64), nullable=False),
+        sa.Column("prefix", sa.String(length=12), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("name"),
+        sa.UniqueConstraint("key_hash"),
+    )
+
+
+def downgrade():
+    op.drop_table("api_key")
