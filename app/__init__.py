@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from apiflask import APIFlask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import openapi
 from .config import Config
@@ -35,6 +36,10 @@ def create_app(test_config=None):
     app.register_blueprint(reports_api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(data_api.bp)
+    if app.config["TRUSTED_PROXIES"]:
+        # Behind nginx (deploy/nginx.conf): the client's address from X-Forwarded-For.
+        count = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
     return app
 
 

@@ -39,6 +39,8 @@ class Config:
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     # A trigger beyond this many queued (unclaimed) reports is refused with 429.
     MAX_QUEUED_REPORTS = int(os.environ.get("MAX_QUEUED_REPORTS", "50"))
+    # How many proxies in front set X-Forwarded-For (1 behind deploy/nginx.conf); 0: none.
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
     REPORT_WORKERS = int(os.environ.get("REPORT_WORKERS", "2"))
     # A Running report whose heartbeat is older than this is taken as interrupted.
     STALE_REPORT_SECONDS = float(os.environ.get("STALE_REPORT_SECONDS", "120"))

@@ -1,7 +1,7 @@
 """Many clients at once: N keep-alive connections poll a report as fast as they are answered.
 
     python -m bench.load --server run.py --connections 1000 --duration 20
-    python -m bench.load --server gunicorn --connections 1000 --idle 200 --slow 100
+    python -m bench.load --server gunicorn+nginx --connections 1000 --idle 200 --slow 100
     python -m bench.load --url http://127.0.0.1:5000 --connections 1000   # a running server
 
 With `--server`, a fresh SQLite database gets the bundled data, the server starts on a free
@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import ipaddress
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 MAX_CONNECTIONS = 5000
 MAX_SECONDS = 300
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SERVERS = {
     "run.py": [sys.executable, "run.py"],
     # The documented deployment's gunicorn command (README, "Operating").
@@ -180,16 +182,50 @@ def _get(url, timeout=5):
         return answer.status, answer.read()
 
 
+def start_nginx(listen_port, upstream_port, prefix):
+    """Run nginx with `deploy/nginx.conf`, moved to these ports, under `prefix`; returns the
+    process once it accepts connections."""
+    conf = (PROJECT_DIR / "deploy" / "nginx.conf").read_text()
+    for old, new in (("listen 127.0.0.1:8080", f"listen 127.0.0.1:{listen_port}"),
+                     ("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};")):
+        if old not in conf:
+            raise RuntimeError(f"deploy/nginx.conf has no {old!r}")
+        conf = conf.replace(old, new)
+    (prefix / "logs").mkdir(parents=True, exist_ok=True)
+    (prefix / "nginx.conf").write_text(conf)
+    # As root, nginx's workers would run as `nobody`, who cannot enter a private temp folder.
+    main = "daemon off;" + (" user root;" if os.geteuid() == 0 else "")
+    with open(prefix / "logs" / "stderr.log", "wb") as log:
+        process = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"),
+                                    "-g", main], stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"nginx exited: {(prefix / 'logs' / 'stderr.log').read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", listen_port), timeout=1).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    process.terminate()
+    raise RuntimeError("nginx did not start within 20 s")
+
+
 def start_server(name, work):
     """Start a server on a fresh SQLite database with the bundled data; returns (process, url)."""
+    if name == "gunicorn+nginx":
+        process, upstream = start_server("gunicorn", work)
+        port = _free_port()
+        proxy = start_nginx(port, int(upstream.rsplit(":", 1)[1]), work / "nginx")
+        return _Both(process, proxy), f"http://127.0.0.1:{port}"
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{work / 'load.sqlite3'}",
            "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "WARNING",
            "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}"}
     env.pop("STORE_DATA", None)  # the bundled data
-    log = open(work / "server.log", "wb")
-    process = subprocess.Popen(SERVERS[name], cwd=PROJECT_DIR, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
+    with open(work / "server.log", "wb") as log:
+        process = subprocess.Popen(SERVERS[name], cwd=PROJECT_DIR, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -202,6 +238,21 @@ def start_server(name, work):
             time.sleep(0.2)
     process.terminate()
     raise SystemExit("the server did not answer within 120 s")
+
+
+class _Both:
+    """A server and the proxy in front of it, stopped together."""
+
+    def __init__(self, server, proxy):
+        self.server, self.proxy, self.pid = server, proxy, server.pid
+
+    def terminate(self):
+        self.proxy.terminate()
+        self.server.terminate()
+
+    def wait(self, timeout):
+        self.proxy.wait(timeout)
+        self.server.wait(timeout)
 
 
 def complete_report(url):
@@ -229,7 +280,8 @@ def _loopback(url):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--server", choices=sorted(SERVERS), help="start this server")
+    where.add_argument("--server", choices=[*SERVERS, "gunicorn+nginx"],
+                       help="start this server (gunicorn+nginx: deploy/nginx.conf in front)")
     where.add_argument("--url", help="a running server (loopback only)")
     parser.add_argument("--path", help="what to poll (default: a Complete report, as JSON)")
     parser.add_argument("--connections", type=int, default=1000)

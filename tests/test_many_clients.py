@@ -6,15 +6,22 @@ keep a normal poll from being answered.
 """
 
 import asyncio
+import os
 import socket
 import time
 
 import pytest
 import requests
 
-from bench.load import run_load
+from bench.load import NGINX, run_load, start_nginx
+from servers import _free_port as free_port
+from servers import gunicorn
 
 pytestmark = pytest.mark.e2e
+# CI installs nginx and sets STORE_MONITOR_REQUIRE_NGINX, so there these tests always run.
+requires_nginx = pytest.mark.skipif(
+    not os.path.exists(NGINX) and not os.environ.get("STORE_MONITOR_REQUIRE_NGINX"),
+    reason="nginx is not installed (CI installs it and requires these tests)")
 
 
 def _nuisances(port, idle, slow):
@@ -80,3 +87,48 @@ def test_oversized_headers_are_refused_by_the_server_itself(server_factory, data
     response = requests.get(f"{server.url}/health", headers={"X-Big": "a" * 20_000}, timeout=10)
     assert response.status_code == 431
     assert requests.get(f"{server.url}/health", timeout=10).status_code == 200
+
+
+@pytest.fixture
+def proxied_gunicorn(server_factory, database_url, tmp_path):
+    """The documented deployment: gunicorn behind nginx with deploy/nginx.conf."""
+    server = server_factory(gunicorn(2), DATABASE_URL=database_url, STORE_DATA="").start()
+    proxy_port = free_port()
+    proxy = start_nginx(proxy_port, server.port, tmp_path / "nginx")
+    yield server, f"http://127.0.0.1:{proxy_port}", proxy_port
+    proxy.terminate()
+    proxy.wait(10)
+
+
+@requires_nginx
+def test_behind_nginx_slow_clients_do_not_starve_gunicorn(proxied_gunicorn):
+    # Without the proxy, 2 workers x 4 threads are all taken by 8 slow-header clients.
+    server, url, port = proxied_gunicorn
+    held = _nuisances(port, idle=200, slow=100)
+    try:
+        response, seconds = _timed_health(url)
+        assert response.status_code == 200 and seconds < 5, seconds
+        report = requests.post(f"{url}/trigger_report", timeout=30)
+        assert report.status_code == 202
+    finally:
+        for sock in held:
+            sock.close()
+
+
+@requires_nginx
+def test_behind_nginx_a_thousand_polling_connections_are_all_served(proxied_gunicorn):
+    _server, url, _port = proxied_gunicorn
+    result = asyncio.run(run_load(url, "/health", connections=1000, seconds=5, timeout=60))
+    assert result["served"] == 1000 and result["errors"] == 0, result
+
+
+@requires_nginx
+def test_nginx_own_refusals_are_json(proxied_gunicorn):
+    _server, url, _port = proxied_gunicorn
+    too_long = requests.get(f"{url}/health?x={'a' * 20_000}", timeout=10)
+    assert too_long.status_code == 414 and too_long.json()["error"] == "Request-URI Too Long"
+    big_header = requests.get(f"{url}/health", headers={"X-Big": "a" * 20_000}, timeout=10)
+    assert big_header.status_code == 400 and big_header.json()["error"] == "Bad Request"
+    # The app's own errors pass through unchanged.
+    assert requests.get(f"{url}/get_report?report_id=x", timeout=10).json()["error"] == \
+        "Bad Request"
