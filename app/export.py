@@ -5,6 +5,8 @@ import io
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 HEADER = ["store_id", "uptime_last_hour", "uptime_last_day", "uptime_last_week",
           "downtime_last_hour", "downtime_last_day", "downtime_last_week"]
@@ -34,8 +36,15 @@ def report_csv(frame: pd.DataFrame) -> str:
 def store_cells(store_ids: pd.Series) -> pd.Series:
     """Store ids as CSV cells: quoted when they hold a comma, quote or line break, and
     neutralised as OWASP recommends when a spreadsheet would take them for a formula (a
-    leading single quote, and quoted). The JSON answers keep the ids exact."""
-    formula = store_ids.str.startswith(FORMULA_STARTS)
+    leading single quote, and quoted). An id that starts with a single quote gets one more,
+    so that `store_ids_from_csv` gives every id back exactly (for the JSON answers)."""
+    formula = store_ids.str.startswith(FORMULA_STARTS + ("'",))
     text = store_ids.where(~formula, "'" + store_ids)
     quoted = formula | text.str.contains('[",\r\n]', regex=True)
     return text.where(~quoted, '"' + text.str.replace('"', '""', regex=False) + '"')
+
+
+def store_ids_from_csv(cells: pa.Array) -> pa.Array:
+    """The exact store ids of a parsed report CSV: one leading single quote removed."""
+    quoted = pc.starts_with(cells, "'")
+    return pc.if_else(quoted, pc.utf8_slice_codeunits(cells, 1), cells)

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .export import HEADER
+from .export import HEADER, store_ids_from_csv
 
 # Weekly uptime as a share of the week's business time; not in the CSV, but sortable.
 UPTIME_PCT = "uptime_last_week_pct"
@@ -32,7 +32,8 @@ class ReportTable:
         table = pacsv.read_csv(
             io.BytesIO(csv_text.encode()),
             convert_options=pacsv.ConvertOptions(column_types={"store_id": pa.string()}))
-        self.store_id = table.column("store_id").combine_chunks()
+        # The CSV neutralises formula-like ids for spreadsheets; the rows carry them exact.
+        self.store_id = store_ids_from_csv(table.column("store_id").combine_chunks())
         self.columns = {name: table.column(name).to_numpy() for name in HEADER[1:]}
         business = self.columns["uptime_last_week"] + self.columns["downtime_last_week"]
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -7,10 +7,11 @@ import re
 import threading
 
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
 from app import jobs
-from app.export import report_csv
+from app.export import report_csv, store_ids_from_csv
 from app.extensions import db
 from app.ingest import ingest
 from conftest import write_csv
@@ -21,19 +22,24 @@ ZEROS = ",0.00,0.00,0.00,0.00,0.00,0.00"
 
 
 def test_formula_cells_are_neutralised_in_the_csv():
-    # OWASP: a cell starting with = + - @ tab or CR gets a leading ' and is quoted; other
+    # OWASP: a cell starting with = + - @ tab or CR (or ', to stay reversible) gets a
+    # leading ' and is quoted; other
     # cells are written as before (quoted only when they hold a comma, quote or newline).
-    ids = ["=1+2", "+cmd", "-5", "@SUM(A1)", "\tx", "\rx", "a,b", 'say "hi"', "plain", "a=b"]
+    ids = ["=1+2", "+cmd", "-5", "@SUM(A1)", "\tx", "\rx", "a,b", 'say "hi"', "plain", "a=b",
+           "'quoted"]
     text = report_csv(pd.DataFrame({"store_id": ids, **ZERO_COLUMNS}))
-    # Rows come sorted by the raw store id as text (code points: \t \r + - = @ a p s).
+    # Rows come sorted by the raw store id as text (code points: \t \r ' + - = @ a p s).
     assert text.split("\n")[1:] == [
-        "\"'\tx\"" + ZEROS, "\"'\rx\"" + ZEROS, "\"'+cmd\"" + ZEROS, "\"'-5\"" + ZEROS,
+        "\"'\tx\"" + ZEROS, "\"'\rx\"" + ZEROS, "\"''quoted\"" + ZEROS, "\"'+cmd\"" + ZEROS,
+        "\"'-5\"" + ZEROS,
         "\"'=1+2\"" + ZEROS, "\"'@SUM(A1)\"" + ZEROS, '"a,b"' + ZEROS, "a=b" + ZEROS,
         "plain" + ZEROS, '"say ""hi"""' + ZEROS, ""]
     # A CSV reader gets back the neutralised text, so a spreadsheet shows it as text.
     read = [row[0] for row in csv.reader(io.StringIO(text, newline=""))][1:]
-    assert read == ["'\tx", "'\rx", "'+cmd", "'-5", "'=1+2", "'@SUM(A1)", "a,b", "a=b",
-                    "plain", 'say "hi"']
+    assert read == ["'\tx", "'\rx", "''quoted", "'+cmd", "'-5", "'=1+2", "'@SUM(A1)", "a,b",
+                    "a=b", "plain", 'say "hi"']
+    # Removing one leading quote gives every id back exactly (the JSON rows do so).
+    assert store_ids_from_csv(pa.array(read)).to_pylist() == sorted(ids)
 
 
 def test_hostile_store_ids_reach_the_download_neutralised(app, reports, tmp_path):
@@ -47,10 +53,15 @@ def test_hostile_store_ids_reach_the_download_neutralised(app, reports, tmp_path
         ingest(folder)
         stored = db.session.execute(sa.text("SELECT store_id FROM store")).scalars().all()
     assert sorted(stored) == ["-3", "7", '=HYPERLINK("http://x")']  # kept exact
-    text = reports.wait(reports.trigger()).get_data(as_text=True)
+    report_id = reports.trigger()
+    text = reports.wait(report_id).get_data(as_text=True)
     assert text.split("\n")[1].startswith("\"'-3\",")  # neutralised and quoted
     rows = list(csv.reader(io.StringIO(text)))
     assert [row[0] for row in rows[1:]] == ["'-3", "7", "'=HYPERLINK(\"http://x\")"]
+    # The JSON rows carry the ids exactly as loaded.
+    json_rows = reports.client.get(f"/api/v1/reports/{report_id}/rows?sort=store_id")
+    assert [row["store_id"] for row in json_rows.get_json()["rows"]] == \
+        ["-3", "7", '=HYPERLINK("http://x")']
 
 
 def test_failed_report_gives_a_reason_and_a_reference_that_the_log_explains(
