@@ -3,14 +3,14 @@
 Clients' keys, stored as SHA-256 hashes (see app/keys.py).
 
 Revision ID: 7c1e5a9d2b40
-Revises: 4bdf7645cf16
+Revises: 8d1c2a7e5b90
 Create Date: 2026-11-30 07:25:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '7c1e5a9d2b40'
-down_revision = '4bdf7645cf16'
+down_revision = '8d1c2a7e5b90'
 branch_labels = None
 depends_on = None
 
