@@ -41,6 +41,9 @@ class Config:
     MAX_QUEUED_REPORTS = int(os.environ.get("MAX_QUEUED_REPORTS", "50"))
     # How many proxies in front set X-Forwarded-For (1 behind deploy/nginx.conf); 0: none.
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+    # Which finished reports keep their CSV: "" all, "100" the newest 100 reports, "7d" those
+    # of the last 7 days ("12h": hours). Older ones are emptied by the heartbeat; 410 after.
+    REPORT_RETENTION = os.environ.get("REPORT_RETENTION", "")
     REPORT_WORKERS = int(os.environ.get("REPORT_WORKERS", "2"))
     # A Running report whose heartbeat is older than this is taken as interrupted.
     STALE_REPORT_SECONDS = float(os.environ.get("STALE_REPORT_SECONDS", "120"))

@@ -19,7 +19,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from . import failures
+from . import failures, retention
 from .engine import build_report
 from .export import report_csv
 from .extensions import db
@@ -44,6 +44,7 @@ def worker_id():
 
 
 def init_app(app):
+    retention.parse_policy(app.config["REPORT_RETENTION"])  # a bad policy fails at start
     app.extensions["report_runner"] = ReportRunner(app)
 
 
@@ -262,6 +263,9 @@ class ReportRunner:
                          .where(Report.worker == worker_id(), Report.status == Report.RUNNING)
                          .values(heartbeat_at=utcnow()))
         recover_interrupted()
+        expired = retention.expire_reports()
+        if expired:
+            log.info("%d report(s) past REPORT_RETENTION: their CSV deleted", expired)
         unclaimed = db.session.execute(sa.select(Report.id).where(
             Report.status == Report.RUNNING, Report.worker.is_(None)).limit(1)).first()
         db.session.remove()

@@ -58,6 +58,10 @@ def document(spec):
             for status, description in answers.items():
                 operation["responses"].setdefault(
                     status, {"description": description, "content": error})
+            if "report" in path and "{" in path or path == "/get_report":
+                operation["responses"].setdefault("410", {
+                    "description": "The report's CSV was deleted (REPORT_RETENTION)",
+                    "content": error})
     return spec
 
 

@@ -73,6 +73,8 @@ class Report(db.Model):
     error = db.Column(db.Text)
     row_count = db.Column(db.Integer)
     csv = db.Column(db.Text)
+    # Set when the retention policy (REPORT_RETENTION) deleted the CSV: the id answers 410.
+    expired_at = db.Column(db.DateTime)
 
 
 class DataVersion(db.Model):

@@ -1,6 +1,7 @@
-"""api keys
+"""api keys and report retention
 
-Clients' keys, stored as SHA-256 hashes (see app/keys.py).
+Clients' keys, stored as SHA-256 hashes (see app/keys.py); `report.expired_at`, set when
+the retention policy deleted a report's CSV (its id then answers 410).
 
 Revision ID: 7c1e5a9d2b40
 Revises: 8d1c2a7e5b90
@@ -28,7 +29,11 @@ def upgrade():
         sa.UniqueConstraint("name"),
         sa.UniqueConstraint("key_hash"),
     )
+    with op.batch_alter_table("report") as batch_op:
+        batch_op.add_column(sa.Column("expired_at", sa.DateTime(), nullable=True))
 
 
 def downgrade():
+    with op.batch_alter_table("report") as batch_op:
+        batch_op.drop_column("expired_at")
     op.drop_table("api_key")
