@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import defer
 
 from . import failures, retention
 from .engine import build_report
@@ -104,8 +105,11 @@ def _seconds_until_room(conn, queued):
 
 
 def get_report(report_id):
-    """The report row, after failing it if its worker stopped answering; None if unknown."""
-    report = db.session.get(Report, report_id)
+    """The report row, after failing it if its worker stopped answering; None if unknown.
+
+    The CSV (up to megabytes) is loaded only if read: most polls never need it.
+    """
+    report = db.session.get(Report, report_id, options=[defer(Report.csv)])
     if report is not None and report.status == Report.RUNNING and report.worker \
             and _lease_expired(report.heartbeat_at):
         _fail_interrupted([(report.id, report.worker)])
