@@ -1,9 +1,15 @@
 """Start Store Monitor in one process: load `STORE_DATA` once, then serve with waitress.
 
     python run.py            # http://127.0.0.1:5000 unless HOST / PORT say otherwise
+
+Waitress reads requests in one event loop and hands only complete ones to its threads, so
+idle or slow clients hold a socket each, never a thread. The settings below let it keep
+`SERVER_CONNECTION_LIMIT` sockets open at once (waitress's default is 100: the 101st client
+waited forever), with `poll()` rather than `select()` (which stops at 1,024 descriptors).
 """
 
 import logging
+import resource
 
 from waitress import serve
 
@@ -12,10 +18,37 @@ from wsgi import app
 log = logging.getLogger("store_monitor")
 
 
+def server_settings(config):
+    """Waitress's settings for this app (see the README, "Operating")."""
+    return {
+        "host": config["HOST"],
+        "port": config["PORT"],
+        "threads": config["SERVER_THREADS"],
+        "connection_limit": config["SERVER_CONNECTION_LIMIT"],
+        "backlog": config["SERVER_CONNECTION_LIMIT"],
+        "asyncore_use_poll": True,
+        # A connection silent for this long is closed (an idle keep-alive or a stalled
+        # client); a poll every few seconds keeps it open.
+        "channel_timeout": config["SERVER_IDLE_TIMEOUT"],
+        "cleanup_interval": max(1, config["SERVER_IDLE_TIMEOUT"] // 2),
+        "max_request_header_size": 16 * 1024,
+        "ident": "store-monitor",
+    }
+
+
+def _allow_descriptors(wanted):
+    """Raise this process's open-file limit towards `wanted` (as far as the hard limit lets)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def main():
-    host, port = app.config["HOST"], app.config["PORT"]
-    log.info("serving on http://%s:%s", host, port)
-    serve(app, host=host, port=port, threads=8)
+    settings = server_settings(app.config)
+    _allow_descriptors(settings["connection_limit"] + 256)  # sockets, database, log files
+    log.info("serving on http://%s:%s", settings["host"], settings["port"])
+    serve(app, **settings)
 
 
 if __name__ == "__main__":

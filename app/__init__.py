@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from apiflask import APIFlask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import openapi
 from .config import Config
@@ -22,10 +23,13 @@ def create_app(test_config=None):
     if not app.testing:
         _configure_logging(app)
 
-    from . import api, cli, database, errors, health, jobs, metrics, pages, reports_api
+    from . import (api, cli, data_api, database, errors, health, jobs, keys, metrics, pages,
+                   ratelimit, reports_api)
 
     database.init_app(app)
     jobs.init_app(app)
+    keys.init_app(app)  # before the limiter: limits count per key
+    ratelimit.init_app(app)
     errors.init_app(app)
     openapi.init_app(app)
     cli.init_app(app)
@@ -34,6 +38,11 @@ def create_app(test_config=None):
     app.register_blueprint(reports_api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(data_api.bp)
+    if app.config["TRUSTED_PROXIES"]:
+        # Behind nginx (deploy/nginx.conf): the client's address from X-Forwarded-For.
+        count = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
     return app
 
 

@@ -5,7 +5,7 @@ from apiflask.fields import String
 from apiflask.validators import OneOf
 from flask import Response, abort, request, url_for
 
-from . import jobs
+from . import jobs, retention
 from .models import Report
 from .schemas import REPORT_STATES, ReportCreated, ReportQuery, ReportState
 
@@ -50,6 +50,8 @@ def get_report(query):
     report = jobs.get_report(report_id)
     if report is None:
         abort(404, f"no report with id {report_id}")
+    if report.expired_at is not None:
+        abort(410, retention.gone_message(report_id))
     headers = {"X-Report-Status": report.status}
     if report.status == Report.RUNNING:
         return {"status": report.status, "progress": round(report.progress, 2)}, headers

@@ -33,16 +33,24 @@ CHUNK_ROWS = 200_000
 # at most this many files per transaction (SQLite attaches at most 10 databases).
 STAGE_FILE_ROWS = 20_000
 MAX_STAGING_FILES = 8
-# Any constant works: it only has to be the same for every process of this service.
-_INGEST_LOCK_KEY = 0x53544F5245  # "STORE"
+# Any constant works: it only has to be the same for every process of this service. The
+# lock is taken per schema (advisory locks are database-wide), so that services or tests
+# in other schemas of the same database never wait for each other.
+_INGEST_LOCK_KEY = 0x53544F52  # "STOR"
+_INGEST_LOCK = "(:key, hashtext(current_schema()))"
+
+
+class IngestBusy(Exception):
+    """Another ingest holds the lock (raised only when asked not to wait for it)."""
 
 
 @contextmanager
-def writing_transaction():
+def writing_transaction(wait=True):
     """A transaction that holds the database's write lock for ingest from its first statement.
 
     On SQLite, `BEGIN IMMEDIATE` avoids failing half-way when another writer appears; on
-    PostgreSQL an advisory lock serialises ingests, so counts taken inside are exact.
+    PostgreSQL an advisory lock serialises ingests, so counts taken inside are exact. With
+    `wait` false, PostgreSQL raises `IngestBusy` instead of waiting for another ingest.
     """
     engine = db.engine
     if engine.dialect.name == "sqlite":
@@ -55,8 +63,7 @@ def writing_transaction():
                     # A big ingest's statements (and the wait for another ingest) may take
                     # longer than the statement timeout that bounds requests.
                     conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
-                                 {"key": _INGEST_LOCK_KEY})
+                    _lock(conn, wait)
                 yield conn
         finally:
             # SQLite only lets go of an attached file once the transaction is over; the
@@ -66,6 +73,16 @@ def writing_transaction():
                 for row in raw.execute("PRAGMA database_list").fetchall():
                     if row[1].startswith(_STAGING):
                         raw.execute(f"DETACH DATABASE {row[1]}")
+
+
+def _lock(conn, wait):
+    """Take this schema's ingest lock for the transaction, or raise `IngestBusy`."""
+    if wait:
+        conn.execute(sa.text(f"SELECT pg_advisory_xact_lock{_INGEST_LOCK}"),
+                     {"key": _INGEST_LOCK_KEY})
+    elif not conn.execute(sa.text(f"SELECT pg_try_advisory_xact_lock{_INGEST_LOCK}"),
+                          {"key": _INGEST_LOCK_KEY}).scalar():
+        raise IngestBusy("another ingest is running")
 
 
 def _is_postgresql(conn):

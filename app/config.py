@@ -31,6 +31,22 @@ class Config:
     STORE_DATA = os.environ.get("STORE_DATA", str(BUNDLED_DATA))
     HOST = os.environ.get("HOST", "127.0.0.1")
     PORT = int(os.environ.get("PORT", "5000"))
+    # run.py (waitress): request threads, open connections, seconds before a silent one closes.
+    SERVER_THREADS = int(os.environ.get("SERVER_THREADS", "8"))
+    SERVER_CONNECTION_LIMIT = int(os.environ.get("SERVER_CONNECTION_LIMIT", "4000"))
+    SERVER_IDLE_TIMEOUT = int(os.environ.get("SERVER_IDLE_TIMEOUT", "30"))
+    # Rate limits (Flask-Limiter syntax, e.g. "30 per minute"; "" = none), per API key or
+    # address; counters in memory, or shared when RATELIMIT_STORAGE_URI is redis://...
+    TRIGGER_RATE_LIMIT = os.environ.get("TRIGGER_RATE_LIMIT", "30 per minute")
+    REQUEST_RATE_LIMIT = os.environ.get("REQUEST_RATE_LIMIT", "")
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    # A trigger beyond this many queued (unclaimed) reports is refused with 429.
+    MAX_QUEUED_REPORTS = int(os.environ.get("MAX_QUEUED_REPORTS", "50"))
+    # How many proxies in front set X-Forwarded-For (1 behind deploy/nginx.conf); 0: none.
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+    # Which finished reports keep their CSV: "" all, "100" the newest 100 reports, "7d" those
+    # of the last 7 days ("12h": hours). Older ones are emptied by the heartbeat; 410 after.
+    REPORT_RETENTION = os.environ.get("REPORT_RETENTION", "")
     REPORT_WORKERS = int(os.environ.get("REPORT_WORKERS", "2"))
     # A Running report whose heartbeat is older than this is taken as interrupted.
     STALE_REPORT_SECONDS = float(os.environ.get("STALE_REPORT_SECONDS", "120"))
@@ -51,6 +67,13 @@ class Config:
     SQLITE_BUSY_TIMEOUT = float(os.environ.get("SQLITE_BUSY_TIMEOUT", "5"))
     READY_TIMEOUT = float(os.environ.get("READY_TIMEOUT", "2"))  # /readyz's database check
     RETRY_AFTER_SECONDS = int(os.environ.get("RETRY_AFTER_SECONDS", "5"))
+    # HTTP uploads (POST /api/v1/ingest): a larger body is refused with 413.
+    MAX_UPLOAD_MB = float(os.environ.get("MAX_UPLOAD_MB", "200"))
+    # Any zip archive (upload, STORE_DATA, flask ingest), checked before it is read: total
+    # uncompressed size, compression ratio of each member over 1 MB, number of members.
+    ZIP_MAX_UNCOMPRESSED_MB = float(os.environ.get("ZIP_MAX_UNCOMPRESSED_MB", "4096"))
+    ZIP_MAX_RATIO = float(os.environ.get("ZIP_MAX_RATIO", "100"))
+    ZIP_MAX_MEMBERS = int(os.environ.get("ZIP_MAX_MEMBERS", "1000"))
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # Logs go to standard error, so that `flask report --out -` writes only CSV to stdout;
     # LOG_TO_STDOUT=1 sends them to standard output, LOG_FILE to a file instead.

@@ -5,9 +5,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import sqlalchemy as sa
+from flask import abort
 from sqlalchemy.orm import defer
 
-from . import jobs
+from . import jobs, retention
 from .engine.timeline import build_timelines, local_days
 from .engine.zones import utc_to_local
 from .extensions import db
@@ -47,6 +48,8 @@ def find_report(report_id):
     report = db.session.get(Report, report_id, options=[defer(Report.csv)])
     if report is not None and report.status == Report.RUNNING:
         report = jobs.get_report(report_id)
+    if report is not None and report.expired_at is not None:
+        abort(410, retention.gone_message(report_id))
     return report
 
 

@@ -6,6 +6,7 @@ from flask import current_app
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
+from . import failures
 from .extensions import db
 from .outage import is_unavailable
 
@@ -48,9 +49,11 @@ def init_app(app):
             # The outage log has a line for the whole outage; one per request would flood it.
             app.extensions["database_outages"].failed(exc)
             return unavailable_response()
-        # Never show a traceback to a client: log it, answer 500, drop the failed transaction.
-        log.error("unhandled error", exc_info=exc)
-        return error_response(500, InternalServerError.description)
+        # Never show a traceback to a client: log it with a reference the client gets too,
+        # answer 500 (the failed transaction was dropped above).
+        reference = failures.new_reference()
+        log.error("unhandled error (reference %s)", reference, exc_info=exc)
+        return error_response(500, f"{InternalServerError.description} (reference {reference})")
 
 
 def _discard_session():

@@ -6,17 +6,20 @@ wins); a business-hours or timezone file replaces what it says about the stores 
 
 import logging
 import uuid
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
+from flask import current_app
 
 from . import bulk, snapshot, snapshot_copy
 from .models import DataVersion, Ingest, IngestFile
 from .parse import check_columns, parse_batches, parse_file
-from .sources import IngestError, find_sources, fingerprint
+from .sources import IngestError, ZipLimits, find_sources, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -50,28 +53,41 @@ class IngestSummary:
         return sum(f.rejected for f in self.files)
 
 
-def ingest(path, progress=None, once=False):
+def ingest(path, progress=None, once=False, shown=None, limits=None, wait=True):
     """Load the files found at `path`; return what happened to every row.
 
     With `once`, data whose fingerprint was loaded before is skipped (`skipped` is set): the
     check runs under the ingest lock, so processes starting together load it only once.
-    `progress(fraction, label)`, when given, is told how far the work has come.
+    `progress(fraction, label)`, when given, is told how far the work has come. `shown`
+    names the input in messages and in the ingest record (default: the path); `limits`
+    bound a zip archive (default: the app's `ZIP_*` settings). Without `wait`, another
+    ingest in progress (on PostgreSQL: in any process) raises `bulk.IngestBusy`.
     Raises `IngestError` (and loads nothing) when an input as a whole is unusable.
     """
-    report = progress or (lambda fraction, label: None)
-    sources = find_sources(path)
+    shown = shown or str(path)
+    try:
+        return _ingest(path, progress or (lambda fraction, label: None), once, shown,
+                       limits or ZipLimits.from_config(current_app.config), wait)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        # A member whose data is damaged or cut short: found only while reading it. The
+        # transaction has been rolled back.
+        raise IngestError(f"{shown}: damaged zip archive ({exc})") from None
+
+
+def _ingest(path, report, once, shown, limits, wait):
+    sources = find_sources(path, shown, limits)
     for source in sources.values():
         check_columns(source)  # fail before loading anything
     digest = fingerprint(sources)
-    with bulk.writing_transaction() as conn:
+    with bulk.writing_transaction(wait) as conn:
         if once:
             seen = conn.execute(sa.select(Ingest.id).where(Ingest.fingerprint == digest)).first()
             if seen is not None:
-                log.info("%s already loaded (ingest %s); not loading it again", path, seen.id)
-                return IngestSummary(seen.id, str(path), skipped=True)
-        ingest_id = conn.execute(sa.insert(Ingest).values(source=str(path), fingerprint=digest)
+                log.info("%s already loaded (ingest %s); not loading it again", shown, seen.id)
+                return IngestSummary(seen.id, shown, skipped=True)
+        ingest_id = conn.execute(sa.insert(Ingest).values(source=shown, fingerprint=digest)
                                  ).inserted_primary_key[0]
-        summary = IngestSummary(ingest_id, str(path), rejections=_no_rejections())
+        summary = IngestSummary(ingest_id, shown, rejections=_no_rejections())
         copies = snapshot_copy.for_current_app()
         load = _Load(conn, ingest_id, summary, previous_polls=_polls_before(conn, copies))
         sizes = {kind: max(source.size, 1) for kind, source in sources.items()}
@@ -96,7 +112,7 @@ def ingest(path, progress=None, once=False):
         report(1.0, "done")
     if copy is not None:  # committed: the copy of the new version can go in place
         copies.save(version, copy)
-    log.info("ingest %s of %s: %s", ingest_id, path,
+    log.info("ingest %s of %s: %s", ingest_id, shown,
              "; ".join(f"{f.name}: {f.read} read, {f.loaded} loaded, {f.duplicate} duplicate, "
                        f"{f.rejected} rejected" for f in summary.files))
     return summary
@@ -127,6 +143,8 @@ class _Load:
     def store_pks(self, store_id):
         """The `store.id` of each store id (text or categorical), registering new stores."""
         if isinstance(store_id.dtype, pd.CategoricalDtype):  # map each category once
+            # Only categories in use: the others may come from rejected rows (an empty id).
+            store_id = store_id.cat.remove_unused_categories()
             return self.store_pks(pd.Series(store_id.cat.categories))[
                 store_id.cat.codes.to_numpy()]
         self.store_keys = bulk.store_pks(self.conn, pd.unique(store_id), self.store_keys)

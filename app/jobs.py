@@ -18,7 +18,9 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import defer
 
+from . import failures, retention
 from .database import queue_engine
 from .engine import build_report
 from .export import report_csv
@@ -27,6 +29,7 @@ from .metrics import report_finished
 from .models import Report, utcnow
 from .outage import is_unavailable
 from .retry import with_retries
+from .ratelimit import QueueFull
 from .snapshot import read_snapshot
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,7 @@ def worker_id():
 
 
 def init_app(app):
+    retention.parse_policy(app.config["REPORT_RETENTION"])  # a bad policy fails at start
     app.extensions["report_runner"] = ReportRunner(app)
 
 
@@ -65,7 +69,11 @@ def compute_csv(progress=None):
 
 
 def start_report():
-    """Queue a report (an unclaimed Running row), wake this process's runner, return its id."""
+    """Queue a report (an unclaimed Running row), wake this process's runner, return its id.
+
+    Raises `QueueFull` (a 429) when `MAX_QUEUED_REPORTS` reports wait already.
+    """
+    _check_queue_room()
     report = Report(id=str(uuid.uuid4()), status=Report.RUNNING)
     db.session.add(report)
     db.session.commit()
@@ -73,9 +81,39 @@ def start_report():
     return report.id
 
 
+def _check_queue_room():
+    """Refuse a new report while the queue is full. Triggers arriving together may pass the
+    count at once, so the queue can exceed the bound by as many as arrive in that instant."""
+    limit = current_app.config["MAX_QUEUED_REPORTS"]
+    # A read of its own: on SQLite, a transaction that read first cannot always write later.
+    with queue_engine().connect() as conn:
+        queued = conn.execute(sa.select(sa.func.count()).select_from(Report).where(
+            Report.status == Report.RUNNING, Report.worker.is_(None))).scalar()
+        if queued >= limit:
+            raise QueueFull(queued, _seconds_until_room(conn, queued))
+
+
+def _seconds_until_room(conn, queued):
+    """About when a queued report will have been claimed: recent reports' mean duration
+    times the reports ahead per report thread (1 s to 5 min)."""
+    recent = (sa.select((sa.func.julianday(Report.finished_at)
+                         - sa.func.julianday(Report.started_at)).label("days"))
+              if db.engine.dialect.name == "sqlite" else
+              sa.select((sa.func.extract("epoch", Report.finished_at - Report.started_at)
+                         / 86400.0).label("days")))
+    recent = recent.where(Report.status == Report.COMPLETE) \
+        .order_by(Report.finished_at.desc()).limit(10).subquery()
+    mean_days = conn.execute(sa.select(sa.func.avg(recent.c.days))).scalar() or 0.0
+    seconds = mean_days * 86400 * queued / current_app.config["REPORT_WORKERS"]
+    return int(min(300, max(1, round(seconds))))
+
+
 def get_report(report_id):
-    """The report row, after failing it if its worker stopped answering; None if unknown."""
-    report = db.session.get(Report, report_id)
+    """The report row, after failing it if its worker stopped answering; None if unknown.
+
+    The CSV (up to megabytes) is loaded only if read: most polls never need it.
+    """
+    report = db.session.get(Report, report_id, options=[defer(Report.csv)])
     if report is not None and report.status == Report.RUNNING and report.worker \
             and _lease_expired(report.heartbeat_at):
         _fail_interrupted([(report.id, report.worker)])
@@ -163,10 +201,11 @@ def run_report(report_id):
         final = {"status": Report.COMPLETE, "csv": text, "row_count": len(result.frame),
                  "progress": 1.0}
     except Exception as exc:  # the job must end in Error, whatever went wrong
+        message, reference = failures.describe(exc)
         if not is_unavailable(exc):  # an outage is logged once, by app.outage
-            log.error("report %s failed after %.2f s", report_id, time.monotonic() - began,
-                      exc_info=True)
-        final = {"status": Report.ERROR, "error": f"{type(exc).__name__}: {exc}"}
+            log.error("report %s failed after %.2f s (reference %s)", report_id,
+                      time.monotonic() - began, reference, exc_info=True)
+        final = {"status": Report.ERROR, "error": message}
     seconds = time.monotonic() - began
     try:
         held = with_retries(lambda: _update(report_id, finished_at=utcnow(), **final),
@@ -281,6 +320,9 @@ class ReportRunner:
                     Report.id.in_(computing), Report.worker == worker_id(),
                     Report.status == Report.RUNNING).values(heartbeat_at=utcnow()))
         recover_interrupted()
+        expired = retention.expire_reports()
+        if expired:
+            log.info("%d report(s) past REPORT_RETENTION: their CSV deleted", expired)
         unclaimed = db.session.execute(sa.select(Report.id).where(
             Report.status == Report.RUNNING, Report.worker.is_(None)).limit(1)).first()
         db.session.remove()

@@ -77,6 +77,8 @@ class Report(db.Model):
     error = db.Column(db.Text)
     row_count = db.Column(db.Integer)
     csv = db.Column(db.Text)
+    # Set when the retention policy (REPORT_RETENTION) deleted the CSV: the id answers 410.
+    expired_at = db.Column(db.DateTime)
 
 
 class DataVersion(db.Model):
@@ -120,3 +122,15 @@ class IngestRejection(db.Model):
     file = db.Column(db.String, nullable=False)
     line = db.Column(db.Integer, nullable=False)
     reason = db.Column(db.String, nullable=False)
+
+
+class ApiKey(db.Model):
+    """A client's key. Only its SHA-256 is kept: the key itself is shown once, at creation."""
+
+    __tablename__ = "api_key"
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(100), nullable=False, unique=True)
+    key_hash = db.Column(db.String(64), nullable=False, unique=True)
+    prefix = db.Column(db.String(12), nullable=False)  # shown by `flask keys list`
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    revoked_at = db.Column(db.DateTime)

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .export import HEADER
+from .export import HEADER, store_ids_from_csv
 
 # Weekly uptime as a share of the week's business time; not in the CSV, but sortable.
 UPTIME_PCT = "uptime_last_week_pct"
@@ -32,7 +32,8 @@ class ReportTable:
         table = pacsv.read_csv(
             io.BytesIO(csv_text.encode()),
             convert_options=pacsv.ConvertOptions(column_types={"store_id": pa.string()}))
-        self.store_id = table.column("store_id").combine_chunks()
+        # The CSV neutralises formula-like ids for spreadsheets; the rows carry them exact.
+        self.store_id = store_ids_from_csv(table.column("store_id").combine_chunks())
         self.columns = {name: table.column(name).to_numpy() for name in HEADER[1:]}
         business = self.columns["uptime_last_week"] + self.columns["downtime_last_week"]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -80,11 +81,11 @@ class ReportTable:
         return self.rows(order[start:start + per_page]), len(order)
 
     def rows(self, positions):
+        """The rows at `positions` as dicts (a missing uptime share as None)."""
         ids = self.store_id.take(pa.array(positions, pa.int64())).to_pylist()
-        values = {name: column[positions].tolist() for name, column in self.columns.items()}
-        return [{"store_id": store_id,
-                 **{name: (None if v != v else v) for name, v in  # NaN -> None
-                    ((name, values[name][i]) for name in values)}}
+        values = {name: [None if v != v else v for v in column[positions].tolist()]
+                  for name, column in self.columns.items()}
+        return [{"store_id": store_id, **{name: values[name][i] for name in values}}
                 for i, store_id in enumerate(ids)]
 
     def figures(self):

@@ -2,8 +2,8 @@
 OpenAPI document and uses to validate requests."""
 
 from apiflask import Schema
-from apiflask.fields import Dict, Float, Integer, String, UUID
-from apiflask.validators import OneOf, Range
+from apiflask.fields import UUID, Boolean, Dict, Float, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range
 
 REPORT_STATES = ("Running", "Complete", "Error")
 
@@ -49,3 +49,88 @@ class Readiness(Schema):
     status = String(required=True, validate=OneOf(["ready", "not ready"]))
     checks = Dict(keys=String(), values=String(), required=True, metadata={
         "example": {"database": "ok", "report_runner": "ok"}})
+
+
+class Page(Schema):
+    page = Integer(load_default=1, validate=Range(min=1, max=1_000_000))
+    per_page = Integer(load_default=100, validate=Range(min=1, max=1000))
+
+
+class IngestQuery(Schema):
+    kind = String(validate=OneOf(["status", "hours", "timezone"]), metadata={
+        "description": "which file a CSV upload is, when its file name does not say"})
+    filename = String(validate=Length(max=200), metadata={
+        "description": "the file name of a raw CSV upload (store_status.csv, ...)"})
+
+
+class FileCounts(Schema):
+    kind = String(required=True, validate=OneOf(["status", "hours", "timezone"]))
+    name = String(required=True)
+    read = Integer(required=True)
+    loaded = Integer(required=True)
+    duplicate = Integer(required=True)
+    rejected = Integer(required=True)
+
+
+class Rejection(Schema):
+    file = String(required=True)
+    line = Integer(required=True)
+    reason = String(required=True)
+
+
+class IngestRecord(Schema):
+    """One ingest: read = loaded + duplicate + rejected, per file and in total."""
+
+    ingest_id = Integer(required=True)
+    source = String(required=True)
+    fingerprint = String(required=True, metadata={"description": "SHA-256 of the files"})
+    created_at = String(required=True, metadata={"format": "date-time"})
+    files = List(Nested(FileCounts), required=True)
+    read = Integer(required=True)
+    loaded = Integer(required=True)
+    duplicate = Integer(required=True)
+    rejected = Integer(required=True)
+
+
+class IngestDetail(IngestRecord):
+    rejections_url = String(required=True, metadata={"description": "all rejected rows, paged"})
+
+
+class IngestResult(IngestDetail):
+    already_loaded = Boolean(required=True, metadata={
+        "description": "true: the same files were loaded before (this ingest), nothing changed"})
+    rejections = List(Nested(Rejection), required=True,
+                      metadata={"description": "the first rejected rows"})
+
+
+class IngestList(Schema):
+    total = Integer(required=True)
+    page = Integer(required=True)
+    per_page = Integer(required=True)
+    ingests = List(Nested(IngestRecord), required=True, metadata={"description": "newest first"})
+
+
+class RejectionPage(Schema):
+    ingest_id = Integer(required=True)
+    total = Integer(required=True)
+    page = Integer(required=True)
+    per_page = Integer(required=True)
+    rejections = List(Nested(Rejection), required=True)
+
+
+class DataSummary(Schema):
+    stores = Integer(required=True, metadata={"description": "stores named in any file"})
+    stores_with_polls = Integer(required=True, metadata={"description": "rows of a report"})
+    polls = Integer(required=True)
+    first_poll = String(required=True, allow_none=True, metadata={"format": "date-time"})
+    latest_poll = String(required=True, allow_none=True, metadata={
+        "format": "date-time", "description": "a plain report's now"})
+    stores_without_business_hours = Integer(required=True, metadata={
+        "description": "open 24x7 for the report"})
+    stores_without_timezone = Integer(required=True, metadata={
+        "description": "in America/Chicago for the report"})
+    stores_with_unknown_timezone = Integer(required=True, metadata={
+        "description": "a zone name that is not an IANA zone: America/Chicago too"})
+    ingests = Integer(required=True)
+    rejected_rows = Integer(required=True)
+    rejected_by_reason = Dict(keys=String(), values=Integer(), required=True)

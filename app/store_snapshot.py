@@ -3,7 +3,7 @@
 A store's polls are found through the primary key (store, instant), so this costs a few
 milliseconds whatever the size of the data. `now` (the latest poll of all stores) would
 need a scan of every poll; it only changes with an ingest, so each process keeps it per
-latest ingest id.
+data version (`data_version`, new with every ingest).
 """
 
 import threading
@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from .extensions import db
-from .models import BusinessHours, Ingest, Store, StoreStatus, StoreTimezone
+from .models import BusinessHours, DataVersion, Store, StoreStatus, StoreTimezone
 
 
 @dataclass
@@ -33,7 +33,7 @@ _latest_lock = threading.Lock()
 
 
 def latest_poll_us(conn, data_version):
-    """The latest poll of all stores, read once per `data_version` (the latest ingest id).
+    """The latest poll of all stores, read once per `data_version` (new with every ingest).
 
     Each store's latest poll is one step down the primary key (store, instant), so the
     maximum over stores costs one index probe per store, not a scan of every poll.
@@ -56,7 +56,7 @@ def read_store(store_id):
     with db.engine.begin() as conn:
         found = conn.execute(
             sa.select(Store.id, StoreTimezone.timezone_str,
-                      sa.select(sa.func.max(Ingest.id)).scalar_subquery())
+                      sa.select(DataVersion.version).scalar_subquery())
             .outerjoin(StoreTimezone, StoreTimezone.store_pk == Store.id)
             .where(Store.store_id == store_id)).first()
         if found is None:

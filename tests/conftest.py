@@ -87,6 +87,25 @@ def app(database_url, tmp_path):
 
 
 @pytest.fixture
+def app_factory(database_url):
+    """Make apps on the test's database with settings of the test's choosing."""
+    made = []
+
+    def make(**settings):
+        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
+                          "STORE_DATA": "", "HEARTBEAT_SECONDS": 0.2, **settings})
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        app.extensions["report_runner"].shutdown()
+        with app.app_context():
+            from app.extensions import db
+            db.engine.dispose()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

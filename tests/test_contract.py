@@ -2,7 +2,9 @@
 /openapi.json and sends them to a real `run.py` server.
 
 Checks: no 5xx, every status code and content type declared, every JSON body and declared
-header valid against its schema, and more (`--checks all`). The run's summary is printed
+header valid against its schema, and more (`--checks all`), except "positive data
+acceptance": input of the right shape that the data refuses (a CSV without the required
+columns, an `as_of` before the first poll) is a 400 by design. The run's summary is printed
 even when the test passes, so that CI's log shows it.
 """
 
@@ -21,7 +23,8 @@ def test_the_api_keeps_its_openapi_contract(server_factory, database_url, tmp_pa
     # (trigger, then poll through the document's links) see every state.
     server = server_factory(DATABASE_URL=database_url).start(timeout=120)
     run = subprocess.run(
-        [*SCHEMATHESIS, f"{server.url}/openapi.json", "--checks", "all", "--seed", "2023",
+        [*SCHEMATHESIS, f"{server.url}/openapi.json", "--checks", "all",
+         "--exclude-checks", "positive_data_acceptance", "--seed", "2023",
          "--max-examples", "50", "--workers", "1", "--request-timeout", "30"],
         cwd=tmp_path, capture_output=True, text=True, timeout=900)  # its cache goes there
     with capsys.disabled():

@@ -15,7 +15,8 @@ import pytest
 
 from app import jobs
 from app.ingest import ingest
-from conftest import BUNDLED_DATA, GOLDEN_DIR
+from app.report_table import ReportTable
+from conftest import BUNDLED_DATA, GOLDEN_DIR, write_csv
 
 SPEC_CASE = GOLDEN_DIR / "a_spec_example"
 NUMERIC = ["uptime_last_hour", "uptime_last_day", "uptime_last_week", "downtime_last_hour",
@@ -201,3 +202,37 @@ def test_pages_without_javascript(client, bundled_report):
     timeline = client.get(f"/api/v1/stores/{worst}/timeline").get_json()
     assert store.count("<tr data-start=") == len(timeline["incidents"]) > 0
     assert f'data-start="{timeline["incidents"][0]["start"]}"' in store
+
+
+def test_timeline_follows_a_new_ingest(app, client, tmp_path):
+    # `now` is kept per data version: a later poll loaded afterwards moves the window.
+    with app.app_context():
+        ingest(SPEC_CASE)
+    assert client.get("/api/v1/stores/1001/timeline").get_json()["now"] == "2023-01-25T18:00:00Z"
+    later = write_csv(tmp_path / "later", "store_status.csv", """
+        store_id,timestamp_utc,status
+        9999,2023-01-26 18:00:00 UTC,active""")
+    with app.app_context():
+        ingest(later)
+    timeline = client.get("/api/v1/stores/1001/timeline").get_json()
+    assert timeline["now"] == "2023-01-26T18:00:00Z"
+    assert timeline["window"][0] == "2023-01-19T18:00:00Z"
+
+
+def test_a_store_without_business_time_has_no_uptime_share():
+    # By hand: "b" is up 3 of 4 hours (75 %), "c" all 10 (100 %), "a" has no business time
+    # in the week: no share, sorted last either way, left out of the figures.
+    table = ReportTable(
+        "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,downtime_last_hour,"
+        "downtime_last_day,downtime_last_week\n"
+        "a,0.00,0.00,0.00,0.00,0.00,0.00\nb,0.00,1.00,3.00,0.00,0.50,1.00\n"
+        "c,60.00,10.00,10.00,0.00,0.00,0.00\n")
+    for order in (False, True):
+        rows, total = table.page("uptime_last_week_pct", order)
+        assert [r["store_id"] for r in rows] == (["c", "b", "a"] if order else ["b", "c", "a"])
+    assert rows[2]["uptime_last_week_pct"] is None and rows[1]["uptime_last_week_pct"] == 75.0
+    assert table.figures() == {"stores": 3, "stores_with_business_time": 2,
+                               "stores_down_last_day": 1, "median_uptime_last_week_pct": 87.5,
+                               "p10_uptime_last_week_pct": 77.5}
+    assert table.histogram()["counts"] == [0] * 7 + [1, 0, 1]
+    assert [r["store_id"] for r in table.top_downtime()] == ["b"]

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 
 from app.engine import build_report
 from app.engine.timeline import build_timelines, local_days
-from reference import EPOCH, _inside, _zone, business_time
+from reference import EPOCH, _inside, _zone, business_time, reference_report
 from test_engine import hms, us
 from test_properties import SETTINGS, datasets
 
@@ -138,6 +138,7 @@ def test_segments_tile_business_time_and_incidents_add_up_to_downtime(data):
     polls, hours, zones = data
     now = max(t for _, t, _ in polls)
     report = build_report(*frames(*data)).frame.set_index("store_id")
+    reference = reference_report(*data)
     together = build_timelines(*frames(*data))  # every store in one call
     for code, store_id in enumerate(sorted({p[0] for p in polls})):
         # As the API does: only this store's rows, and the `now` of all the data.
@@ -165,6 +166,9 @@ def test_segments_tile_business_time_and_incidents_add_up_to_downtime(data):
         row = report.loc[store_id]
         incident_minutes = sum(b - a for a, b, up in segments if not up) / MIN_US
         assert incident_minutes == pytest.approx(row["downtime_last_week_s"] / 60, abs=1e-6)
+        # ... and the loop reference's downtime (exact midpoints there: within a µs each).
+        assert incident_minutes == pytest.approx(
+            reference[store_id]["downtime_last_week_s"] / 60, abs=1e-3)
         assert result.uptime_s[0] == pytest.approx(row["uptime_last_week_s"], abs=1e-6)
         assert result.downtime_s[0] == pytest.approx(row["downtime_last_week_s"], abs=1e-6)
         up_seconds = sum(b - a for a, b, up in segments if up) / 1e6

@@ -1,4 +1,4 @@
-"""Business time of each store as disjoint UTC intervals (SPEC §2, "Business time").
+"""Business time of each store as disjoint UTC intervals (docs/report.md, "Business hours").
 
 Instants are int64 microseconds since the epoch, UTC; stores are integer codes 0..n-1.
 """

@@ -1,4 +1,4 @@
-"""The report of SPEC §2: uptime and downtime within business hours, per store and window.
+"""The report of docs/report.md: uptime and downtime within business hours, per store and window.
 
 `build_report` takes plain data frames and returns one; it never touches a database, a file
 or Flask. Durations are seconds (`*_s` columns) until `export` converts them.
@@ -15,7 +15,8 @@ from .zones import DEFAULT_ZONE, resolve_zones
 
 HOUR_US = 3_600_000_000
 WINDOWS_US = {"hour": HOUR_US, "day": 24 * HOUR_US, "week": 7 * 24 * HOUR_US}
-# Business time is built from 8 days before `now` (SPEC §2): the week window plus a day.
+# Business time is built from 8 days before `now` (docs/report.md, "Business hours"): the
+# week window plus a day.
 LOOKBACK_US = 8 * 24 * HOUR_US
 CHUNK_POLLS = 500_000
 COLUMNS = [f"{kind}_last_{window}_s" for kind in ("uptime", "downtime") for window in WINDOWS_US]
@@ -116,7 +117,7 @@ class ReportInputs:
 
 class Observed:
     """Business time `B(s)` of stores ``0..n_stores-1`` and their observations in `O(s)`,
-    each with the span it governs (SPEC §2).
+    each with the span it governs (docs/report.md, "Between polls").
 
     Attributes: `intervals` (store, start_us, end_us: merged business intervals),
     `timeline` and `business` (a `Timeline` and the `BusinessMeasure` of those intervals),

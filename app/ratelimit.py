@@ -1,0 +1,59 @@
+"""Rate limits (Flask-Limiter) and the bound on queued reports: `429` with `Retry-After`.
+
+Limits count per client: its API key when it sent a valid one, else its address. Starting a
+report has its own limit (`TRIGGER_RATE_LIMIT`); every other request that is not a probe
+shares `REQUEST_RATE_LIMIT` (none by default). Counters live in memory, per process, unless
+`RATELIMIT_STORAGE_URI` names a shared store such as ``redis://host:6379``, which all
+processes then use: gunicorn workers count together.
+"""
+
+import math
+import time
+
+from flask import current_app, g, request
+from flask_limiter import Limiter, RateLimitExceeded
+from werkzeug.exceptions import TooManyRequests
+
+from . import errors, keys
+
+# Endpoints that start a report.
+TRIGGER_ENDPOINTS = {"api.trigger_report"}
+
+
+def init_app(app):
+    # One limiter per app: a module-wide one would share its counters between apps.
+    limiter = Limiter(key_func=_client, app=app, default_limits=[_limit],
+                      default_limits_exempt_when=lambda: not _limit())
+
+    @app.errorhandler(RateLimitExceeded)
+    def refuse(exc):
+        """`429` JSON, with `Retry-After` saying when the limit's window frees up."""
+        current = limiter.current_limit
+        reset_at = current.reset_at if current else time.time() + 1
+        retry_after = max(1, math.ceil(reset_at - time.time()))
+        return errors.error_response(
+            429, f"rate limit of {exc.description} reached; try again in {retry_after} s",
+            {"Retry-After": str(retry_after)})
+
+
+def _client():
+    name = g.get("api_key_name")
+    return f"key:{name}" if name else f"address:{request.remote_addr}"
+
+
+def _limit():
+    """This request's limit, "" for none: probes and metrics are never limited."""
+    path = request.path
+    if path in keys.OPEN_PATHS or path.startswith(keys.OPEN_PREFIXES):
+        return ""
+    if request.endpoint in TRIGGER_ENDPOINTS:
+        return current_app.config["TRIGGER_RATE_LIMIT"]
+    return current_app.config["REQUEST_RATE_LIMIT"]
+
+
+class QueueFull(TooManyRequests):
+    """Too many reports wait already; the client should come back later."""
+
+    def __init__(self, queued, retry_after):
+        super().__init__(f"{queued} reports are queued already (MAX_QUEUED_REPORTS); "
+                         f"try again in about {retry_after} s", retry_after=retry_after)

@@ -1,0 +1,134 @@
+"""Many and slow clients against the real servers: nobody waits for someone else's socket.
+
+Functional checks only (the figures come from `python -m bench.load`): every connection is
+answered, and idle sockets or clients that send their headers a byte at a time do not
+keep a normal poll from being answered.
+"""
+
+import asyncio
+import os
+import socket
+import time
+
+import pytest
+import requests
+
+from bench.load import NGINX, run_load, start_nginx
+from servers import _free_port as free_port
+from servers import gunicorn
+
+pytestmark = pytest.mark.e2e
+# CI installs nginx and sets STORE_MONITOR_REQUIRE_NGINX, so there these tests always run.
+requires_nginx = pytest.mark.skipif(
+    not os.path.exists(NGINX) and not os.environ.get("STORE_MONITOR_REQUIRE_NGINX"),
+    reason="nginx is not installed (CI installs it and requires these tests)")
+
+
+def _nuisances(port, idle, slow):
+    """Open `idle` silent sockets and `slow` clients stuck in the middle of their headers."""
+    sockets = []
+    for _ in range(idle):
+        sockets.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    for _ in range(slow):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+        sockets.append(sock)
+    return sockets
+
+
+def _timed_health(url):
+    began = time.monotonic()
+    response = requests.get(f"{url}/health", timeout=30)
+    return response, time.monotonic() - began
+
+
+def test_idle_and_slow_header_sockets_do_not_block_a_poll(server_factory, database_url):
+    server = server_factory(DATABASE_URL=database_url, STORE_DATA="",
+                            SERVER_THREADS="4").start()
+    # 300 idle and 100 slow sockets: three times waitress's old limit of 100 connections,
+    # and 25 times the request threads.
+    held = _nuisances(server.port, idle=300, slow=100)
+    try:
+        response, seconds = _timed_health(server.url)
+        assert response.status_code == 200
+        assert seconds < 5, f"a poll waited {seconds:.1f} s behind idle sockets"
+        # Still so after some more seconds of the slow clients trickling bytes.
+        for sock in held[300:]:
+            sock.sendall(b"b")
+        response, seconds = _timed_health(server.url)
+        assert response.status_code == 200 and seconds < 5
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_a_thousand_polling_connections_are_all_served(server_factory, database_url):
+    server = server_factory(DATABASE_URL=database_url, STORE_DATA="").start()
+    result = asyncio.run(run_load(server.url, "/health", connections=1000, seconds=5,
+                                  timeout=60))
+    # Every connection got at least one answer, and none failed.
+    assert result["served"] == 1000, result
+    assert result["errors"] == 0, result
+
+
+def test_silent_connections_are_closed_after_the_idle_timeout(server_factory, database_url):
+    server = server_factory(DATABASE_URL=database_url, STORE_DATA="",
+                            SERVER_IDLE_TIMEOUT="2").start()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+    began = time.monotonic()
+    assert sock.recv(1) == b""  # the server closed it
+    assert time.monotonic() - began < 15
+    sock.close()
+
+
+def test_oversized_headers_are_refused_by_the_server_itself(server_factory, database_url):
+    # Documented in the README: waitress answers 431 itself, in plain text, before the app.
+    server = server_factory(DATABASE_URL=database_url, STORE_DATA="").start()
+    response = requests.get(f"{server.url}/health", headers={"X-Big": "a" * 20_000}, timeout=10)
+    assert response.status_code == 431
+    assert requests.get(f"{server.url}/health", timeout=10).status_code == 200
+
+
+@pytest.fixture
+def proxied_gunicorn(server_factory, database_url, tmp_path):
+    """The documented deployment: gunicorn behind nginx with deploy/nginx.conf."""
+    server = server_factory(gunicorn(2), DATABASE_URL=database_url, STORE_DATA="").start()
+    proxy_port = free_port()
+    proxy = start_nginx(proxy_port, server.port, tmp_path / "nginx")
+    yield server, f"http://127.0.0.1:{proxy_port}", proxy_port
+    proxy.terminate()
+    proxy.wait(10)
+
+
+@requires_nginx
+def test_behind_nginx_slow_clients_do_not_starve_gunicorn(proxied_gunicorn):
+    # Without the proxy, 2 workers x 4 threads are all taken by 8 slow-header clients.
+    server, url, port = proxied_gunicorn
+    held = _nuisances(port, idle=200, slow=100)
+    try:
+        response, seconds = _timed_health(url)
+        assert response.status_code == 200 and seconds < 5, seconds
+        report = requests.post(f"{url}/trigger_report", timeout=30)
+        assert report.status_code == 202
+    finally:
+        for sock in held:
+            sock.close()
+
+
+@requires_nginx
+def test_behind_nginx_a_thousand_polling_connections_are_all_served(proxied_gunicorn):
+    _server, url, _port = proxied_gunicorn
+    result = asyncio.run(run_load(url, "/health", connections=1000, seconds=5, timeout=60))
+    assert result["served"] == 1000 and result["errors"] == 0, result
+
+
+@requires_nginx
+def test_nginx_own_refusals_are_json(proxied_gunicorn):
+    _server, url, _port = proxied_gunicorn
+    too_long = requests.get(f"{url}/health?x={'a' * 20_000}", timeout=10)
+    assert too_long.status_code == 414 and too_long.json()["error"] == "Request-URI Too Long"
+    big_header = requests.get(f"{url}/health", headers={"X-Big": "a" * 20_000}, timeout=10)
+    assert big_header.status_code == 400 and big_header.json()["error"] == "Bad Request"
+    # The app's own errors pass through unchanged.
+    assert requests.get(f"{url}/get_report?report_id=x", timeout=10).json()["error"] == \
+        "Bad Request"

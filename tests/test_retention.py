@@ -1,0 +1,81 @@
+"""Report retention: finished reports beyond REPORT_RETENTION lose their CSV and answer 410."""
+
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from app.extensions import db
+from app.ingest import ingest
+from app.models import Report, utcnow
+from app.retention import expire_reports, parse_policy
+from conftest import GOLDEN_DIR
+
+
+def test_policies_parse():
+    assert parse_policy("") is None and parse_policy("  ") is None
+    assert parse_policy("100") == ("count", 100)
+    assert parse_policy("7d") == ("age", timedelta(days=7))
+    assert parse_policy("12H") == ("age", timedelta(hours=12))
+    with pytest.raises(ValueError, match="REPORT_RETENTION"):
+        parse_policy("a week")
+
+
+def _report(app, age, status=Report.COMPLETE):
+    with app.app_context():
+        report = Report(id=str(uuid.uuid4()), status=status, created_at=utcnow() - age,
+                        csv="store_id\n" if status == Report.COMPLETE else None,
+                        worker="elsewhere:1:x", heartbeat_at=utcnow())
+        db.session.add(report)
+        db.session.commit()
+        return report.id
+
+
+def _state(app, report_id):
+    with app.app_context():
+        report = db.session.get(Report, report_id)
+        return report.csv, report.expired_at is not None
+
+
+def test_keep_the_newest_n_reports(app, client):
+    app.config["REPORT_RETENTION"] = "2"
+    # Oldest first: two finished ones beyond the newest two, and a Running one (kept).
+    oldest, old_running, old, newer, newest = (
+        _report(app, timedelta(hours=5)), _report(app, timedelta(hours=4), Report.RUNNING),
+        _report(app, timedelta(hours=3), Report.ERROR), _report(app, timedelta(hours=2)),
+        _report(app, timedelta(hours=1)))
+    with app.app_context():
+        assert expire_reports() == 2
+        assert expire_reports() == 0  # applying it again changes nothing
+    assert _state(app, oldest) == (None, True) and _state(app, old)[1]
+    assert _state(app, newest) == ("store_id\n", False) and not _state(app, newer)[1]
+    assert not _state(app, old_running)[1]
+    gone = client.get(f"/get_report?report_id={oldest}")
+    assert gone.status_code == 410 and gone.is_json
+    assert "REPORT_RETENTION" in gone.get_json()["message"]
+    assert client.get(f"/api/v1/reports/{oldest}").status_code == 410
+    assert client.get(f"/get_report?report_id={newest}").status_code == 200
+
+
+def test_keep_the_reports_of_the_last_days(app):
+    app.config["REPORT_RETENTION"] = "1d"
+    old, recent = _report(app, timedelta(days=2)), _report(app, timedelta(hours=20))
+    with app.app_context():
+        assert expire_reports() == 1
+    assert _state(app, old)[1] and not _state(app, recent)[1]
+
+
+def test_the_heartbeat_applies_the_policy(app, client, reports):
+    app.config["REPORT_RETENTION"] = "1"
+    with app.app_context():
+        ingest(GOLDEN_DIR / "a_spec_example")
+    first = reports.trigger()
+    reports.wait(first)
+    second = reports.trigger()
+    reports.wait(second)
+    deadline = time.monotonic() + 20  # the heartbeat beats every 0.2 s in the tests
+    while client.get(f"/get_report?report_id={first}").status_code != 410:
+        assert time.monotonic() < deadline, "the first report was never expired"
+        time.sleep(0.1)
+    assert client.get(f"/get_report?report_id={second}").status_code == 200
