@@ -49,20 +49,15 @@ def init_app(app: Flask):
 
 
 def queue_url(database_url):
-    """Where the report queue (the `report` table) lives, by default.
+    """Where the report queue (the `report` table) lives, by default: the same database.
 
-    On SQLite, a file of its own beside the data file: SQLite has one write lock per file,
-    and an ingest holds the data file's for its whole transaction (a minute and more for
-    millions of polls). With the queue elsewhere, triggers, claims and progress never wait
-    for it, while reports still read the data through WAL, which never blocks readers.
-    On PostgreSQL, the same database: its writers lock rows, not the database.
+    On SQLite, `QUEUE_DATABASE_URL` may name a file of its own: SQLite has one write lock
+    per file, and an ingest holds the data file's for its whole transaction. With the queue
+    elsewhere, triggers, claims and progress never wait for it, while reports still read the
+    data through WAL. (Not the default yet: gunicorn workers starting together on SQLite
+    raced in the migrations of the second file.)
     """
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return database_url
-    stem, dot, suffix = url.database.rpartition(".")
-    database = f"{stem}-queue.{suffix}" if dot else f"{url.database}-queue"
-    return url.set(database=database).render_as_string(hide_password=False)
+    return database_url
 
 
 def queue_engine():

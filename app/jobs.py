@@ -202,9 +202,8 @@ def run_report(report_id):
                  "progress": 1.0}
     except Exception as exc:  # the job must end in Error, whatever went wrong
         message, reference = failures.describe(exc)
-        if not is_unavailable(exc):  # an outage is logged once, by app.outage
-            log.error("report %s failed after %.2f s (reference %s)", report_id,
-                      time.monotonic() - began, reference, exc_info=True)
+        log.error("report %s failed after %.2f s (reference %s)", report_id,
+                  time.monotonic() - began, reference, exc_info=True)
         final = {"status": Report.ERROR, "error": message}
     seconds = time.monotonic() - began
     try:

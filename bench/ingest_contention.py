@@ -27,6 +27,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="zip, folder or CSV to ingest")
     parser.add_argument("--database", required=True, help="SQLite file to create (replaced)")
+    parser.add_argument("--one-file", action="store_true",
+                        help="keep the report queue in the data file (the default setup)")
     parser.add_argument("--settle", type=float, default=300,
                         help="seconds to wait for the reports after the ingest")
     args = parser.parse_args()
@@ -35,7 +37,8 @@ def main():
     for path in (database, queue):
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "STORE_DATA": ""}
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "STORE_DATA": "",
+           "QUEUE_DATABASE_URL": "" if args.one_file else f"sqlite:///{queue}"}
     flask = [sys.executable, "-m", "flask", "--app", "app"]
 
     began = time.monotonic()

@@ -14,6 +14,7 @@ from app.ingest import ingest
 def test_triggers_and_reports_go_on_while_the_data_file_is_locked(tmp_path):
     path = tmp_path / "store-monitor.sqlite3"
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
+                      "QUEUE_DATABASE_URL": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
                       "STORE_DATA": "", "REPORT_WORKERS": 2, "HEARTBEAT_SECONDS": 0.2,
                       "SQLITE_BUSY_TIMEOUT": 2})
     app.extensions["report_runner"].wake()

@@ -132,8 +132,7 @@ def test_sqlite_writer_lock_bounds_a_trigger_to_the_busy_timeout(tmp_path):
     path = tmp_path / "store-monitor.sqlite3"
     app = make_app(f"sqlite:///{path}", SQLITE_BUSY_TIMEOUT=0.5)
     client = app.test_client()
-    # Triggers write to the report queue's file: another writer holds its lock.
-    holder = sqlite3.connect(tmp_path / "store-monitor-queue.sqlite3", isolation_level=None)
+    holder = sqlite3.connect(path, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")  # another writer, holding the lock
         response, took = timed(lambda: client.post("/trigger_report"))
