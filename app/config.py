@@ -11,7 +11,7 @@ BUNDLED_DATA = PROJECT_DIR / "data" / "store-monitoring-data.zip"
 load_dotenv(PROJECT_DIR / ".env")
 
 
-def _database_url():
+def database_url_from_environment():
     """`DATABASE_URL`, with the `postgres://` spelling some hosts use rewritten for SQLAlchemy.
 
     None means "a SQLite file in the instance folder", which only the factory knows.
@@ -23,7 +23,7 @@ def _database_url():
 
 
 class Config:
-    SQLALCHEMY_DATABASE_URI = _database_url()
+    SQLALCHEMY_DATABASE_URI = database_url_from_environment()
     # A path to a zip or folder loaded when the server starts; "" loads nothing.
     STORE_DATA = os.environ.get("STORE_DATA", str(BUNDLED_DATA))
     HOST = os.environ.get("HOST", "127.0.0.1")
@@ -66,3 +66,11 @@ class Config:
     LOG_TO_STDOUT = os.environ.get("LOG_TO_STDOUT", "0").lower() in ("1", "true", "yes")
     LOG_FILE = os.environ.get("LOG_FILE", "")
     JSON_SORT_KEYS = False
+    # Reports on a Dask cluster (README, "Past one machine"): the scheduler's address, such
+    # as tcp://10.0.0.5:8786; empty computes reports in this process.
+    DASK_SCHEDULER = os.environ.get("DASK_SCHEDULER", "")
+    # The most polls one task reads (a store with more gets a task of its own).
+    DASK_MAX_POLLS_PER_TASK = int(os.environ.get("DASK_MAX_POLLS_PER_TASK", "2000000"))
+    DASK_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("DASK_CONNECT_TIMEOUT_SECONDS", "5"))
+    # A report whose tasks have not all finished after this long ends in Error.
+    DASK_REPORT_TIMEOUT_SECONDS = float(os.environ.get("DASK_REPORT_TIMEOUT_SECONDS", "1800"))

@@ -21,6 +21,7 @@ from flask import current_app
 from sqlalchemy.orm import defer
 
 from . import failures, retention
+from .cluster import Settings, compute_on_cluster
 from .engine import build_report
 from .export import report_csv
 from .extensions import db
@@ -52,9 +53,13 @@ def init_app(app):
 def compute_csv(progress=None):
     """Read a snapshot, run the engine and format the CSV; returns ``(csv_text, result)``."""
     progress = progress or (lambda fraction: None)
-    snapshot = read_snapshot()
-    progress(0.4)
-    result = build_report(snapshot.polls, snapshot.hours, snapshot.zones)
+    if current_app.config["DASK_SCHEDULER"]:
+        result = compute_on_cluster(db.engine.url, Settings.from_config(current_app.config),
+                                    progress)
+    else:
+        snapshot = read_snapshot()
+        progress(0.4)
+        result = build_report(snapshot.polls, snapshot.hours, snapshot.zones)
     progress(0.8)
     warnings = result.warnings
     for row in warnings.head(LOGGED_WARNINGS).itertuples():
