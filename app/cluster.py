@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from .config import database_url_from_environment
 from .engine import COLUMNS, build_report
+from .failures import PublicError
 from .shared_view import SharedView, connect_postgresql, read_store_range
 from .store_ranges import store_ranges
 
@@ -37,13 +38,13 @@ log = logging.getLogger(__name__)
 # DONE_PROGRESS, and the CSV the last part.
 PLANNED_PROGRESS = 0.1
 DONE_PROGRESS = 0.9
-SHORT_REASON = 160  # characters of a task's error kept in the report's error
 # On a worker: each thread's database connection, reused by its next tasks.
 _worker = threading.local()
 
 
-class ClusterError(Exception):
-    """A report could not be computed on the cluster; the message says why, in one line."""
+class ClusterError(PublicError):
+    """A report could not be computed on the cluster; the message says why, in one line,
+    for clients too (addresses and exception texts go to the log only)."""
 
 
 @dataclass(frozen=True)
@@ -214,9 +215,9 @@ async def _connect(distributed, settings):
     try:
         await asyncio.wait_for(client, settings.connect_timeout_s)
     except (OSError, TimeoutError, ValueError) as exc:
-        log.warning("Dask scheduler %s: %r", settings.scheduler, exc)
+        log.warning("Dask scheduler %s did not answer: %r", settings.scheduler, exc)
         await client.close()
-        raise ClusterError(f"Dask scheduler {settings.scheduler} did not answer within "
+        raise ClusterError(f"the Dask scheduler (DASK_SCHEDULER) did not answer within "
                            f"{settings.connect_timeout_s:g} s") from exc
     return client
 
@@ -234,9 +235,8 @@ async def _gather(distributed, client, futures, timeout_s, progress):
                     raise
                 except Exception as exc:  # any task error, KilledWorker, a lost scheduler...
                     log.warning("Dask task %s failed: %r", future.key, exc)
-                    reason = " ".join(str(exc).split())[:SHORT_REASON]
-                    raise ClusterError(f"a report task failed on the cluster: "
-                                       f"{type(exc).__name__}: {reason}") from exc
+                    raise ClusterError(f"a report task failed on the cluster "
+                                       f"({type(exc).__name__}; details in the log)") from exc
                 progress(PLANNED_PROGRESS + (DONE_PROGRESS - PLANNED_PROGRESS)
                          * len(parts) / len(futures))
     except TimeoutError as exc:

@@ -266,8 +266,8 @@ def test_unreachable_scheduler_ends_the_report_in_error_within_seconds(cluster_d
         if listener is not None:
             listener.close()
     assert done.get_json()["status"] == "Error"
-    assert done.get_json()["error"].endswith(
-        f"Dask scheduler tcp://127.0.0.1:{port} did not answer within 2 s")
+    assert done.get_json()["error"].startswith(
+        "the Dask scheduler (DASK_SCHEDULER) did not answer within 2 s (reference ")
     # The connect timeout is 2 s; the rest is slack for a loaded machine.
     assert elapsed < 20
 
@@ -278,5 +278,5 @@ def test_sqlite_is_refused_with_a_clear_reason(app):
     reports = Reports(app.test_client())
     done = reports.wait(reports.trigger(), timeout=30)
     assert done.get_json()["status"] == "Error"
-    assert done.get_json()["error"].endswith(
-        "reports on a Dask cluster need a PostgreSQL DATABASE_URL")
+    assert done.get_json()["error"].startswith(
+        "reports on a Dask cluster need a PostgreSQL DATABASE_URL (reference ")
