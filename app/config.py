@@ -60,6 +60,9 @@ class Config:
     ZIP_MAX_UNCOMPRESSED_MB = float(os.environ.get("ZIP_MAX_UNCOMPRESSED_MB", "4096"))
     ZIP_MAX_RATIO = float(os.environ.get("ZIP_MAX_RATIO", "100"))
     ZIP_MAX_MEMBERS = int(os.environ.get("ZIP_MAX_MEMBERS", "1000"))
+    # A trigger when nothing was ingested since a Complete report gets that report's CSV
+    # (0: compute every report, as `flask bench --cold` measures).
+    REUSE_REPORTS = os.environ.get("REUSE_REPORTS", "1").lower() in ("1", "true", "yes")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # Logs go to standard error, so that `flask report --out -` writes only CSV to stdout;
     # LOG_TO_STDOUT=1 sends them to standard output, LOG_FILE to a file instead.
