@@ -68,10 +68,12 @@ def _step_engine(database_url, _path):
     from .export import report_csv
     from .snapshot import read_snapshot
 
-    with _app(database_url).app_context():
+    app = _app(database_url)
+    with app.app_context():
         snapshot = read_snapshot()
     began = time.perf_counter()
-    result = build_report(snapshot.polls, snapshot.hours, snapshot.zones)
+    result = build_report(snapshot.polls, snapshot.hours, snapshot.zones,
+                          threads=app.config["ENGINE_THREADS"])
     report_csv(result.frame)
     return time.perf_counter() - began, len(result.frame)
 

@@ -60,6 +60,8 @@ class Config:
     ZIP_MAX_UNCOMPRESSED_MB = float(os.environ.get("ZIP_MAX_UNCOMPRESSED_MB", "4096"))
     ZIP_MAX_RATIO = float(os.environ.get("ZIP_MAX_RATIO", "100"))
     ZIP_MAX_MEMBERS = int(os.environ.get("ZIP_MAX_MEMBERS", "1000"))
+    # Threads computing one report's chunks of stores at once (default: one per CPU).
+    ENGINE_THREADS = int(os.environ.get("ENGINE_THREADS") or os.cpu_count() or 1)
     # A trigger when nothing was ingested since a Complete report gets that report's CSV
     # (0: compute every report, as `flask bench --cold` measures).
     REUSE_REPORTS = os.environ.get("REUSE_REPORTS", "1").lower() in ("1", "true", "yes")

@@ -75,7 +75,8 @@ def compute_report(progress=None):
         snapshot = read_snapshot()
         version = snapshot.version
         progress(0.4)
-        result = build_report(snapshot.polls, snapshot.hours, snapshot.zones)
+        result = build_report(snapshot.polls, snapshot.hours, snapshot.zones,
+                              threads=current_app.config["ENGINE_THREADS"])
     progress(0.8)
     warnings = result.warnings
     for row in warnings.head(LOGGED_WARNINGS).itertuples():
