@@ -193,8 +193,13 @@ def environment():
             f"pandas {pd.__version__}, numpy {np.__version__}")
 
 
-def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_workers=0):
-    """Measure every step `repeat` times and echo a table of medians."""
+def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_workers=0,
+              cold=False):
+    """Measure every step `repeat` times and echo a table of medians.
+
+    "trigger -> CSV" is a report computed (REUSE_REPORTS=0); the row after it a second
+    report on the same data: reused (warm), or computed again with `cold`.
+    """
     if dask_workers and (database_url is None
                          or make_url(database_url).get_backend_name() != "postgresql"):
         raise ValueError("--dask-workers needs a PostgreSQL --database-url")
@@ -202,18 +207,24 @@ def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_wo
     polls = sum(1 for _ in open(path / "store_status.csv", "rb")) - 1
     echo(f"data: {stores} stores x {days} days = {polls:,} polls ({path})")
     echo(environment())
+    echo(f"before: {load()}")
     work = Path(tempfile.mkdtemp(prefix="store-monitor-bench-"))
     fresh_database = _fresh_database_factory(database_url, work)
-    rows = {name: ([], []) for name in ("ingest", "snapshot", "engine", "trigger -> CSV")}
+    second = "2nd trigger " + ("(computed)" if cold else "(reused)")
+    rows = {name: ([], []) for name in ("ingest", "snapshot", "engine", "trigger -> CSV",
+                                        second)}
     for attempt in range(repeat):
         url = fresh_database(attempt)
         for step in ("ingest", "snapshot", "engine"):
             seconds, _, peak = run_step(step, url, path)
             rows[step][0].append(seconds)
             rows[step][1].append(peak)
-        seconds, peak = run_end_to_end(url, work / "server.log")
-        rows["trigger -> CSV"][0].append(seconds)
-        rows["trigger -> CSV"][1].append(peak)
+        for name, settings in (("trigger -> CSV", {"REUSE_REPORTS": "0"}),
+                               (second, {"REUSE_REPORTS": "0" if cold else "1",
+                                         "warm_up": True})):
+            seconds, peak = run_end_to_end(url, work / "server.log", **settings)
+            rows[name][0].append(seconds)
+            rows[name][1].append(peak)
         if dask_workers:
             for name, (seconds, peak) in _cluster_steps(url, path, work, dask_workers).items():
                 rows.setdefault(name, ([], []))
@@ -228,6 +239,12 @@ def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_wo
     backend = "sqlite" if database_url is None else make_url(database_url).get_backend_name()
     echo(f"({repeat} run(s) on {backend}; each step in its own process; "
          "trigger -> CSV through run.py)")
+    echo(f"after: {load()}")
+
+
+def load():
+    """The machine's load averages (1, 5, 15 min): figures taken on a busy machine say so."""
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _cluster_steps(database_url, path, work, workers):

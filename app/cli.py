@@ -96,8 +96,12 @@ def generate_data_command(out, stores, days, seed, end):
 @click.option("--dask-workers", default=0, show_default=True,
               help="Also compute the report on a local Dask cluster of this many one-thread "
                    "worker processes (PostgreSQL only; needs requirements-dask.txt).")
-def bench_command(stores, days, seed, repeat, cache_dir, database_url, dask_workers):
+@click.option("--cold", is_flag=True,
+              help="Compute the second report too (REUSE_REPORTS=0) instead of reusing the "
+                   "first one's CSV.")
+def bench_command(stores, days, seed, repeat, cache_dir, database_url, dask_workers, cold):
     """Measure ingest, snapshot, engine and trigger -> CSV on generated data."""
     from .bench import run_bench  # needs the dev requirements (requests)
 
-    run_bench(stores, days, seed, repeat, cache_dir, database_url, click.echo, dask_workers)
+    run_bench(stores, days, seed, repeat, cache_dir, database_url, click.echo, dask_workers,
+              cold)
