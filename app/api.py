@@ -58,11 +58,14 @@ def get_report(query):
     if report.status == Report.ERROR:
         return {"status": report.status, "error": report.error}, headers
     if _wants_json(query.get("format")):
-        return {"status": report.status, "report_id": report.id, "rows": report.row_count,
-                "created_at": report.created_at.isoformat() + "Z",
-                "finished_at": report.finished_at.isoformat() + "Z",
-                "download_url": url_for("api.get_report", report_id=report.id,
-                                        format="csv", _external=True)}, headers
+        state = {"status": report.status, "report_id": report.id, "rows": report.row_count,
+                 "created_at": report.created_at.isoformat() + "Z",
+                 "finished_at": report.finished_at.isoformat() + "Z",
+                 "download_url": url_for("api.get_report", report_id=report.id,
+                                         format="csv", _external=True)}
+        if report.reused_from:
+            state["reused_from"] = report.reused_from
+        return state, headers
     headers["Content-Disposition"] = f'attachment; filename="report-{report.id}.csv"'
     return Response(report.csv, mimetype="text/csv", headers=headers)
 

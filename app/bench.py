@@ -2,9 +2,12 @@
 
 Each measured step runs in a fresh process, so that its peak resident memory is its own:
 ingest into an empty database, reading the report snapshot, the engine (snapshot in memory
--> CSV text), and a report through a real server (`run.py`) from trigger to CSV.
+-> CSV text), and a report through a real server (`run.py`) from trigger to CSV. With
+`--dask-workers N` (PostgreSQL only), the same report is also computed on a local Dask
+cluster of N one-thread worker processes: by the job alone, and through `run.py`.
 """
 
+import importlib
 import multiprocessing
 import os
 import platform
@@ -65,15 +68,41 @@ def _step_engine(database_url, _path):
     from .export import report_csv
     from .snapshot import read_snapshot
 
-    with _app(database_url).app_context():
+    app = _app(database_url)
+    with app.app_context():
         snapshot = read_snapshot()
     began = time.perf_counter()
-    result = build_report(snapshot.polls, snapshot.hours, snapshot.zones)
+    result = build_report(snapshot.polls, snapshot.hours, snapshot.zones,
+                          threads=app.config["ENGINE_THREADS"])
     report_csv(result.frame)
     return time.perf_counter() - began, len(result.frame)
 
 
-STEPS = {"ingest": _step_ingest, "snapshot": _step_snapshot, "engine": _step_engine}
+def _step_cluster(database_url, _path):
+    """The report on the cluster named by DASK_SCHEDULER, as a job computes it (-> CSV)."""
+    from .cluster import Settings, compute_on_cluster
+    from .export import report_csv
+    from .extensions import db
+
+    importlib.import_module("distributed")  # once per service process, not per report
+    app = _app(database_url)
+    with app.app_context():
+        began = time.perf_counter()
+        report = compute_on_cluster(db.engine.url, Settings.from_config(app.config))
+        report_csv(report.frame)
+        seconds = time.perf_counter() - began
+    reads = [part.read_s for part in report.parts]
+    engines = [part.engine_s for part in report.parts]
+    print(f"  cluster: {report.tasks} tasks of at most {app.config['DASK_MAX_POLLS_PER_TASK']:,}"
+          f" polls; planning (view + polls per store) {report.plan_s:.2f} s; per task: read "
+          f"median {statistics.median(reads):.2f} s, engine median "
+          f"{statistics.median(engines):.2f} s; sum over tasks {sum(reads) + sum(engines):.2f} s",
+          flush=True)
+    return seconds, len(report.frame)
+
+
+STEPS = {"ingest": _step_ingest, "snapshot": _step_snapshot, "engine": _step_engine,
+         "cluster": _step_cluster}
 
 
 def _child(step, database_url, path, queue):
@@ -104,14 +133,15 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-def run_end_to_end(database_url, log_path):
-    """Start `run.py` on the database, trigger a report, poll it until done.
+def run_end_to_end(database_url, log_path, warm_up=False, **settings):
+    """Start `run.py` on the database (with more `settings` in its environment), trigger a
+    report, poll it until done; with `warm_up`, time a second report, not the first.
 
     Returns (seconds from trigger to CSV, peak RSS MB of the server).
     """
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "STORE_DATA": "", "PORT": str(port),
-           "HOST": "127.0.0.1"}
+           "HOST": "127.0.0.1", **settings}
     url = f"http://127.0.0.1:{port}"
     with open(log_path, "ab") as log:
         server = subprocess.Popen([sys.executable, "run.py"], cwd=PROJECT_DIR, env=env,
@@ -119,15 +149,16 @@ def run_end_to_end(database_url, log_path):
     try:
         _wait_until_up(url, server)
         with requests.Session() as http:
-            began = time.perf_counter()
-            report_id = http.post(f"{url}/trigger_report", timeout=10).json()["report_id"]
-            while True:
-                response = http.get(f"{url}/get_report", params={"report_id": report_id},
-                                    timeout=10)
-                if response.headers.get("X-Report-Status") != "Running":
-                    break
-                time.sleep(0.02)
-            seconds = time.perf_counter() - began
+            for _ in range(2 if warm_up else 1):
+                began = time.perf_counter()
+                report_id = http.post(f"{url}/trigger_report", timeout=10).json()["report_id"]
+                while True:
+                    response = http.get(f"{url}/get_report", params={"report_id": report_id},
+                                        timeout=10)
+                    if response.headers.get("X-Report-Status") != "Running":
+                        break
+                    time.sleep(0.02)
+                seconds = time.perf_counter() - began
         if response.headers.get("X-Report-Status") != "Complete":
             raise RuntimeError(f"end-to-end report failed: {response.text[:200]}")
         return seconds, _vm_hwm_mb(server.pid)
@@ -162,31 +193,87 @@ def environment():
             f"pandas {pd.__version__}, numpy {np.__version__}")
 
 
-def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo):
-    """Measure every step `repeat` times and echo a table of medians."""
+def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_workers=0,
+              cold=False):
+    """Measure every step `repeat` times and echo a table of medians.
+
+    "trigger -> CSV" is a report computed (REUSE_REPORTS=0); the row after it a second
+    report on the same data: reused (warm), or computed again with `cold`.
+    """
+    if dask_workers and (database_url is None
+                         or make_url(database_url).get_backend_name() != "postgresql"):
+        raise ValueError("--dask-workers needs a PostgreSQL --database-url")
     path = dataset_path(cache_dir, stores, days, seed)
     polls = sum(1 for _ in open(path / "store_status.csv", "rb")) - 1
     echo(f"data: {stores} stores x {days} days = {polls:,} polls ({path})")
     echo(environment())
+    echo(f"before: {load()}")
     work = Path(tempfile.mkdtemp(prefix="store-monitor-bench-"))
     fresh_database = _fresh_database_factory(database_url, work)
-    rows = {name: ([], []) for name in ("ingest", "snapshot", "engine", "trigger -> CSV")}
+    second = "2nd trigger " + ("(computed)" if cold else "(reused)")
+    rows = {name: ([], []) for name in ("ingest", "snapshot", "engine", "trigger -> CSV",
+                                        second)}
     for attempt in range(repeat):
         url = fresh_database(attempt)
         for step in ("ingest", "snapshot", "engine"):
             seconds, _, peak = run_step(step, url, path)
             rows[step][0].append(seconds)
             rows[step][1].append(peak)
-        seconds, peak = run_end_to_end(url, work / "server.log")
-        rows["trigger -> CSV"][0].append(seconds)
-        rows["trigger -> CSV"][1].append(peak)
-    echo(f"{'step':<16}{'median s':>10}{'min s':>9}{'max s':>9}{'peak RSS MB':>13}")
+        for name, settings in (("trigger -> CSV", {"REUSE_REPORTS": "0"}),
+                               (second, {"REUSE_REPORTS": "0" if cold else "1",
+                                         "warm_up": True})):
+            seconds, peak = run_end_to_end(url, work / "server.log", **settings)
+            rows[name][0].append(seconds)
+            rows[name][1].append(peak)
+        if dask_workers:
+            for name, (seconds, peak) in _cluster_steps(url, path, work, dask_workers).items():
+                rows.setdefault(name, ([], []))
+                if seconds is not None:
+                    rows[name][0].append(seconds)
+                rows[name][1].append(peak)
+    echo(f"{'step':<24}{'median s':>10}{'min s':>9}{'max s':>9}{'peak RSS MB':>13}")
     for name, (times, peaks) in rows.items():
-        echo(f"{name:<16}{statistics.median(times):>10.2f}{min(times):>9.2f}{max(times):>9.2f}"
-             f"{max(peaks):>13.0f}")
+        timing = (f"{statistics.median(times):>10.2f}{min(times):>9.2f}{max(times):>9.2f}"
+                  if times else f"{'-':>10}{'-':>9}{'-':>9}")
+        echo(f"{name:<24}{timing}{max(peaks):>13.0f}")
     backend = "sqlite" if database_url is None else make_url(database_url).get_backend_name()
     echo(f"({repeat} run(s) on {backend}; each step in its own process; "
          "trigger -> CSV through run.py)")
+    echo(f"after: {load()}")
+
+
+def load():
+    """The machine's load averages (1, 5, 15 min): figures taken on a busy machine say so."""
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _cluster_steps(database_url, path, work, workers):
+    """The report on a fresh local cluster of `workers` one-thread processes: computed by a
+    job alone, and through `run.py`; then the workers' peak memory.
+
+    Returns {row name: (seconds, peak RSS MB)}.
+    """
+    import distributed
+
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0",
+                                  env={"DATABASE_URL": database_url}) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        # A new worker imports the app with its first task (seconds); a running cluster has
+        # done that long before, so it is done here before anything is timed. So is the
+        # service's own first import of Dask: the server's second report is the one timed.
+        client.run(importlib.import_module, "app.cluster")
+        os.environ["DASK_SCHEDULER"] = cluster.scheduler_address  # for the spawned step
+        try:
+            job = run_step("cluster", database_url, path)
+        finally:
+            del os.environ["DASK_SCHEDULER"]
+        served = run_end_to_end(database_url, work / "server.log", warm_up=True,
+                                DASK_SCHEDULER=cluster.scheduler_address)
+        peaks = client.run(lambda: _vm_hwm_mb(os.getpid()))
+    return {f"Dask job ({workers} workers)": (job[0], job[2]),
+            "trigger -> CSV, Dask": served,
+            "Dask worker (largest)": (None, max(peaks.values()))}
 
 
 def _fresh_database_factory(database_url, work):

@@ -93,8 +93,15 @@ def generate_data_command(out, stores, days, seed, end):
               help="Where generated data sets are kept between runs.")
 @click.option("--database-url", default=None,
               help="Measure on this database (emptied first!) instead of fresh SQLite files.")
-def bench_command(stores, days, seed, repeat, cache_dir, database_url):
+@click.option("--dask-workers", default=0, show_default=True,
+              help="Also compute the report on a local Dask cluster of this many one-thread "
+                   "worker processes (PostgreSQL only; needs requirements-dask.txt).")
+@click.option("--cold", is_flag=True,
+              help="Compute the second report too (REUSE_REPORTS=0) instead of reusing the "
+                   "first one's CSV.")
+def bench_command(stores, days, seed, repeat, cache_dir, database_url, dask_workers, cold):
     """Measure ingest, snapshot, engine and trigger -> CSV on generated data."""
     from .bench import run_bench  # needs the dev requirements (requests)
 
-    run_bench(stores, days, seed, repeat, cache_dir, database_url, click.echo)
+    run_bench(stores, days, seed, repeat, cache_dir, database_url, click.echo, dask_workers,
+              cold)

@@ -11,7 +11,7 @@ BUNDLED_DATA = PROJECT_DIR / "data" / "store-monitoring-data.zip"
 load_dotenv(PROJECT_DIR / ".env")
 
 
-def _database_url():
+def database_url_from_environment():
     """`DATABASE_URL`, with the `postgres://` spelling some hosts use rewritten for SQLAlchemy.
 
     None means "a SQLite file in the instance folder", which only the factory knows.
@@ -23,9 +23,9 @@ def _database_url():
 
 
 class Config:
-    SQLALCHEMY_DATABASE_URI = _database_url()
-    # The report queue's database; unset: see `app.database.queue_url` (on SQLite a file
-    # beside the data file, on PostgreSQL the same database).
+    SQLALCHEMY_DATABASE_URI = database_url_from_environment()
+    # The report queue's database; unset: the same as SQLALCHEMY_DATABASE_URI (see
+    # `app.database.queue_url`).
     QUEUE_DATABASE_URL = os.environ.get("QUEUE_DATABASE_URL") or None
     # A path to a zip or folder loaded when the server starts; "" loads nothing.
     STORE_DATA = os.environ.get("STORE_DATA", str(BUNDLED_DATA))
@@ -74,9 +74,22 @@ class Config:
     ZIP_MAX_UNCOMPRESSED_MB = float(os.environ.get("ZIP_MAX_UNCOMPRESSED_MB", "4096"))
     ZIP_MAX_RATIO = float(os.environ.get("ZIP_MAX_RATIO", "100"))
     ZIP_MAX_MEMBERS = int(os.environ.get("ZIP_MAX_MEMBERS", "1000"))
+    # Threads computing one report's chunks of stores at once (default: one per CPU).
+    ENGINE_THREADS = int(os.environ.get("ENGINE_THREADS") or os.cpu_count() or 1)
+    # A trigger when nothing was ingested since a Complete report gets that report's CSV
+    # (0: compute every report, as `flask bench --cold` measures).
+    REUSE_REPORTS = os.environ.get("REUSE_REPORTS", "1").lower() in ("1", "true", "yes")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # Logs go to standard error, so that `flask report --out -` writes only CSV to stdout;
     # LOG_TO_STDOUT=1 sends them to standard output, LOG_FILE to a file instead.
     LOG_TO_STDOUT = os.environ.get("LOG_TO_STDOUT", "0").lower() in ("1", "true", "yes")
     LOG_FILE = os.environ.get("LOG_FILE", "")
     JSON_SORT_KEYS = False
+    # Reports on a Dask cluster (README, "Past one machine"): the scheduler's address, such
+    # as tcp://10.0.0.5:8786; empty computes reports in this process.
+    DASK_SCHEDULER = os.environ.get("DASK_SCHEDULER", "")
+    # The most polls one task reads (a store with more gets a task of its own).
+    DASK_MAX_POLLS_PER_TASK = int(os.environ.get("DASK_MAX_POLLS_PER_TASK", "2000000"))
+    DASK_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("DASK_CONNECT_TIMEOUT_SECONDS", "5"))
+    # A report whose tasks have not all finished after this long ends in Error.
+    DASK_REPORT_TIMEOUT_SECONDS = float(os.environ.get("DASK_REPORT_TIMEOUT_SECONDS", "1800"))

@@ -9,13 +9,20 @@ import uuid
 import sqlalchemy as sa
 
 
+class PublicError(Exception):
+    """An error whose message is written for clients: short, and free of internals."""
+
+
 def new_reference():
     """A short random id that ties a client's message to the log line with the details."""
     return uuid.uuid4().hex[:12]
 
 
 def public_reason(exc):
-    """A few words on what went wrong, free of any detail of `exc`."""
+    """A few words on what went wrong, free of any detail of `exc` (unless `exc` is a
+    `PublicError`, whose message is written for clients)."""
+    if isinstance(exc, PublicError):
+        return str(exc)
     if isinstance(exc, sa.exc.DBAPIError):
         return "the database failed or could not be reached"
     if isinstance(exc, MemoryError):

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -21,12 +22,13 @@ from flask import current_app
 from sqlalchemy.orm import defer
 
 from . import failures, retention
+from .cluster import Settings, compute_on_cluster
 from .database import queue_engine
-from .engine import build_report
+from .engine import ReportResult, build_report
 from .export import report_csv
 from .extensions import db
 from .metrics import report_finished
-from .models import Report, utcnow
+from .models import DataVersion, Report, utcnow
 from .outage import is_unavailable
 from .retry import with_retries
 from .ratelimit import QueueFull
@@ -55,17 +57,49 @@ def init_app(app):
 
 def compute_csv(progress=None):
     """Read a snapshot, run the engine and format the CSV; returns ``(csv_text, result)``."""
+    computed = compute_report(progress)
+    return computed.csv, computed.result
+
+
+@dataclass
+class ComputedReport:
+    csv: str
+    result: ReportResult
+    data_version: str | None
+
+
+def compute_report(progress=None):
+    """Read a snapshot, run the engine and format the CSV."""
     progress = progress or (lambda fraction: None)
-    snapshot = read_snapshot()
-    progress(0.4)
-    result = build_report(snapshot.polls, snapshot.hours, snapshot.zones)
+    version = None  # the cluster reads no data version: its reports are never reused
+    if current_app.config["DASK_SCHEDULER"]:
+        result = compute_on_cluster(db.engine.url, Settings.from_config(current_app.config),
+                                    progress)
+    else:
+        snapshot = read_snapshot()
+        version = snapshot.version
+        progress(0.4)
+        result = build_report(snapshot.polls, snapshot.hours, snapshot.zones,
+                              threads=current_app.config["ENGINE_THREADS"])
     progress(0.8)
     warnings = result.warnings
     for row in warnings.head(LOGGED_WARNINGS).itertuples():
         log.warning("store %s: %s", row.store_id, row.message)
     if len(warnings) > LOGGED_WARNINGS:
         log.warning("... and %d more stores with data warnings", len(warnings) - LOGGED_WARNINGS)
-    return report_csv(result.frame), result
+    return ComputedReport(report_csv(result.frame), result, version)
+
+
+def _complete_report_of_current_data():
+    """A Complete, computed report of the data version in the database now, if any."""
+    version = db.session.execute(sa.select(DataVersion.version)).scalar()
+    found = db.session.execute(
+        sa.select(Report.id, Report.csv, Report.row_count, Report.data_version)
+        .where(Report.status == Report.COMPLETE, Report.data_version == version,
+               Report.reused_from.is_(None), Report.expired_at.is_(None))
+        .order_by(Report.finished_at).limit(1)).first()
+    db.session.remove()
+    return found
 
 
 def start_report():
@@ -197,9 +231,12 @@ def run_report(report_id):
     began = time.monotonic()
     log.info("report %s started by %s", report_id, worker_id())
     try:
-        text, result = compute_csv(lambda fraction: _record_progress(report_id, fraction))
-        final = {"status": Report.COMPLETE, "csv": text, "row_count": len(result.frame),
-                 "progress": 1.0}
+        if current_app.config["REUSE_REPORTS"] and _reuse(report_id, began):
+            return
+        computed = compute_report(lambda fraction: _record_progress(report_id, fraction))
+        final = {"status": Report.COMPLETE, "csv": computed.csv,
+                 "row_count": len(computed.result.frame),
+                 "data_version": computed.data_version, "progress": 1.0}
     except Exception as exc:  # the job must end in Error, whatever went wrong
         message, reference = failures.describe(exc)
         log.error("report %s failed after %.2f s (reference %s)", report_id,
@@ -229,6 +266,21 @@ def _record_progress(report_id, fraction):
     except Exception as exc:
         if not is_unavailable(exc):
             raise
+
+
+def _reuse(report_id, began):
+    """Complete the report with the CSV of a Complete report of the same data version, if
+    there is one: nothing was ingested since, so its answer is this report's answer."""
+    original = _complete_report_of_current_data()
+    if original is None:
+        return False
+    done = _update(report_id, status=Report.COMPLETE, csv=original.csv,
+                   row_count=original.row_count, data_version=original.data_version,
+                   reused_from=original.id, progress=1.0, finished_at=utcnow())
+    log.info("report %s %s the CSV of report %s (data version %s, nothing ingested since) "
+             "in %.2f s", report_id, "reuses" if done else "lost its lease reusing",
+             original.id, original.data_version, time.monotonic() - began)
+    return True
 
 
 def _update(report_id, **values):

@@ -79,6 +79,10 @@ class Report(db.Model):
     csv = db.Column(db.Text)
     # Set when the retention policy (REPORT_RETENTION) deleted the CSV: the id answers 410.
     expired_at = db.Column(db.DateTime)
+    # The data version the CSV is the report of, and the report it was copied from when
+    # nothing had been ingested since that one completed (None: computed).
+    data_version = db.Column(db.String(32), index=True)
+    reused_from = db.Column(db.String(36))
 
 
 class DataVersion(db.Model):

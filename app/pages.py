@@ -3,6 +3,7 @@ with JavaScript only for the live progress bar and the charts)."""
 
 from apiflask import APIBlueprint
 from flask import redirect, render_template, request, url_for
+from werkzeug.exceptions import Gone
 
 from . import dashboard, jobs
 from .models import Report
@@ -31,7 +32,11 @@ def create_report():
 @bp.get("/reports/<uuid:report_id>")
 @bp.doc(hide=True)
 def report(report_id):
-    found = dashboard.find_report(str(report_id))
+    try:
+        found = dashboard.find_report(str(report_id))
+    except Gone as gone:  # removed by the retention policy
+        return render_template("not_found.html", title="Report removed",
+                               message=gone.description), 410
     if found is None:
         return _not_found(f"There is no report with id {report_id}.")
     summary = dashboard.report_summary(found)

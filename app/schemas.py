@@ -37,6 +37,9 @@ class ReportState(Schema):
     created_at = String(metadata={"format": "date-time"})
     finished_at = String(metadata={"format": "date-time"})
     download_url = String(metadata={"format": "uri", "description": "the CSV"})
+    reused_from = String(metadata={
+        "format": "uuid", "description": "when Complete without computing: the report of the "
+        "same data (nothing ingested since) whose CSV this is"})
 
 
 class Health(Schema):

@@ -56,9 +56,9 @@ def test_running_report_answers_running_with_progress(app, client, reports, monk
 
     def slow_csv(progress=None):
         release.wait(10)
-        return "store_id\n", type("Result", (), {"frame": []})()
+        return jobs.ComputedReport("store_id\n", type("Result", (), {"frame": []})(), None)
 
-    monkeypatch.setattr(jobs, "compute_csv", slow_csv)
+    monkeypatch.setattr(jobs, "compute_report", slow_csv)
     report_id = reports.trigger()
     response = client.get(f"/get_report?report_id={report_id}")
     assert response.status_code == 200
@@ -72,7 +72,7 @@ def test_failed_report_says_why_without_a_traceback(client, reports, monkeypatch
     def broken(progress=None):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(jobs, "compute_csv", broken)
+    monkeypatch.setattr(jobs, "compute_report", broken)
     body = reports.wait(reports.trigger()).get_json()
     assert body["status"] == "Error"
     assert re.fullmatch(r"an internal error occurred \(reference [0-9a-f]{12}\)", body["error"])

@@ -72,7 +72,7 @@ def test_failed_report_gives_a_reason_and_a_reference_that_the_log_explains(
     def broken(progress=None):
         raise sa.exc.OperationalError("UPDATE report SET progress=%(progress)s", {}, secret)
 
-    monkeypatch.setattr(jobs, "compute_csv", broken)
+    monkeypatch.setattr(jobs, "compute_report", broken)
     with caplog.at_level(logging.ERROR):
         body = reports.wait(reports.trigger()).get_json()
     match = re.fullmatch(r"the database failed or could not be reached "
@@ -104,7 +104,7 @@ def test_unknown_format_is_400_while_the_report_runs(client, reports, monkeypatc
         release.wait(10)
         raise RuntimeError("stopped by the test")
 
-    monkeypatch.setattr(jobs, "compute_csv", slow)
+    monkeypatch.setattr(jobs, "compute_report", slow)
     report_id = reports.trigger()
     try:
         running = client.get(f"/get_report?report_id={report_id}")

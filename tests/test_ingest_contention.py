@@ -16,7 +16,7 @@ def test_triggers_and_reports_go_on_while_the_data_file_is_locked(tmp_path):
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
                       "QUEUE_DATABASE_URL": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
                       "STORE_DATA": "", "REPORT_WORKERS": 2, "HEARTBEAT_SECONDS": 0.2,
-                      "SQLITE_BUSY_TIMEOUT": 2})
+                      "SQLITE_BUSY_TIMEOUT": 2, "REUSE_REPORTS": False})
     app.extensions["report_runner"].wake()
     client = app.test_client()
     try:

@@ -4,6 +4,8 @@ The expected values come from `reference.py`, a loop-per-store reading of docs/r
 shares no code with the engine.
 """
 
+from unittest import mock
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.engine import COLUMNS, build_report, report_as_of
+from app.engine import report as engine_module
 from app.export import report_csv
 from reference import reference_report
 
@@ -52,7 +55,7 @@ def datasets(draw):
     return polls, hours, zones
 
 
-def engine_report(polls, hours, zones):
+def engine_report(polls, hours, zones, threads=1):
     frame = build_report(
         pd.DataFrame({"store_id": pd.Series([p[0] for p in polls], dtype=object),
                       "timestamp_us": np.array([p[1] for p in polls], dtype=np.int64),
@@ -63,6 +66,7 @@ def engine_report(polls, hours, zones):
                       "end_local_s": np.array([h[3] for h in hours], dtype=np.int64)}),
         pd.DataFrame({"store_id": pd.Series([z[0] for z in zones], dtype=object),
                       "timezone_str": pd.Series([z[1] for z in zones], dtype=object)}),
+        threads=threads,
     ).frame
     return frame.set_index("store_id")
 
@@ -127,6 +131,21 @@ def test_as_of_an_earlier_instant_is_the_reference_on_the_truncated_data(data, w
     engine = report_as_of(*_frames(polls, hours, zones), as_of).frame.set_index("store_id")
     # The reference gets only the polls up to the instant, and the instant as its now.
     expected = reference_report([p for p in polls if p[1] <= as_of], hours, zones, now=as_of)
+    assert engine.index.tolist() == sorted(expected)
+    for store_id, row in expected.items():
+        for column in COLUMNS:
+            assert engine.loc[store_id, column] == pytest.approx(row[column], abs=1e-3), \
+                (store_id, column)
+
+
+@settings(SETTINGS, max_examples=100)
+@given(datasets())
+def test_chunks_computed_on_two_threads_equal_the_reference(data):
+    # Chunks of about 3 polls: each store (and the `now` store) in a chunk of its own or
+    # two, computed by two threads at once.
+    with mock.patch.object(engine_module, "CHUNK_POLLS", 3):
+        engine = engine_report(*data, threads=2)
+    expected = reference_report(*data)
     assert engine.index.tolist() == sorted(expected)
     for store_id, row in expected.items():
         for column in COLUMNS:

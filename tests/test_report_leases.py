@@ -28,7 +28,7 @@ def make_app(url, **config):
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "STORE_DATA": "",
                       "REPORT_WORKERS": 2, "HEARTBEAT_SECONDS": 0.3,
                       "STALE_REPORT_SECONDS": STALE, "FINAL_WRITE_SECONDS": 1,
-                      "DATABASE_CONNECT_TIMEOUT": 2, **config})
+                      "DATABASE_CONNECT_TIMEOUT": 2, "REUSE_REPORTS": False, **config})
     app.extensions["report_runner"].wake()
     return app
 
@@ -108,7 +108,7 @@ class Gate:
 @pytest.fixture
 def gate(monkeypatch):
     gate = Gate()
-    compute = jobs.compute_csv
+    compute = jobs.compute_report
 
     def gated(progress=None):
         gate.opened.wait(30)
@@ -117,7 +117,7 @@ def gate(monkeypatch):
         finally:
             gate.computed.release()
 
-    monkeypatch.setattr(jobs, "compute_csv", gated)
+    monkeypatch.setattr(jobs, "compute_report", gated)
     return gate
 
 

@@ -55,6 +55,8 @@ def test_keep_the_newest_n_reports(app, client):
     assert gone.status_code == 410 and gone.is_json
     assert "REPORT_RETENTION" in gone.get_json()["message"]
     assert client.get(f"/api/v1/reports/{oldest}").status_code == 410
+    page = client.get(f"/reports/{oldest}")  # the dashboard says so in a page
+    assert page.status_code == 410 and "Report removed" in page.get_data(as_text=True)
     assert client.get(f"/get_report?report_id={newest}").status_code == 200
 
 
