@@ -8,11 +8,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-HEADER = ["store_id", "uptime_last_hour", "uptime_last_day", "uptime_last_week",
-          "downtime_last_hour", "downtime_last_day", "downtime_last_week"]
-# Engine column (seconds) -> seconds per output unit: minutes for the hour, hours otherwise.
-_UNITS = {f"{kind}_last_{window}_s": 60.0 if window == "hour" else 3600.0
-          for kind in ("uptime", "downtime") for window in ("hour", "day", "week")}
+from .engine.columns import REPORT_COLUMNS
+
+HEADER = ["store_id", *(column.header for column in REPORT_COLUMNS)]
 # A cell starting with one of these is a formula to a spreadsheet (OWASP, CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -23,8 +21,9 @@ def report_csv(frame: pd.DataFrame) -> str:
     order = np.argsort(store_ids, kind="stable")
     numbers = pd.DataFrame({
         # Adding 0.0 turns a -0.0 into 0.0, so no cell reads "-0.00".
-        name: np.round(frame[column].to_numpy(dtype=np.float64)[order] / seconds, 2) + 0.0
-        for name, (column, seconds) in zip(HEADER[1:], _UNITS.items())})
+        column.header: np.round(frame[column.engine_name].to_numpy(dtype=np.float64)[order]
+                                / column.seconds_per_unit, 2) + 0.0
+        for column in REPORT_COLUMNS})
     buffer = io.StringIO()
     numbers.to_csv(buffer, index=False, header=False, float_format="%.2f", lineterminator="\n")
     number_lines = np.array(buffer.getvalue().split("\n")[:len(order)], dtype=object)

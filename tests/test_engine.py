@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.engine import build_report
+from app.engine import COLUMNS, build_report
 from app.engine.status import governed_spans
+from app.export import report_csv
 
 H = 3600  # seconds in an hour
 
@@ -186,3 +187,19 @@ def test_no_polls_no_rows():
 def test_now_before_the_latest_poll_is_refused():
     with pytest.raises(ValueError, match="now_us"):
         report([("s", "2023-01-25 12:00", "active")], now="2023-01-25 11:00")
+
+
+def test_each_engine_column_lands_under_its_header_in_its_unit():
+    # One store, and a different number of seconds in every engine column: 60 s per unit
+    # for the hour window (minutes), 3600 s for day and week (hours). Written out by hand
+    # from SPEC §2's header, so reordering or renaming a column anywhere fails here.
+    frame = pd.DataFrame({"store_id": ["s"],
+                          "uptime_last_hour_s": [60.0], "uptime_last_day_s": [7200.0],
+                          "uptime_last_week_s": [10800.0], "downtime_last_hour_s": [240.0],
+                          "downtime_last_day_s": [18000.0],
+                          "downtime_last_week_s": [21600.0]})
+    assert sorted(COLUMNS) == sorted(frame.columns[1:])
+    assert report_csv(frame) == (
+        "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,"
+        "downtime_last_hour,downtime_last_day,downtime_last_week\n"
+        "s,1.00,2.00,3.00,4.00,5.00,6.00\n")

@@ -28,7 +28,7 @@ def local_date_range(first_needed_us, now_us, zone_codes, zones):
     return local_first // DAY_US - 1, local_now // DAY_US + 1
 
 
-def weekly_spans_on_dates(store, day_of_week, start_s, end_s, first_date, last_date):
+def weekly_spans_on_dates(store, day_of_week, start_s, end_s, *, first_date, last_date):
     """Expand weekly hours rows onto every matching local date in each store's date range.
 
     Parameters
@@ -73,7 +73,8 @@ def merge_intervals(store, start, end):
     return store[heads], start[heads], np.maximum.reduceat(end, heads)
 
 
-def business_intervals(n_stores, zone_codes, zones, first_obs_us, hours, now_us, lookback_us):
+def business_intervals(n_stores, *, zone_codes, zones, first_obs_us, hours, now_us,
+                       lookback_us):
     """Business time `B(s)` of every store, as merged UTC intervals.
 
     Parameters
@@ -101,7 +102,7 @@ def business_intervals(n_stores, zone_codes, zones, first_obs_us, hours, now_us,
     first_date, last_date = local_date_range(first_needed, now_us, zone_codes, zones)
     store, start_wall, end_wall = weekly_spans_on_dates(
         hours["store"], hours["day_of_week"], hours["start_s"], hours["end_s"],
-        first_date, last_date)
+        first_date=first_date, last_date=last_date)
     start = per_zone(zone_codes[store], zones, start_wall, local_to_utc)
     end = per_zone(zone_codes[store], zones, end_wall, local_to_utc)
     # A span that a clock change makes empty contributes nothing.

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .axis import BusinessMeasure, Timeline
+from .columns import REPORT_COLUMNS
 from .hours import business_intervals
-from .status import BusinessMeasure, Timeline, governed_spans
-from .zones import DEFAULT_ZONE, resolve_zones
+from .inputs import PollOrder, StoreCodes, hours_arrays, store_zones
+from .status import governed_spans
 
 HOUR_US = 3_600_000_000
 WINDOWS_US = {"hour": HOUR_US, "day": 24 * HOUR_US, "week": 7 * 24 * HOUR_US}
@@ -20,7 +22,7 @@ WINDOWS_US = {"hour": HOUR_US, "day": 24 * HOUR_US, "week": 7 * 24 * HOUR_US}
 # week window plus a day.
 LOOKBACK_US = 8 * 24 * HOUR_US
 CHUNK_POLLS = 500_000
-COLUMNS = [f"{kind}_last_{window}_s" for kind in ("uptime", "downtime") for window in WINDOWS_US]
+COLUMNS = [column.engine_name for column in REPORT_COLUMNS]
 
 
 @dataclass
@@ -91,12 +93,12 @@ def _store_chunks(polls_before, size):
 
 def _report_chunk(observed, now_us):
     """Uptime and downtime [s] of one chunk's stores, one row per `COLUMNS` entry."""
-    result = {}
+    measured_us = {}
     for window, length in WINDOWS_US.items():
-        up, down = uptime_by_window(observed, now_us - length, now_us)
-        result[f"uptime_last_{window}_s"] = up / 1e6
-        result[f"downtime_last_{window}_s"] = down / 1e6
-    return np.array([result[column] for column in COLUMNS])
+        measured_us["uptime", window], measured_us["downtime", window] = uptime_by_window(
+            observed, window_start=now_us - length, window_end=now_us)
+    return np.array([measured_us[column.kind, column.window] / 1e6
+                     for column in REPORT_COLUMNS])
 
 
 class ReportInputs:
@@ -105,7 +107,7 @@ class ReportInputs:
     business time. Shared by the report and the per-store timelines."""
 
     def __init__(self, polls, hours, zones, now_us=None):
-        stores = _StoreCodes(polls["store_id"])
+        stores = StoreCodes(polls["store_id"])
         self.store_ids, self.store = stores.ids, stores.polls
         self.n_stores = len(self.store_ids)
         self.instant = polls["timestamp_us"].to_numpy(dtype=np.int64)
@@ -114,9 +116,9 @@ class ReportInputs:
         self.now_us = latest if now_us is None else int(now_us)
         if self.now_us < latest:
             raise ValueError("now_us: earlier than the latest poll")
-        self.order = _PollOrder(self.store, self.instant, self.n_stores)
-        self.zone_codes, self.zones, self.warnings = _store_zones(stores, zones)
-        self.hours = _hours_of(stores, hours)
+        self.order = PollOrder(self.store, self.instant, self.n_stores)
+        self.zone_codes, self.zones, self.warnings = store_zones(stores, zones)
+        self.hours = hours_arrays(stores, hours)
 
     def observed(self, first, last):
         """`Observed` of the stores with codes ``first .. last - 1`` (renumbered from 0)."""
@@ -124,9 +126,10 @@ class ReportInputs:
         hours_from, hours_to = np.searchsorted(self.hours["store"], [first, last])
         hours = {name: column[hours_from:hours_to] - (first if name == "store" else 0)
                  for name, column in self.hours.items()}
-        return Observed(last - first, self.zone_codes[first:last], self.zones,
-                        self.store[rows] - first, self.instant[rows], self.active[rows],
-                        hours, self.now_us)
+        return Observed(n_stores=last - first, zone_codes=self.zone_codes[first:last],
+                        zones=self.zones, store=self.store[rows] - first,
+                        instant=self.instant[rows], active=self.active[rows], hours=hours,
+                        now_us=self.now_us)
 
 
 class Observed:
@@ -139,14 +142,15 @@ class Observed:
     `span_start`, `span_end`.
     """
 
-    def __init__(self, n_stores, zone_codes, zones, store, instant, active, hours, now_us):
+    def __init__(self, *, n_stores, zone_codes, zones, store, instant, active, hours, now_us):
         # Polls are sorted by store then instant; every store has at least one.
         self.n_stores = n_stores
         first_obs = instant[np.searchsorted(store, np.arange(n_stores))]
         iv_store, iv_start, iv_end = business_intervals(
-            n_stores, zone_codes, zones, first_obs, hours, now_us, LOOKBACK_US)
+            n_stores, zone_codes=zone_codes, zones=zones, first_obs_us=first_obs, hours=hours,
+            now_us=now_us, lookback_us=LOOKBACK_US)
         self.intervals = iv_store, iv_start, iv_end
-        self.timeline = _timeline(n_stores, first_obs, now_us, iv_store, iv_start, iv_end)
+        self.timeline = _timeline(first_obs, now_us, intervals=self.intervals)
         self.business = BusinessMeasure(self.timeline.key(iv_store, iv_start),
                                         self.timeline.key(iv_store, iv_end))
         inside = self.business.contains(self.timeline.key(store, instant))
@@ -154,7 +158,7 @@ class Observed:
         self.span_start, self.span_end = governed_spans(self.store, self.instant)
 
 
-def uptime_by_window(observed, window_start, window_end):
+def uptime_by_window(observed, *, window_start, window_end):
     """Per store, business time in ``[window_start, window_end)`` governed by active and by
     inactive observations [µs].
     """
@@ -182,115 +186,12 @@ def uptime_by_window(observed, window_start, window_end):
     return up, down
 
 
-class _PollOrder:
-    """Which polls belong to a range of stores, in time order.
-
-    Databases usually return a store's polls together and in time order (SQLite in its
-    primary-key order); then each store's polls are one run of the input, and the rows of
-    a range of stores are found from the runs alone. Otherwise one stable sort of a
-    combined int64 key orders everything (ten times faster than `np.lexsort`; the key fits
-    unless the polls span centuries).
-    """
-
-    def __init__(self, store, instant, n_stores):
-        count = np.bincount(store, minlength=n_stores)
-        self.polls_before = np.concatenate([[0], np.cumsum(count)])
-        new_store = store[1:] != store[:-1]
-        run_start = np.concatenate([[0], np.flatnonzero(new_store) + 1])
-        self._order = None
-        if len(run_start) == n_stores and np.all((instant[1:] > instant[:-1]) | new_store):
-            self._run_start = np.empty(n_stores, dtype=np.int64)
-            self._run_start[store[run_start]] = run_start
-            self._count = count
-        else:
-            first = instant.min()
-            span = int(instant.max() - first) + 1
-            if n_stores * span >= 2**62:
-                self._order = np.lexsort((instant, store))
-            else:
-                self._order = np.argsort(store.astype(np.int64) * span + (instant - first),
-                                         kind="stable")
-
-    def rows(self, first, last):
-        """Input positions of the polls of stores ``first .. last - 1``, sorted."""
-        if self._order is not None:
-            return self._order[self.polls_before[first]:self.polls_before[last]]
-        count = self._count[first:last]
-        shift = self._run_start[first:last] - (np.cumsum(count) - count)
-        return np.repeat(shift, count) + np.arange(count.sum())
-
-
-class _StoreCodes:
-    """The report's stores (those with polls) sorted as strings, and each row's code.
-
-    Columns may hold store ids as text or, as the snapshot gives them, as a categorical;
-    categoricals sharing the polls' categories are mapped through their integer codes.
-    """
-
-    def __init__(self, store_id):
-        if isinstance(store_id.dtype, pd.CategoricalDtype):
-            self._categories = store_id.cat.categories
-            codes = store_id.cat.codes.to_numpy()
-            used = np.flatnonzero(np.bincount(codes, minlength=len(self._categories)))
-            uniques = self._categories.to_numpy(dtype=object)[used]
-        else:
-            self._categories = None
-            codes, uniques = pd.factorize(store_id)
-            used = np.arange(len(uniques))
-            uniques = np.asarray(uniques, dtype=object)
-        order = np.argsort(uniques.astype(str), kind="stable")
-        self.ids = uniques[order]
-        # int32 codes halve the memory traffic of the widest column after the instants.
-        self._code_of = np.full(len(self._categories) if self._categories is not None
-                                else len(uniques), -1, dtype=np.int32)
-        self._code_of[used[order]] = np.arange(len(order))
-        self.polls = self._code_of[codes]
-
-    def of(self, store_id):
-        """Codes of another column's store ids; -1 for stores without polls."""
-        if self._categories is not None and isinstance(store_id.dtype, pd.CategoricalDtype) \
-                and store_id.cat.categories.equals(self._categories):
-            codes = store_id.cat.codes.to_numpy()
-            return np.where(codes >= 0, self._code_of[codes], -1)
-        return pd.Index(self.ids).get_indexer(np.asarray(store_id, dtype=object))
-
-
-def _store_zones(stores, zones):
-    """Each store's zone: its row's zone if known, else the default (with a warning)."""
-    store_ids = stores.ids
-    names = np.full(len(store_ids), DEFAULT_ZONE, dtype=object)
-    has_row = np.zeros(len(store_ids), dtype=bool)
-    position = stores.of(zones["store_id"])
-    known = position >= 0
-    names[position[known]] = zones["timezone_str"].to_numpy(dtype=object)[known]
-    has_row[position[known]] = True
-    codes, zone_list, unknown = resolve_zones(names)
-    flagged = unknown & has_row
-    warnings = pd.DataFrame({
-        "store_id": store_ids[flagged],
-        "message": [f"unknown timezone {name!r}; using {DEFAULT_ZONE}"
-                    for name in names[flagged]],
-    })
-    return codes, zone_list, warnings
-
-
-def _hours_of(stores, hours):
-    """Hours rows of the report's stores, as arrays sorted by store code."""
-    position = stores.of(hours["store_id"])
-    keep = np.flatnonzero(position >= 0)
-    keep = keep[np.argsort(position[keep], kind="stable")]
-    return {
-        "store": position[keep].astype(np.int64),
-        "day_of_week": hours["day_of_week"].to_numpy(dtype=np.int64)[keep],
-        "start_s": hours["start_local_s"].to_numpy(dtype=np.int64)[keep],
-        "end_s": hours["end_local_s"].to_numpy(dtype=np.int64)[keep],
-    }
-
-
-def _timeline(n_stores, first_obs, now_us, iv_store, iv_start, iv_end):
-    """A `Timeline` whose store ranges hold every observation, interval and window."""
+def _timeline(first_obs, now_us, *, intervals):
+    """A `Timeline` whose store ranges hold every observation, business interval (`intervals`:
+    ``store, start, end``) and window. `first_obs` has one entry per store."""
+    iv_store, iv_start, iv_end = intervals
     lo = np.minimum(first_obs, now_us - WINDOWS_US["week"])
     np.minimum.at(lo, iv_store, iv_start)
-    hi = np.full(n_stores, now_us, dtype=np.int64)
+    hi = np.full(len(first_obs), now_us, dtype=np.int64)
     np.maximum.at(hi, iv_store, iv_end)
     return Timeline(lo, hi + 1)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .report import WINDOWS_US, ReportInputs, uptime_by_window
-from .status import BusinessMeasure
+from .axis import BusinessMeasure
 from .zones import DAY_US, local_to_utc, utc_to_local
 
 WEEK_US = WINDOWS_US["week"]
@@ -76,7 +76,7 @@ def build_timelines(polls, hours, zones, now_us=None):
     inputs = ReportInputs(polls, hours, zones, now_us)
     observed = inputs.observed(0, inputs.n_stores)
     week_start, now = inputs.now_us - WEEK_US, inputs.now_us
-    up, down = uptime_by_window(observed, week_start, now)
+    up, down = uptime_by_window(observed, window_start=week_start, window_end=now)
 
     iv_store, iv_start, iv_end = observed.intervals
     iv_start, iv_end = np.maximum(iv_start, week_start), np.minimum(iv_end, now)
