@@ -24,7 +24,8 @@ def database_url_from_environment():
 
 class Config:
     SQLALCHEMY_DATABASE_URI = database_url_from_environment()
-    # A path to a zip or folder loaded when the server starts; "" loads nothing.
+    # A zip archive, a folder or a single CSV file loaded when a server starts; "" loads
+    # nothing.
     STORE_DATA = os.environ.get("STORE_DATA", str(BUNDLED_DATA))
     HOST = os.environ.get("HOST", "127.0.0.1")
     PORT = int(os.environ.get("PORT", "5000"))
