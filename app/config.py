@@ -27,7 +27,8 @@ class Config:
     # The report queue's database; unset: the same as SQLALCHEMY_DATABASE_URI (see
     # `app.database.queue_url`).
     QUEUE_DATABASE_URL = os.environ.get("QUEUE_DATABASE_URL") or None
-    # A path to a zip or folder loaded when the server starts; "" loads nothing.
+    # A zip archive, a folder or a single CSV file loaded when a server starts; "" loads
+    # nothing.
     STORE_DATA = os.environ.get("STORE_DATA", str(BUNDLED_DATA))
     HOST = os.environ.get("HOST", "127.0.0.1")
     PORT = int(os.environ.get("PORT", "5000"))

@@ -60,7 +60,8 @@ def test_generate_data_is_reproducible_and_has_every_shape(runner, tmp_path):
     hours = pd.read_csv(folder / "business_hours.csv", dtype=str)
     zones = pd.read_csv(folder / "store_timezone.csv", dtype=str, keep_default_na=False)
     polled = set(status["store_id"])
-    # About hourly polls over 3 days, with some missed: between 60 and 72 per store.
+    # 3 days of hourly slots is 72 polls per store, each missed with probability 0.04:
+    # about 69 per store; the lower bound leaves room for chance.
     per_store = status.groupby("store_id").size()
     assert 55 <= per_store.median() <= 72
     assert set(status["status"]) == {"active", "inactive"}
