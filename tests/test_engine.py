@@ -192,7 +192,7 @@ def test_now_before_the_latest_poll_is_refused():
 def test_each_engine_column_lands_under_its_header_in_its_unit():
     # One store, and a different number of seconds in every engine column: 60 s per unit
     # for the hour window (minutes), 3600 s for day and week (hours). Written out by hand
-    # from SPEC §2's header, so reordering or renaming a column anywhere fails here.
+    # from the header in docs/report.md, so reordering or renaming a column anywhere fails here.
     frame = pd.DataFrame({"store_id": ["s"],
                           "uptime_last_hour_s": [60.0], "uptime_last_day_s": [7200.0],
                           "uptime_last_week_s": [10800.0], "downtime_last_hour_s": [240.0],

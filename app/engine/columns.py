@@ -1,6 +1,6 @@
 """The report's columns, in one table: what the engine computes and what the CSV shows.
 
-The engine works in seconds (`uptime_last_hour_s`); the CSV of SPEC §2 shows the same value
+The engine works in seconds (`uptime_last_hour_s`); the CSV (docs/report.md) shows the same value
 under `uptime_last_hour`, in minutes for the hour and hours otherwise. Both names and the
 unit come from each `ReportColumn`, so they cannot drift apart.
 """
