@@ -5,11 +5,14 @@ from apiflask.fields import String
 from apiflask.validators import OneOf
 from flask import Response, abort, request, url_for
 
-from . import jobs, retention
+from datetime import datetime, timedelta, timezone
+
+from . import inventory, jobs, retention
 from .models import Report
-from .schemas import REPORT_STATES, ReportCreated, ReportQuery, ReportState
+from .schemas import REPORT_STATES, AsOf, ReportCreated, ReportQuery, ReportState
 
 bp = APIBlueprint("api", __name__, tag="Reports")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _REPORT_STATUS_HEADER = {"X-Report-Status": String(
     required=True, validate=OneOf(REPORT_STATES), metadata={"description": "the report's state"})}
@@ -20,13 +23,17 @@ _REPORT_STATUS_HEADER = {"X-Report-Status": String(
            headers={"Location": String(required=True, metadata={"description": "where to poll"})},
            links={"poll": {"operationId": "getReport",
                            "parameters": {"report_id": "$response.body#/report_id"}}})
+@bp.input(AsOf, location="query", arg_name="query")
+@bp.input(AsOf, location="json", arg_name="body")
 @bp.doc(operation_id="triggerReport")
-def trigger_report():
+def trigger_report(query, body):
     """Start a report
 
     The report is computed in the background from one consistent snapshot of the data.
+    With `as_of` (query argument, or JSON body `{"as_of": ...}`), it is computed as if
+    the data ended at that instant: later polls are left out and the windows end there.
     """
-    report_id = jobs.start_report()
+    report_id = jobs.start_report(_as_of_us(query.get("as_of"), body.get("as_of")))
     location = url_for("api.get_report", report_id=report_id)
     return {"report_id": report_id}, 202, {"Location": location}
 
@@ -53,21 +60,44 @@ def get_report(query):
     if report.expired_at is not None:
         abort(410, retention.gone_message(report_id))
     headers = {"X-Report-Status": report.status}
+    # Only reports asked for as of an instant say so; a plain one answers as it always did.
+    as_of = {} if report.as_of_us is None else {"as_of": inventory.iso_us(report.as_of_us)}
     if report.status == Report.RUNNING:
-        return {"status": report.status, "progress": round(report.progress, 2)}, headers
+        return {"status": report.status, "progress": round(report.progress, 2), **as_of}, \
+            headers
     if report.status == Report.ERROR:
-        return {"status": report.status, "error": report.error}, headers
+        return {"status": report.status, "error": report.error, **as_of}, headers
     if _wants_json(query.get("format")):
+        now = {} if report.now_us is None else {"now": inventory.iso_us(report.now_us)}
         state = {"status": report.status, "report_id": report.id, "rows": report.row_count,
                  "created_at": report.created_at.isoformat() + "Z",
                  "finished_at": report.finished_at.isoformat() + "Z",
                  "download_url": url_for("api.get_report", report_id=report.id,
-                                         format="csv", _external=True)}
+                                         format="csv", _external=True), **as_of, **now}
         if report.reused_from:
             state["reused_from"] = report.reused_from
         return state, headers
     headers["Content-Disposition"] = f'attachment; filename="report-{report.id}.csv"'
     return Response(report.csv, mimetype="text/csv", headers=headers)
+
+
+def _as_of_us(in_query, in_body):
+    """The requested instant [µs, UTC], None for none; 400 when it is not one the data has."""
+    if in_query and in_body and in_query != in_body:
+        abort(400, "as_of: given twice (query and body) with different values")
+    as_of = in_query or in_body
+    if as_of is None:
+        return None
+    as_of_us = (as_of - _EPOCH) // timedelta(microseconds=1)
+    first_us = inventory.first_poll_us()
+    if first_us is None:
+        abort(400, "as_of: no polls are loaded yet")
+    if as_of_us < first_us:
+        abort(400, f"as_of {inventory.iso_us(as_of_us)} is before the first poll "
+                   f"({inventory.iso_us(first_us)})")
+    if as_of > datetime.now(timezone.utc):
+        abort(400, f"as_of {inventory.iso_us(as_of_us)} is in the future")
+    return as_of_us
 
 
 def _wants_json(chosen):

@@ -69,6 +69,16 @@ def rejection_page(ingest_id, offset, limit):
     return [{"file": r.file, "line": r.line, "reason": r.reason} for r in rows]
 
 
+def first_poll_us():
+    """The earliest poll [µs, UTC], or None without polls."""
+    return db.session.execute(sa.select(sa.func.min(StoreStatus.timestamp_us))).scalar()
+
+
+def iso_us(micros):
+    """Microseconds since the epoch as ISO 8601 UTC; None for None."""
+    return _iso_us(micros)
+
+
 def data_summary():
     """How much data is loaded, how fresh it is, and what is missing or was rejected."""
     has_polls = sa.exists().where(StoreStatus.store_pk == Store.id)

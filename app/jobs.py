@@ -24,7 +24,7 @@ from sqlalchemy.orm import defer
 from . import failures, retention
 from .cluster import Settings, compute_on_cluster
 from .database import queue_engine
-from .engine import ReportResult, build_report
+from .engine import ReportResult, build_report, report_as_of
 from .export import report_csv
 from .extensions import db
 from .metrics import report_finished
@@ -55,9 +55,9 @@ def init_app(app):
     app.extensions["report_runner"] = ReportRunner(app)
 
 
-def compute_csv(progress=None):
+def compute_csv(progress=None, as_of_us=None):
     """Read a snapshot, run the engine and format the CSV; returns ``(csv_text, result)``."""
-    computed = compute_report(progress)
+    computed = compute_report(progress, as_of_us)
     return computed.csv, computed.result
 
 
@@ -68,19 +68,25 @@ class ComputedReport:
     data_version: str | None
 
 
-def compute_report(progress=None):
-    """Read a snapshot, run the engine and format the CSV."""
+def compute_report(progress=None, as_of_us=None):
+    """Read a snapshot, run the engine and format the CSV.
+
+    With `as_of_us`, the report is computed as if the data ended at that instant.
+    """
     progress = progress or (lambda fraction: None)
     version = None  # the cluster reads no data version: its reports are never reused
-    if current_app.config["DASK_SCHEDULER"]:
+    if current_app.config["DASK_SCHEDULER"] and as_of_us is None:
         result = compute_on_cluster(db.engine.url, Settings.from_config(current_app.config),
                                     progress)
-    else:
+    else:  # a report as of an instant is computed here, also with a cluster configured
         snapshot = read_snapshot()
         version = snapshot.version
         progress(0.4)
-        result = build_report(snapshot.polls, snapshot.hours, snapshot.zones,
-                              threads=current_app.config["ENGINE_THREADS"])
+        if as_of_us is None:
+            result = build_report(snapshot.polls, snapshot.hours, snapshot.zones,
+                                  threads=current_app.config["ENGINE_THREADS"])
+        else:
+            result = report_as_of(snapshot.polls, snapshot.hours, snapshot.zones, as_of_us)
     progress(0.8)
     warnings = result.warnings
     for row in warnings.head(LOGGED_WARNINGS).itertuples():
@@ -94,21 +100,23 @@ def _complete_report_of_current_data():
     """A Complete, computed report of the data version in the database now, if any."""
     version = db.session.execute(sa.select(DataVersion.version)).scalar()
     found = db.session.execute(
-        sa.select(Report.id, Report.csv, Report.row_count, Report.data_version)
+        sa.select(Report.id, Report.csv, Report.row_count, Report.data_version, Report.now_us)
         .where(Report.status == Report.COMPLETE, Report.data_version == version,
-               Report.reused_from.is_(None), Report.expired_at.is_(None))
+               Report.reused_from.is_(None), Report.expired_at.is_(None),
+               Report.as_of_us.is_(None))
         .order_by(Report.finished_at).limit(1)).first()
     db.session.remove()
     return found
 
 
-def start_report():
+def start_report(as_of_us=None):
     """Queue a report (an unclaimed Running row), wake this process's runner, return its id.
 
-    Raises `QueueFull` (a 429) when `MAX_QUEUED_REPORTS` reports wait already.
+    With `as_of_us`, the report is of the data as it stood at that instant. Raises
+    `QueueFull` (a 429) when `MAX_QUEUED_REPORTS` reports wait already.
     """
     _check_queue_room()
-    report = Report(id=str(uuid.uuid4()), status=Report.RUNNING)
+    report = Report(id=str(uuid.uuid4()), status=Report.RUNNING, as_of_us=as_of_us)
     db.session.add(report)
     db.session.commit()
     current_app.extensions["report_runner"].wake()
@@ -231,12 +239,23 @@ def run_report(report_id):
     began = time.monotonic()
     log.info("report %s started by %s", report_id, worker_id())
     try:
-        if current_app.config["REUSE_REPORTS"] and _reuse(report_id, began):
+        with queue_engine().connect() as conn:
+            as_of_us = conn.execute(
+                sa.select(Report.as_of_us).where(Report.id == report_id)).scalar()
+        # A report as of an instant is never reused, nor used for a plain one.
+        if as_of_us is None and current_app.config["REUSE_REPORTS"] \
+                and _reuse(report_id, began):
             return
-        computed = compute_report(lambda fraction: _record_progress(report_id, fraction))
+        def progress(fraction):
+            _record_progress(report_id, fraction)
+
+        computed = (compute_report(progress) if as_of_us is None
+                    else compute_report(progress, as_of_us))
         final = {"status": Report.COMPLETE, "csv": computed.csv,
                  "row_count": len(computed.result.frame),
-                 "data_version": computed.data_version, "progress": 1.0}
+                 # an as_of report has no data version: it is never reused
+                 "data_version": None if as_of_us is not None else computed.data_version,
+                 "now_us": getattr(computed.result, "now_us", None), "progress": 1.0}
     except Exception as exc:  # the job must end in Error, whatever went wrong
         message, reference = failures.describe(exc)
         log.error("report %s failed after %.2f s (reference %s)", report_id,
@@ -276,6 +295,7 @@ def _reuse(report_id, began):
         return False
     done = _update(report_id, status=Report.COMPLETE, csv=original.csv,
                    row_count=original.row_count, data_version=original.data_version,
+                   now_us=original.now_us,
                    reused_from=original.id, progress=1.0, finished_at=utcnow())
     log.info("report %s %s the CSV of report %s (data version %s, nothing ingested since) "
              "in %.2f s", report_id, "reuses" if done else "lost its lease reusing",

@@ -83,6 +83,9 @@ class Report(db.Model):
     # nothing had been ingested since that one completed (None: computed).
     data_version = db.Column(db.String(32), index=True)
     reused_from = db.Column(db.String(36))
+    # Asked for as of this instant (None: the latest poll); the `now` it was computed with.
+    as_of_us = db.Column(db.BigInteger)
+    now_us = db.Column(db.BigInteger)
 
 
 class DataVersion(db.Model):

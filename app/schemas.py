@@ -1,8 +1,10 @@
 """Request and response shapes of the HTTP API (marshmallow), which APIFlask turns into the
 OpenAPI document and uses to validate requests."""
 
+from datetime import timezone
+
 from apiflask import Schema
-from apiflask.fields import UUID, Boolean, Dict, Float, Integer, List, Nested, String
+from apiflask.fields import UUID, AwareDateTime, Boolean, Dict, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 
 REPORT_STATES = ("Running", "Complete", "Error")
@@ -20,6 +22,13 @@ class ReportQuery(Schema):
     format = String(validate=OneOf(["csv", "json"]), metadata={
         "description": "csv or json; without it the Accept header decides (CSV unless JSON "
                        "is preferred)"})
+
+
+class AsOf(Schema):
+    as_of = AwareDateTime(format="iso", default_timezone=timezone.utc, metadata={
+        "description": "compute the report as if the data ended at this instant (ISO 8601; "
+                       "UTC unless it has an offset): not before the first poll, not in the "
+                       "future. Without it: the latest poll."})
 
 
 class ReportCreated(Schema):
@@ -40,6 +49,9 @@ class ReportState(Schema):
     reused_from = String(metadata={
         "format": "uuid", "description": "when Complete without computing: the report of the "
         "same data (nothing ingested since) whose CSV this is"})
+    as_of = String(metadata={"format": "date-time", "description": "the instant asked for"})
+    now = String(metadata={"format": "date-time",
+                           "description": "when Complete: the instant the windows end at"})
 
 
 class Health(Schema):

@@ -146,3 +146,44 @@ def test_reports_live_in_the_database_not_in_the_process(app, reports, spec_data
     other.extensions["report_runner"].shutdown()
     with other.app_context():
         db.engine.dispose()
+
+
+def test_report_as_of_an_instant(client, reports, spec_data):
+    # docs/report.md's worked example, seen from Tuesday 2023-01-24 12:00 UTC: store 1001
+    # (New York, open Mondays 09:00-12:00 = 14:00-17:00 UTC) was polled in hours at 15:14
+    # (active) and 16:15 (inactive), midpoint 15:44:30: up 104.5 min = 1.74 h and down
+    # 75.5 min = 1.26 h in the last day and week, nothing in the last hour (Tuesday: closed).
+    # Store 9999's only poll (2023-01-25 18:00) comes later, so it has no row.
+    triggered = client.post("/trigger_report", json={"as_of": "2023-01-24T12:00:00Z"})
+    assert triggered.status_code == 202
+    report_id = triggered.get_json()["report_id"]
+    done = reports.wait(report_id)
+    assert done.get_data(as_text=True).splitlines()[1:] == ["1001,0.00,1.74,1.74,0.00,1.26,1.26"]
+    status = client.get(f"/get_report?report_id={report_id}&format=json").get_json()
+    assert status["now"] == status["as_of"] == "2023-01-24T12:00:00Z"
+    # The same instant as a query argument, written with an offset.
+    again = client.post("/trigger_report?as_of=2023-01-24T07:00:00-05:00").get_json()
+    assert reports.wait(again["report_id"]).get_data() == done.get_data()
+
+
+def test_plain_report_says_its_now_is_the_latest_poll(client, reports, spec_data):
+    report_id = reports.trigger()
+    status = reports.wait(report_id, headers={"Accept": "application/json"}).get_json()
+    assert status["now"] == "2023-01-25T18:00:00Z" and "as_of" not in status
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(query_string={"as_of": "2023-01-23T12:29:59Z"}), "before the first poll"),
+    (dict(query_string={"as_of": "2999-01-01T00:00:00Z"}), "in the future"),
+    (dict(query_string={"as_of": "yesterday"}), "as_of"),
+    (dict(query_string={"as_of": "2023-01-24T00:00:00Z"},
+          json={"as_of": "2023-01-24T01:00:00Z"}), "given twice"),
+])
+def test_as_of_outside_the_data_is_400(client, spec_data, kwargs, words):
+    response = client.post("/trigger_report", **kwargs)
+    assert response.status_code == 400 and words in response.get_json()["message"]
+
+
+def test_as_of_without_data_is_400(client):
+    response = client.post("/trigger_report", json={"as_of": "2023-01-24T12:00:00Z"})
+    assert response.status_code == 400 and "no polls" in response.get_json()["message"]

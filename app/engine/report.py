@@ -31,6 +31,7 @@ class ReportResult:
 
     frame: pd.DataFrame
     warnings: pd.DataFrame  # store_id, message
+    now_us: int | None = None  # the `now` the windows end at [µs, UTC]; None without polls
 
 
 def build_report(polls, hours, zones, now_us=None, threads=1):
@@ -77,7 +78,7 @@ def build_report(polls, hours, zones, now_us=None, threads=1):
         for chunk in chunks:
             compute(chunk)
     frame = pd.DataFrame({"store_id": inputs.store_ids, **dict(zip(COLUMNS, seconds))})
-    return ReportResult(frame, inputs.warnings)
+    return ReportResult(frame, inputs.warnings, int(inputs.now_us))
 
 
 def _store_chunks(polls_before, size):
