@@ -70,8 +70,14 @@ def rejection_page(ingest_id, offset, limit):
 
 
 def first_poll_us():
-    """The earliest poll [µs, UTC], or None without polls."""
-    return db.session.execute(sa.select(sa.func.min(StoreStatus.timestamp_us))).scalar()
+    """The earliest poll [µs, UTC], or None without polls.
+
+    Read on a connection of its own: a read left open in the request's session would make
+    its next write (queueing the report) an upgrade that SQLite refuses when another
+    writer got in between ("database is locked").
+    """
+    with db.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.min(StoreStatus.timestamp_us))).scalar()
 
 
 def iso_us(micros):
