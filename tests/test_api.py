@@ -97,7 +97,7 @@ def test_wrong_method_and_unknown_path_answer_json(client):
 
 
 def test_unexpected_error_is_a_json_500(app, client, monkeypatch):
-    def explode():
+    def explode(*args, **kwargs):
         raise ValueError("secret internals")
 
     monkeypatch.setattr(jobs, "start_report", explode)

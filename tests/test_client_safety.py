@@ -85,7 +85,7 @@ def test_failed_report_gives_a_reason_and_a_reference_that_the_log_explains(
 
 def test_unexpected_error_500_carries_a_reference_that_the_log_explains(
         client, monkeypatch, caplog):
-    def explode():
+    def explode(*args, **kwargs):
         raise ValueError("password=hunter2")
 
     monkeypatch.setattr(jobs, "start_report", explode)
