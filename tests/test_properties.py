@@ -55,19 +55,21 @@ def datasets(draw):
     return polls, hours, zones
 
 
+def frames(polls, hours=(), zones=()):
+    """The engine's three input frames from plain tuples (store, µs, active) etc."""
+    return (pd.DataFrame({"store_id": pd.Series([p[0] for p in polls], dtype=object),
+                          "timestamp_us": np.array([p[1] for p in polls], dtype=np.int64),
+                          "active": np.array([p[2] for p in polls], dtype=bool)}),
+            pd.DataFrame({"store_id": pd.Series([h[0] for h in hours], dtype=object),
+                          "day_of_week": np.array([h[1] for h in hours], dtype=np.int64),
+                          "start_local_s": np.array([h[2] for h in hours], dtype=np.int64),
+                          "end_local_s": np.array([h[3] for h in hours], dtype=np.int64)}),
+            pd.DataFrame({"store_id": pd.Series([z[0] for z in zones], dtype=object),
+                          "timezone_str": pd.Series([z[1] for z in zones], dtype=object)}))
+
+
 def engine_report(polls, hours, zones, threads=1):
-    frame = build_report(
-        pd.DataFrame({"store_id": pd.Series([p[0] for p in polls], dtype=object),
-                      "timestamp_us": np.array([p[1] for p in polls], dtype=np.int64),
-                      "active": np.array([p[2] for p in polls], dtype=bool)}),
-        pd.DataFrame({"store_id": pd.Series([h[0] for h in hours], dtype=object),
-                      "day_of_week": np.array([h[1] for h in hours], dtype=np.int64),
-                      "start_local_s": np.array([h[2] for h in hours], dtype=np.int64),
-                      "end_local_s": np.array([h[3] for h in hours], dtype=np.int64)}),
-        pd.DataFrame({"store_id": pd.Series([z[0] for z in zones], dtype=object),
-                      "timezone_str": pd.Series([z[1] for z in zones], dtype=object)}),
-        threads=threads,
-    ).frame
+    frame = build_report(*frames(polls, hours, zones), threads=threads).frame
     return frame.set_index("store_id")
 
 
@@ -107,25 +109,13 @@ def test_engine_equals_the_loop_per_store_reference(data):
                 (store_id, column)
 
 
-def _frames(polls, hours, zones):
-    return (pd.DataFrame({"store_id": pd.Series([p[0] for p in polls], dtype=object),
-                          "timestamp_us": np.array([p[1] for p in polls], dtype=np.int64),
-                          "active": np.array([p[2] for p in polls], dtype=bool)}),
-            pd.DataFrame({"store_id": pd.Series([h[0] for h in hours], dtype=object),
-                          "day_of_week": np.array([h[1] for h in hours], dtype=np.int64),
-                          "start_local_s": np.array([h[2] for h in hours], dtype=np.int64),
-                          "end_local_s": np.array([h[3] for h in hours], dtype=np.int64)}),
-            pd.DataFrame({"store_id": pd.Series([z[0] for z in zones], dtype=object),
-                          "timezone_str": pd.Series([z[1] for z in zones], dtype=object)}))
-
-
 @SETTINGS
 @given(datasets())
 def test_as_of_the_latest_poll_is_the_plain_report(data):
-    frames = _frames(*data)
+    inputs = frames(*data)
     latest = max(p[1] for p in data[0])
-    assert report_csv(report_as_of(*frames, latest).frame) == \
-        report_csv(build_report(*frames).frame)
+    assert report_csv(report_as_of(*inputs, latest).frame) == \
+        report_csv(build_report(*inputs).frame)
 
 
 @SETTINGS
@@ -135,7 +125,7 @@ def test_as_of_an_earlier_instant_is_the_reference_on_the_truncated_data(data, w
     # Any instant from the first poll to the latest, polls included (where = 0 and 1).
     first, latest = min(p[1] for p in polls), max(p[1] for p in polls)
     as_of = first + round(where * (latest - first))
-    engine = report_as_of(*_frames(polls, hours, zones), as_of).frame.set_index("store_id")
+    engine = report_as_of(*frames(polls, hours, zones), as_of).frame.set_index("store_id")
     # The reference gets only the polls up to the instant, and the instant as its now.
     expected = reference_report([p for p in polls if p[1] <= as_of], hours, zones, now=as_of)
     assert engine.index.tolist() == sorted(expected)

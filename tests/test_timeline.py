@@ -9,8 +9,6 @@ from datetime import timedelta
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 
@@ -18,21 +16,9 @@ from app.engine import build_report
 from app.engine.timeline import build_timelines, local_days
 from reference import EPOCH, _inside, _zone, business_time, reference_report
 from test_engine import hms, us
-from test_properties import SETTINGS, datasets
+from test_properties import SETTINGS, datasets, frames
 
 MIN_US = 60_000_000
-
-
-def frames(polls, hours=(), zones=()):
-    return (pd.DataFrame({"store_id": pd.Series([p[0] for p in polls], dtype=object),
-                          "timestamp_us": np.array([p[1] for p in polls], dtype=np.int64),
-                          "active": np.array([p[2] for p in polls], dtype=bool)}),
-            pd.DataFrame({"store_id": pd.Series([h[0] for h in hours], dtype=object),
-                          "day_of_week": np.array([h[1] for h in hours], dtype=np.int64),
-                          "start_local_s": np.array([h[2] for h in hours], dtype=np.int64),
-                          "end_local_s": np.array([h[3] for h in hours], dtype=np.int64)}),
-            pd.DataFrame({"store_id": pd.Series([z[0] for z in zones], dtype=object),
-                          "timezone_str": pd.Series([z[1] for z in zones], dtype=object)}))
 
 
 def test_spec_worked_example_as_segments_and_one_incident():
