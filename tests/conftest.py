@@ -46,9 +46,11 @@ def database_url(tmp_path):
     try:
         yield url.render_as_string(hide_password=False)
     finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
+        try:
+            with admin.begin() as conn:
+                conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        finally:
+            admin.dispose()  # also when the drop fails, so no connection leaks into later tests
 
 
 @pytest.fixture

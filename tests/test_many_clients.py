@@ -98,6 +98,9 @@ def proxied_gunicorn(server_factory, database_url, tmp_path):
     yield server, f"http://127.0.0.1:{proxy_port}", proxy_port
     proxy.terminate()
     proxy.wait(10)
+    # Stop gunicorn before the database fixture drops its schema: its workers' open
+    # connections would otherwise race the DROP SCHEMA (a deadlock on PostgreSQL).
+    server.stop()
 
 
 @requires_nginx
