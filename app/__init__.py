@@ -23,11 +23,11 @@ def create_app(test_config=None):
     if not app.testing:
         _configure_logging(app)
 
-    from . import (api, cli, data_api, database, errors, health, jobs, keys, metrics, pages,
-                   ratelimit, reports_api)
+    from . import (api, cli, data_api, database, errors, health, keys, metrics, pages, ratelimit,
+                   reports_api, runner)
 
     database.init_app(app)
-    jobs.init_app(app)
+    runner.init_app(app)
     keys.init_app(app)  # before the limiter: limits count per key
     ratelimit.init_app(app)
     errors.init_app(app)

@@ -7,7 +7,7 @@ from flask import Response, abort, request, url_for
 
 from datetime import datetime, timedelta, timezone
 
-from . import inventory, jobs, retention
+from . import inventory, report_queue, retention
 from .models import Report
 from .schemas import REPORT_STATES, AsOf, ReportCreated, ReportQuery, ReportState
 
@@ -33,7 +33,7 @@ def trigger_report(query, body):
     With `as_of` (query argument, or JSON body `{"as_of": ...}`), it is computed as if
     the data ended at that instant: later polls are left out and the windows end there.
     """
-    report_id = jobs.start_report(_as_of_us(query.get("as_of"), body.get("as_of")))
+    report_id = report_queue.start_report(_as_of_us(query.get("as_of"), body.get("as_of")))
     location = url_for("api.get_report", report_id=report_id)
     return {"report_id": report_id}, 202, {"Location": location}
 
@@ -54,7 +54,7 @@ def get_report(query):
     (or `format=json`). When it failed: status Error and why.
     """
     report_id = str(query["report_id"])
-    report = jobs.get_report(report_id)
+    report = report_queue.get_report(report_id)
     if report is None:
         abort(404, f"no report with id {report_id}")
     if report.expired_at is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
-from . import generate, jobs
+from . import generate, pipeline
 from .ingest import IngestError, ingest
 
 PRINTED_REJECTIONS = 20
@@ -56,12 +56,12 @@ def ingest_command(path):
 def report_command(out):
     """Compute the report now, with the same engine as the API, and write its CSV."""
     began = time.perf_counter()
-    text, result = jobs.compute_csv()
+    output = pipeline.compute_report()
     if str(out) == "-":
-        click.echo(text, nl=False)
+        click.echo(output.csv, nl=False)
     else:
-        out.write_text(text)
-        click.echo(f"{len(result.frame)} stores written to {out} "
+        out.write_text(output.csv)
+        click.echo(f"{output.rows} stores written to {out} "
                    f"in {time.perf_counter() - began:.2f} s", err=True)
 
 

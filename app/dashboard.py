@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from flask import abort
 from sqlalchemy.orm import defer
 
-from . import jobs, retention
+from . import report_queue, retention
 from .engine.timeline import build_timelines, local_days
 from .engine.zones import utc_to_local
 from .extensions import db
@@ -47,7 +47,7 @@ def find_report(report_id):
     """The report row without its CSV (after failing it if its worker is gone), or None."""
     report = db.session.get(Report, report_id, options=[defer(Report.csv)])
     if report is not None and report.status == Report.RUNNING:
-        report = jobs.get_report(report_id)
+        report = report_queue.get_report(report_id)
     if report is not None and report.expired_at is not None:
         abort(410, retention.gone_message(report_id))
     return report

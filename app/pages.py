@@ -5,7 +5,7 @@ from apiflask import APIBlueprint
 from flask import redirect, render_template, request, url_for
 from werkzeug.exceptions import Gone
 
-from . import dashboard, jobs
+from . import dashboard, report_queue
 from .models import Report
 from .report_table import SORTABLE
 
@@ -25,7 +25,7 @@ def index():
 @bp.doc(hide=True)
 def create_report():
     """The "Run report" form without JavaScript: start one, then show its page."""
-    report_id = jobs.start_report()
+    report_id = report_queue.start_report()
     return redirect(url_for("pages.report", report_id=report_id), 303)
 
 

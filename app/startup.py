@@ -2,7 +2,7 @@
 
 import logging
 
-from . import jobs
+from .liveness import recover_interrupted
 from .ingest import IngestError, ingest
 
 log = logging.getLogger(__name__)
@@ -15,7 +15,7 @@ def prepare(app):
     Raises `SystemExit` with a one-line message when the data cannot be loaded.
     """
     with app.app_context():
-        jobs.recover_interrupted()
+        recover_interrupted()
         path = app.config["STORE_DATA"]
         if path:
             _load(path)

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from app import create_app, jobs
+from app import create_app, liveness, pipeline, report_queue
 from app.extensions import db
 from app.ingest import ingest
 from app.models import Report, utcnow
@@ -54,11 +54,13 @@ def test_json_clients_get_status_and_a_download_link(client, reports, spec_data)
 def test_running_report_answers_running_with_progress(app, client, reports, monkeypatch):
     release = threading.Event()
 
-    def slow_csv(progress=None):
-        release.wait(10)
-        return jobs.ComputedReport("store_id\n", type("Result", (), {"frame": []})(), None)
+    compute = pipeline.compute_report
 
-    monkeypatch.setattr(jobs, "compute_report", slow_csv)
+    def slow(progress=None):
+        release.wait(10)
+        return compute(progress)
+
+    monkeypatch.setattr(pipeline, "compute_report", slow)
     report_id = reports.trigger()
     response = client.get(f"/get_report?report_id={report_id}")
     assert response.status_code == 200
@@ -72,7 +74,7 @@ def test_failed_report_says_why_without_a_traceback(client, reports, monkeypatch
     def broken(progress=None):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(jobs, "compute_report", broken)
+    monkeypatch.setattr(pipeline, "compute_report", broken)
     body = reports.wait(reports.trigger()).get_json()
     assert body["status"] == "Error"
     assert re.fullmatch(r"an internal error occurred \(reference [0-9a-f]{12}\)", body["error"])
@@ -100,7 +102,7 @@ def test_unexpected_error_is_a_json_500(app, client, monkeypatch):
     def explode(*args, **kwargs):
         raise ValueError("secret internals")
 
-    monkeypatch.setattr(jobs, "start_report", explode)
+    monkeypatch.setattr(report_queue, "start_report", explode)
     response = client.post("/trigger_report")
     assert response.status_code == 500
     assert "secret internals" not in response.get_data(as_text=True)
@@ -130,7 +132,7 @@ def test_start_up_fails_reports_of_dead_processes_only(app):
                            timedelta(0))
     alive = _running_report(app, f"{socket.gethostname()}:1:abcd", timedelta(0))
     with app.app_context():
-        assert jobs.recover_interrupted() == 1
+        assert liveness.recover_interrupted() == 1
         assert db.session.get(Report, dead).status == Report.ERROR
         assert db.session.get(Report, alive).status == Report.RUNNING
 

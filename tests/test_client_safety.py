@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from app import jobs
+from app import pipeline, report_queue
 from app.export import report_csv, store_ids_from_csv
 from app.extensions import db
 from app.ingest import ingest
@@ -72,7 +72,7 @@ def test_failed_report_gives_a_reason_and_a_reference_that_the_log_explains(
     def broken(progress=None):
         raise sa.exc.OperationalError("UPDATE report SET progress=%(progress)s", {}, secret)
 
-    monkeypatch.setattr(jobs, "compute_report", broken)
+    monkeypatch.setattr(pipeline, "compute_report", broken)
     with caplog.at_level(logging.ERROR):
         body = reports.wait(reports.trigger()).get_json()
     match = re.fullmatch(r"the database failed or could not be reached "
@@ -88,7 +88,7 @@ def test_unexpected_error_500_carries_a_reference_that_the_log_explains(
     def explode(*args, **kwargs):
         raise ValueError("password=hunter2")
 
-    monkeypatch.setattr(jobs, "start_report", explode)
+    monkeypatch.setattr(report_queue, "start_report", explode)
     with caplog.at_level(logging.ERROR):
         response = client.post("/trigger_report")
     assert response.status_code == 500
@@ -104,7 +104,7 @@ def test_unknown_format_is_400_while_the_report_runs(client, reports, monkeypatc
         release.wait(10)
         raise RuntimeError("stopped by the test")
 
-    monkeypatch.setattr(jobs, "compute_report", slow)
+    monkeypatch.setattr(pipeline, "compute_report", slow)
     report_id = reports.trigger()
     try:
         running = client.get(f"/get_report?report_id={report_id}")

@@ -21,7 +21,7 @@ from app.cluster import Settings, compute_on_cluster
 from app.export import report_csv
 from app.extensions import db
 from app.ingest import ingest
-from app.jobs import compute_csv
+from app.pipeline import compute_report
 from conftest import BUNDLED_DATA, TEST_DATABASE, Reports, write_csv
 from test_golden import CASE_IDS, CASES
 
@@ -85,7 +85,7 @@ def _single_process_csv(app):
     scheduler = app.config["DASK_SCHEDULER"]
     app.config["DASK_SCHEDULER"] = ""
     try:
-        return compute_csv()[0]
+        return compute_report().csv
     finally:
         app.config["DASK_SCHEDULER"] = scheduler
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from app.ingest import ingest
-from app.jobs import compute_csv
+from app.pipeline import compute_report
 from conftest import GOLDEN_DIR, SHARED_GOLDEN_DIR
 
 # Each case's README.md is prose about the case; only data files have to match.
@@ -55,7 +55,7 @@ def test_the_repository_carries_its_golden_cases():
 def test_golden_case(app, case):
     with app.app_context():
         ingest(case)
-        text, _ = compute_csv()
+        text = compute_report().csv
     got = pd.read_csv(io.StringIO(text), dtype={"store_id": str}, keep_default_na=False)
     expected = pd.read_csv(case / "expected.csv", dtype={"store_id": str},
                            keep_default_na=False)

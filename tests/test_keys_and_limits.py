@@ -7,7 +7,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from app import create_app, jobs
+from app import create_app, report_queue
 from app.extensions import db
 from conftest import Reports
 
@@ -138,7 +138,7 @@ def test_a_full_queue_refuses_triggers_with_429_until_there_is_room(app, client,
     assert "2 reports are queued" in refused.get_json()["message"]
     assert 1 <= int(refused.headers["Retry-After"]) <= 300
     with app.app_context():  # a worker claims one: room for one more
-        assert jobs.claim_next() == first
+        assert report_queue.claim_next() == first
     assert client.post("/trigger_report").status_code == 202
     assert client.post("/trigger_report").status_code == 429
     assert second

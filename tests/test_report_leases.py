@@ -8,7 +8,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from app import create_app, jobs
+from app import create_app, pipeline
 from app.extensions import db
 from app.database import queue_url
 from app.generate import generate_dataset, write_dataset
@@ -108,7 +108,7 @@ class Gate:
 @pytest.fixture
 def gate(monkeypatch):
     gate = Gate()
-    compute = jobs.compute_report
+    compute = pipeline.compute_report
 
     def gated(progress=None):
         gate.opened.wait(30)
@@ -117,7 +117,7 @@ def gate(monkeypatch):
         finally:
             gate.computed.release()
 
-    monkeypatch.setattr(jobs, "compute_report", gated)
+    monkeypatch.setattr(pipeline, "compute_report", gated)
     return gate
 
 

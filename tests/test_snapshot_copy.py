@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import sqlalchemy as sa
 
-from app import jobs
+from app import pipeline
 from app.extensions import db
 from app.ingest import ingest
 from conftest import GOLDEN_DIR, write_csv
@@ -15,7 +15,7 @@ from conftest import GOLDEN_DIR, write_csv
 
 def report(app):
     with app.app_context():
-        return jobs.compute_csv()[0]
+        return pipeline.compute_report().csv
 
 
 def database_report(app):

@@ -1,0 +1,144 @@
+"""The report queue: the `report` table, and every statement that moves a report in it.
+
+A trigger inserts an unclaimed Running row. Any process with a free thread claims the oldest
+unclaimed report in one atomic statement (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite
+has a single writer), so no report is computed twice. Changes to a claimed report go
+through `update_held`, which only touches a report this process still holds.
+"""
+
+import uuid
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import defer
+
+from .database import queue_engine
+from .extensions import db
+from .liveness import fail_interrupted, lease_expired, worker_id
+from .models import DataVersion, Report, utcnow
+from .ratelimit import QueueFull
+
+
+def start_report(as_of_us=None):
+    """Queue a report (an unclaimed Running row), wake this process's runner, return its id.
+
+    With `as_of_us`, the report is of the data as it stood at that instant. Raises
+    `QueueFull` (a 429) when `MAX_QUEUED_REPORTS` reports wait already.
+    """
+    _check_queue_room()
+    report = Report(id=str(uuid.uuid4()), status=Report.RUNNING, as_of_us=as_of_us)
+    db.session.add(report)
+    db.session.commit()
+    current_app.extensions["report_runner"].wake()
+    return report.id
+
+
+def _check_queue_room():
+    """Refuse a new report while the queue is full. Triggers arriving together may pass the
+    count at once, so the queue can exceed the bound by as many as arrive in that instant."""
+    limit = current_app.config["MAX_QUEUED_REPORTS"]
+    # A read of its own: on SQLite, a transaction that read first cannot always write later.
+    with queue_engine().connect() as conn:
+        queued = conn.execute(sa.select(sa.func.count()).select_from(Report).where(
+            Report.status == Report.RUNNING, Report.worker.is_(None))).scalar()
+        if queued >= limit:
+            raise QueueFull(queued, _seconds_until_room(conn, queued))
+
+
+def _seconds_until_room(conn, queued):
+    """About when a queued report will have been claimed: recent reports' mean duration
+    times the reports ahead per report thread (1 s to 5 min)."""
+    recent = (sa.select((sa.func.julianday(Report.finished_at)
+                         - sa.func.julianday(Report.started_at)).label("days"))
+              if db.engine.dialect.name == "sqlite" else
+              sa.select((sa.func.extract("epoch", Report.finished_at - Report.started_at)
+                         / 86400.0).label("days")))
+    recent = recent.where(Report.status == Report.COMPLETE) \
+        .order_by(Report.finished_at.desc()).limit(10).subquery()
+    mean_days = conn.execute(sa.select(sa.func.avg(recent.c.days))).scalar() or 0.0
+    seconds = mean_days * 86400 * queued / current_app.config["REPORT_WORKERS"]
+    return int(min(300, max(1, round(seconds))))
+
+
+def get_report(report_id):
+    """The report row, after failing it if its worker stopped answering; None if unknown.
+
+    The CSV (up to megabytes) is loaded only if read: most polls never need it.
+    """
+    report = db.session.get(Report, report_id, options=[defer(Report.csv)])
+    if report is not None and report.status == Report.RUNNING and report.worker \
+            and lease_expired(report.heartbeat_at):
+        fail_interrupted([(report.id, report.worker)])
+        report = db.session.get(Report, report_id)
+    return report
+
+
+def claim_next():
+    """Atomically take the oldest unclaimed report for this process; its id, or None."""
+    oldest = (sa.select(Report.id)
+              .where(Report.status == Report.RUNNING, Report.worker.is_(None))
+              .order_by(Report.created_at).limit(1))
+    engine = queue_engine()
+    if engine.dialect.name == "postgresql":
+        oldest = oldest.with_for_update(skip_locked=True)
+    else:
+        engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+    now = utcnow()
+    with engine.begin() as conn:
+        return conn.execute(
+            sa.update(Report)
+            .where(Report.id == oldest.scalar_subquery(), Report.worker.is_(None))
+            .values(worker=worker_id(), started_at=now, heartbeat_at=now, progress=0.05)
+            .returning(Report.id)).scalar()
+
+
+def has_unclaimed():
+    """True when some report waits for a process to claim it."""
+    unclaimed = db.session.execute(sa.select(Report.id).where(
+        Report.status == Report.RUNNING, Report.worker.is_(None)).limit(1)).first()
+    db.session.remove()
+    return unclaimed is not None
+
+
+def as_of_of(report_id):
+    """The instant a report was asked for as of (µs), or None for a plain report."""
+    with queue_engine().connect() as conn:
+        return conn.execute(sa.select(Report.as_of_us).where(Report.id == report_id)).scalar()
+
+
+def complete_report_of_current_data():
+    """A Complete, computed report of the data version in the database now, if any: a new
+    report may reuse its CSV, since nothing was ingested since."""
+    version = db.session.execute(sa.select(DataVersion.version)).scalar()
+    found = db.session.execute(
+        sa.select(Report.id, Report.csv, Report.row_count, Report.data_version, Report.now_us)
+        .where(Report.status == Report.COMPLETE, Report.data_version == version,
+               Report.reused_from.is_(None), Report.expired_at.is_(None),
+               Report.as_of_us.is_(None))
+        .order_by(Report.finished_at).limit(1)).first()
+    db.session.remove()
+    return found
+
+
+def update_held(report_id, **values):
+    """Change a report this process holds; every change also renews the lease.
+
+    Returns False when the report is no longer this process's (its lease was taken away).
+    """
+    values.setdefault("heartbeat_at", utcnow())
+    with queue_engine().begin() as conn:
+        changed = conn.execute(sa.update(Report).where(
+            Report.id == report_id, Report.worker == worker_id(), Report.status == Report.RUNNING
+        ).values(**values)).rowcount
+    return changed == 1
+
+
+def renew_leases(report_ids):
+    """Renew the leases of these reports, those of them this process still holds."""
+    if not report_ids:
+        return
+    with queue_engine().begin() as conn:
+        conn.execute(sa.update(Report).where(
+            Report.id.in_(report_ids), Report.worker == worker_id(),
+            Report.status == Report.RUNNING).values(heartbeat_at=utcnow()))
+
