@@ -6,7 +6,7 @@ Instants are int64 microseconds since the epoch, UTC; stores are integer codes 0
 import numpy as np
 import pandas as pd
 
-from .zones import DAY_US, local_to_utc, per_zone, utc_to_local
+from .zones import DAY_US
 
 SECOND_US = 1_000_000
 END_OF_DAY_S = 86_399  # an end of 23:59:59 means 24:00
@@ -14,7 +14,7 @@ END_OF_DAY_S = 86_399  # an end of 23:59:59 means 24:00
 _EPOCH_WEEKDAY = 3
 
 
-def local_date_range(first_needed_us, now_us, zone_codes, zones):
+def local_date_range(first_needed_us, now_us, zone_codes, clock):
     """Per store, the first and last local date (days since epoch) that can hold its hours.
 
     A business interval starting on local date ``d`` ends before ``d + 2`` (it lasts at most
@@ -22,9 +22,8 @@ def local_date_range(first_needed_us, now_us, zone_codes, zones):
     store's earliest needed instant and ending a day after `now` covers every interval that
     can contain an observation or meet a window.
     """
-    n = len(zone_codes)
-    local_first = per_zone(zone_codes, zones, first_needed_us, utc_to_local)
-    local_now = per_zone(zone_codes, zones, np.full(n, now_us, dtype=np.int64), utc_to_local)
+    local_first = clock.to_local(zone_codes, first_needed_us)
+    local_now = clock.to_local(zone_codes, np.full(len(zone_codes), now_us, dtype=np.int64))
     return local_first // DAY_US - 1, local_now // DAY_US + 1
 
 
@@ -73,7 +72,7 @@ def merge_intervals(store, start, end):
     return store[heads], start[heads], np.maximum.reduceat(end, heads)
 
 
-def business_intervals(n_stores, *, zone_codes, zones, first_obs_us, hours, now_us,
+def business_intervals(n_stores, *, zone_codes, clock, first_obs_us, hours, now_us,
                        lookback_us):
     """Business time `B(s)` of every store, as merged UTC intervals.
 
@@ -81,8 +80,9 @@ def business_intervals(n_stores, *, zone_codes, zones, first_obs_us, hours, now_
     ----------
     n_stores : int
     zone_codes : ndarray of int
-        Per store, an index into `zones`.
-    zones : list of ZoneInfo
+        Per store, the code of its zone in `clock`.
+    clock : ZoneClock
+        Offsets of the zones, from before the earliest observation to after `now`.
     first_obs_us : ndarray of int64
         Per store, its earliest observation [µs, UTC].
     hours : dict of ndarray
@@ -99,12 +99,12 @@ def business_intervals(n_stores, *, zone_codes, zones, first_obs_us, hours, now_
         24x7: one interval covering all its observations and every window.
     """
     first_needed = np.minimum(first_obs_us, now_us - lookback_us)
-    first_date, last_date = local_date_range(first_needed, now_us, zone_codes, zones)
+    first_date, last_date = local_date_range(first_needed, now_us, zone_codes, clock)
     store, start_wall, end_wall = weekly_spans_on_dates(
         hours["store"], hours["day_of_week"], hours["start_s"], hours["end_s"],
         first_date=first_date, last_date=last_date)
-    start = per_zone(zone_codes[store], zones, start_wall, local_to_utc)
-    end = per_zone(zone_codes[store], zones, end_wall, local_to_utc)
+    start = clock.to_utc(zone_codes[store], start_wall)
+    end = clock.to_utc(zone_codes[store], end_wall)
     # A span that a clock change makes empty contributes nothing.
     nonempty = end > start
     store, start, end = store[nonempty], start[nonempty], end[nonempty]

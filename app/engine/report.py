@@ -15,6 +15,7 @@ from .columns import REPORT_COLUMNS
 from .hours import business_intervals
 from .inputs import PollOrder, StoreCodes, hours_arrays, store_zones
 from .status import governed_spans
+from .zones import DAY_US, ZoneClock
 
 HOUR_US = 3_600_000_000
 WINDOWS_US = {"hour": HOUR_US, "day": 24 * HOUR_US, "week": 7 * 24 * HOUR_US}
@@ -119,6 +120,10 @@ class ReportInputs:
             raise ValueError("now_us: earlier than the latest poll")
         self.order = PollOrder(self.store, self.instant, self.n_stores)
         self.zone_codes, self.zones, self.warnings = store_zones(stores, zones)
+        # Local dates are needed from before the earliest observation (or the lookback) to
+        # after `now`; a few days either side cover the wall times of those dates.
+        earliest = min(int(self.instant.min()), self.now_us - LOOKBACK_US)
+        self.clock = ZoneClock(self.zones, earliest - 4 * DAY_US, self.now_us + 4 * DAY_US)
         self.hours = hours_arrays(stores, hours)
 
     def observed(self, first, last):
@@ -128,7 +133,7 @@ class ReportInputs:
         hours = {name: column[hours_from:hours_to] - (first if name == "store" else 0)
                  for name, column in self.hours.items()}
         return Observed(n_stores=last - first, zone_codes=self.zone_codes[first:last],
-                        zones=self.zones, store=self.store[rows] - first,
+                        clock=self.clock, store=self.store[rows] - first,
                         instant=self.instant[rows], active=self.active[rows], hours=hours,
                         now_us=self.now_us)
 
@@ -143,12 +148,12 @@ class Observed:
     `span_start`, `span_end`.
     """
 
-    def __init__(self, *, n_stores, zone_codes, zones, store, instant, active, hours, now_us):
+    def __init__(self, *, n_stores, zone_codes, clock, store, instant, active, hours, now_us):
         # Polls are sorted by store then instant; every store has at least one.
         self.n_stores = n_stores
         first_obs = instant[np.searchsorted(store, np.arange(n_stores))]
         iv_store, iv_start, iv_end = business_intervals(
-            n_stores, zone_codes=zone_codes, zones=zones, first_obs_us=first_obs, hours=hours,
+            n_stores, zone_codes=zone_codes, clock=clock, first_obs_us=first_obs, hours=hours,
             now_us=now_us, lookback_us=LOOKBACK_US)
         self.intervals = iv_store, iv_start, iv_end
         self.timeline = _timeline(first_obs, now_us, intervals=self.intervals)

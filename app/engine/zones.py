@@ -4,6 +4,7 @@ Instants and wall times are int64 microseconds since 1970-01-01 (wall times as i
 clock were UTC). This module is the only place where local time meets UTC.
 """
 
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -11,6 +12,7 @@ import pandas as pd
 
 DEFAULT_ZONE = "America/Chicago"
 DAY_US = 86_400_000_000
+SECOND_US = 1_000_000
 
 
 def resolve_zones(names):
@@ -88,18 +90,77 @@ def local_to_utc(wall_us, zone):
     return utc
 
 
-def per_zone(zone_codes, zones, values, convert):
-    """Apply ``convert(values_of_one_zone, zone)`` zone by zone; results in input order.
+class ZoneClock:
+    """The UTC offsets of several zones between two instants, as step functions.
 
-    A loop over distinct zones, not over stores or rows: each call converts whole columns.
+    Converting with pandas costs about a millisecond per call, paid per zone; a report
+    paid it per zone, per chunk of stores and per conversion. Here each zone's offset
+    changes are found once (a daily sample, then the exact second by bisection), and a
+    conversion of any number of values in any zones is one `searchsorted` over keys
+    ``zone code * span + (instant - lo)``. Values outside ``[lo_us, hi_us]`` take the
+    offset in force at the nearer end.
     """
-    zone_codes = np.asarray(zone_codes)
-    values = np.asarray(values, dtype=np.int64)
-    out = np.empty_like(values)
-    order = np.argsort(zone_codes, kind="stable")
-    sorted_codes = zone_codes[order]
-    bounds = np.flatnonzero(np.diff(sorted_codes)) + 1
-    for chunk in np.split(order, bounds):
-        if len(chunk):
-            out[chunk] = convert(values[chunk], zones[zone_codes[chunk[0]]])
-    return out
+
+    def __init__(self, zones, lo_us, hi_us):
+        self.lo = int(lo_us) // DAY_US * DAY_US
+        self.span = (int(hi_us) // DAY_US + 2) * DAY_US - self.lo
+        if self.span * max(len(zones), 1) >= 2**62:
+            raise ValueError("lo_us, hi_us: too long a stretch for this many zones")
+        utc_keys, wall_keys, offsets = [], [], []
+        # A loop over distinct zones, then over their offset changes (two a year at most).
+        for code, zone in enumerate(zones):
+            changes, before = _offset_changes(zone, self.lo, self.lo + self.span)
+            base = code * self.span
+            utc_keys.append([base] + [base + at - self.lo for at, _ in changes])
+            offsets.append([before] + [after for _, after in changes])
+            # Local clocks switch where the later of the two wall times is reached: a wall
+            # time repeated (fall back) or skipped (spring forward) reads with the offset
+            # before (PEP 495's fold=0, docs/report.md "Clock changes").
+            previous, switches = before, []
+            for at, after in changes:
+                switches.append(base + int(np.clip(at + max(previous, after) - self.lo,
+                                                   0, self.span - 1)))
+                previous = after
+            wall_keys.append([base] + switches)
+        self._utc_keys = np.concatenate(utc_keys).astype(np.int64)
+        self._wall_keys = np.concatenate(wall_keys).astype(np.int64)
+        self._offsets = np.concatenate(offsets).astype(np.int64)
+
+    def _key(self, codes, values):
+        return np.asarray(codes, dtype=np.int64) * self.span + np.clip(
+            np.asarray(values, dtype=np.int64) - self.lo, 0, self.span - 1)
+
+    def to_local(self, codes, instant_us):
+        """Local wall time of each UTC instant, in the zone of its code."""
+        step = np.searchsorted(self._utc_keys, self._key(codes, instant_us), side="right") - 1
+        return np.asarray(instant_us, dtype=np.int64) + self._offsets[step]
+
+    def to_utc(self, codes, wall_us):
+        """UTC instant of each local wall time, as `local_to_utc` reads it."""
+        step = np.searchsorted(self._wall_keys, self._key(codes, wall_us), side="right") - 1
+        return np.asarray(wall_us, dtype=np.int64) - self._offsets[step]
+
+
+def _offset_changes(zone, lo_us, hi_us):
+    """``([(instant_us, offset_after_us), ...], offset_at_lo_us)``: the instants in
+    ``(lo_us, hi_us]`` where `zone`'s UTC offset changes. Assumes at most one change a day,
+    as `local_to_utc` does."""
+    grid = np.arange(lo_us, hi_us + DAY_US, DAY_US, dtype=np.int64)
+    offset = utc_to_local(grid, zone) - grid
+    changes = []
+    for day in np.flatnonzero(np.diff(offset)):
+        # The first whole second of the day with the new offset (tzdata's changes fall on
+        # whole seconds).
+        low, high = int(grid[day]) // SECOND_US, int(grid[day + 1]) // SECOND_US
+        while high - low > 1:
+            middle = (low + high) // 2
+            if _offset_us(zone, middle) == offset[day]:
+                low = middle
+            else:
+                high = middle
+        changes.append((high * SECOND_US, int(offset[day + 1])))
+    return changes, int(offset[0])
+
+
+def _offset_us(zone, second):
+    return datetime.fromtimestamp(second, zone).utcoffset() // timedelta(microseconds=1)
