@@ -53,6 +53,19 @@ def database_url(tmp_path):
             admin.dispose()  # also when the drop fails, so no connection leaks into later tests
 
 
+@pytest.fixture(scope="session")
+def big_store_data(tmp_path_factory):
+    """14,000 stores x 8 days, about 2.5 million polls: a report on it takes seconds.
+
+    Generated once per session, in a folder the servers under test load as STORE_DATA.
+    """
+    from app.generate import generate_dataset, write_dataset
+
+    folder = tmp_path_factory.mktemp("big-store-data")
+    write_dataset(generate_dataset(14_000, 8, seed=3), folder)
+    return folder
+
+
 @pytest.fixture
 def db_proxy(database_url):
     """A `TcpProxy` in front of the PostgreSQL server, and `database_url` through it.
@@ -127,14 +140,17 @@ def write_csv(folder, name, text):
 
 
 def poll_until_done(fetch, timeout, pause=lambda: 0.05):
-    """Call `fetch` (a poll of one report) until the answer is no longer Running."""
+    """Call `fetch` (a poll of one report) until the answer is no longer Running.
+
+    `fetch` returns None for a poll that got no answer; the next poll tries again.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         response = fetch()
-        if response.headers.get("X-Report-Status") != "Running":
+        if response is not None and response.headers.get("X-Report-Status") != "Running":
             return response
         time.sleep(pause())
-    raise AssertionError(f"report still Running after {timeout} s")
+    raise AssertionError(f"report still Running (or unanswered) after {timeout} s")
 
 
 class Reports:

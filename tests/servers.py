@@ -62,16 +62,28 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def wait_for_report(self, report_id, timeout=60, fresh_connections=False):
-        """Poll until done; with `fresh_connections`, each poll may reach another worker."""
+        """Poll until done; with `fresh_connections`, each poll may reach another worker.
+
+        A poll whose connection breaks is tried again until `timeout`: one that reached a
+        gunicorn worker as it was killed is reset, as any client's would be.
+        """
         headers = {"Connection": "close"} if fresh_connections else {}
-        return poll_until_done(
-            lambda: requests.get(f"{self.url}/get_report", params={"report_id": report_id},
-                                 headers=headers, timeout=10),
-            timeout, pause=lambda: random.uniform(0.02, 0.1))
+
+        def fetch():
+            try:
+                return requests.get(f"{self.url}/get_report", params={"report_id": report_id},
+                                    headers=headers, timeout=10)
+            except requests.ConnectionError:
+                return None
+
+        return poll_until_done(fetch, timeout, pause=lambda: random.uniform(0.02, 0.1))
 
 
 @pytest.fixture
-def server_factory(tmp_path):
+def server_factory(tmp_path, database_url):
+    # Asking for `database_url` (unused here) makes its fixture start first and end last:
+    # servers stop before the test's schema is dropped, which their open connections would
+    # otherwise race (a deadlock on PostgreSQL).
     servers = []
 
     def make(command=RUN_PY, **env):

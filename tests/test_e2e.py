@@ -1,7 +1,5 @@
 """The real thing: `python run.py` in its own process, spoken to over HTTP."""
 
-import subprocess
-import sys
 import time
 
 import pytest
@@ -39,13 +37,10 @@ def test_served_report_of_the_bundled_data(server_factory, database_url):
     assert again.wait_for_report(report_id).text == done.text
 
 
-def test_polls_stay_fast_while_a_big_report_runs(server_factory, database_url, tmp_path):
-    # 14,000 stores x 8 days (about 2.5 million polls): the report takes seconds.
-    data = tmp_path / "big"
-    subprocess.run([sys.executable, "-m", "flask", "--app", "app", "generate-data", str(data),
-                    "--stores", "14000", "--days", "8", "--seed", "3"],
-                   cwd=PROJECT_DIR, check=True, capture_output=True)
-    server = server_factory(DATABASE_URL=database_url, STORE_DATA=str(data)).start(timeout=180)
+def test_polls_stay_fast_while_a_big_report_runs(server_factory, database_url,
+                                                 big_store_data):
+    server = server_factory(DATABASE_URL=database_url, STORE_DATA=str(big_store_data)).start(
+        timeout=180)
     unknown = f"{server.url}/get_report?report_id=00000000-0000-4000-8000-000000000000"
 
     with requests.Session() as http:
