@@ -1,4 +1,5 @@
-"""Start Store Monitor in one process: load `STORE_DATA` once, then serve with waitress.
+"""Start Store Monitor in one process: upgrade the schema, load `STORE_DATA` once, then serve
+with waitress.
 
     python run.py            # http://127.0.0.1:5000 unless HOST / PORT say otherwise
 
@@ -13,9 +14,10 @@ import resource
 
 from waitress import serve
 
-from wsgi import app
+from app import create_app, database
+from app.startup import prepare
 
-log = logging.getLogger("store_monitor")
+log = logging.getLogger("app.run")  # under the package's logger, which has the handler
 
 
 def server_settings(config):
@@ -45,6 +47,9 @@ def _allow_descriptors(wanted):
 
 
 def main():
+    app = create_app()
+    database.upgrade(app)
+    prepare(app)
     settings = server_settings(app.config)
     _allow_descriptors(settings["connection_limit"] + 256)  # sockets, database, log files
     log.info("serving on http://%s:%s", settings["host"], settings["port"])

@@ -1,15 +1,14 @@
 """The WSGI application, ready to serve: `gunicorn -w 4 --threads 4 wsgi:app`.
 
 Every process that imports it runs the start-up work of `app.startup.prepare`; the database
-locks inside make that safe when several workers start together.
+locks inside make that safe when several workers start together. The schema must be current
+first: gunicorn's master upgrades it once, before it starts any worker (`on_starting` in
+`gunicorn.conf.py`, which gunicorn reads from the working folder); under another server, run
+`flask db upgrade` before starting it.
 """
 
-from dotenv import load_dotenv
-
-load_dotenv()
-
-from app import create_app  # noqa: E402  (the environment must be loaded first)
-from app.startup import prepare  # noqa: E402
+from app import create_app  # app.config reads the environment and `.env`
+from app.startup import prepare
 
 app = create_app()
 prepare(app)

@@ -47,7 +47,13 @@ def create_app(test_config=None):
 
 
 def _configure_logging(app):
-    """Log to standard error, standard output (`LOG_TO_STDOUT`) or a file (`LOG_FILE`)."""
+    """Send the package's log (every `app.*` logger) to standard error, standard output
+    (`LOG_TO_STDOUT`) or a file (`LOG_FILE`).
+
+    Only the package's logger gets the handler, not the root: the servers (waitress,
+    gunicorn, werkzeug) keep their own logging, and a process that configured the root itself
+    (as waitress does) does not print our lines twice.
+    """
     if app.config["LOG_FILE"]:
         handler = logging.FileHandler(app.config["LOG_FILE"])
     elif app.config["LOG_TO_STDOUT"]:
@@ -55,6 +61,7 @@ def _configure_logging(app):
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(app.config["LOG_LEVEL"])
+    package = logging.getLogger(__name__)
+    package.handlers[:] = [handler]
+    package.setLevel(app.config["LOG_LEVEL"])
+    package.propagate = False

@@ -39,10 +39,12 @@ def dataset_path(cache_dir, stores, days, seed):
 
 
 def _app(database_url):
-    from . import create_app
+    from . import create_app, database
 
-    return create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
-                       "STORE_DATA": ""})
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
+                      "STORE_DATA": ""})
+    database.upgrade(app)
+    return app
 
 
 def _step_ingest(database_url, path):

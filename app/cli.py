@@ -5,9 +5,9 @@ import time
 from pathlib import Path
 
 import click
-from flask.cli import with_appcontext
 
 from . import generate, pipeline
+from .database import with_current_schema
 from .ingest import IngestError, ingest
 
 PRINTED_REJECTIONS = 20
@@ -22,7 +22,7 @@ def init_app(app):
 
 @click.command("ingest")
 @click.argument("path", type=click.Path(path_type=Path))
-@with_appcontext
+@with_current_schema
 def ingest_command(path):
     """Load a zip archive, a folder or one CSV file of store data into the database."""
     began = time.perf_counter()
@@ -52,7 +52,7 @@ def ingest_command(path):
 @click.command("report")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the CSV ('-' for standard output).")
-@with_appcontext
+@with_current_schema
 def report_command(out):
     """Compute the report now, with the same engine as the API, and write its CSV."""
     began = time.perf_counter()

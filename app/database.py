@@ -1,10 +1,17 @@
-"""Bind the database to an app: connection settings per dialect, and the schema."""
+"""Bind the database to an app (connection settings per dialect), and upgrade its schema.
 
+Binding never touches the schema: `upgrade` is a step of its own, taken by whatever starts
+serving (`run.py`, gunicorn's master through `gunicorn.conf.py`) and by the CLI commands that
+read or write tables, but not by `flask db ...`, which must see the schema as it is.
+"""
+
+import functools
 import logging
 
 import flask_migrate
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, current_app
+from flask.cli import with_appcontext
 from sqlalchemy.engine import make_url
 
 from .config import PROJECT_DIR
@@ -19,8 +26,7 @@ SQLITE_WRITER_WAIT_SECONDS = 300
 
 
 def init_app(app: Flask):
-    """Bind `db` (and the report queue), tune SQLite connections and bring the schema to
-    the latest migration."""
+    """Bind `db` (and the report queue) and tune SQLite connections."""
     if app.config.get("SQLALCHEMY_DATABASE_URI") is None:
         app.config["SQLALCHEMY_DATABASE_URI"] = (
             f"sqlite:///{app.instance_path}/store-monitor.sqlite3")
@@ -45,7 +51,6 @@ def init_app(app: Flask):
             if engine.dialect.name == "sqlite":
                 _tune_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT"])
             watch(engine, outages)
-        _upgrade_schema()
 
 
 def queue_url(database_url):
@@ -54,8 +59,7 @@ def queue_url(database_url):
     On SQLite, `QUEUE_DATABASE_URL` may name a file of its own: SQLite has one write lock
     per file, and an ingest holds the data file's for its whole transaction. With the queue
     elsewhere, triggers, claims and progress never wait for it, while reports still read the
-    data through WAL. (Not the default yet: gunicorn workers starting together on SQLite
-    raced in the migrations of the second file.)
+    data through WAL.
     """
     return database_url
 
@@ -101,11 +105,26 @@ def engine_options(config):
     return options
 
 
-def _upgrade_schema():
-    """Apply the migrations the database lacks (every table, on a fresh database)."""
+def upgrade(app):
+    """Apply the migrations the app's databases lack (every table, on a fresh database).
+
+    Safe when several processes do it at once (see migrations/env.py), but the serving
+    start-ups do it once, before any worker starts.
+    """
     # Alembic announces every context it opens at INFO; that is noise at each start.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
+    with app.app_context():
+        flask_migrate.upgrade(directory=str(MIGRATIONS_DIR))
+
+
+def with_current_schema(command):
+    """Make a CLI command run in an app context, on a schema upgraded first."""
+    @functools.wraps(command)
+    @with_appcontext
+    def upgraded_first(*args, **kwargs):
+        upgrade(current_app)
+        return command(*args, **kwargs)
+    return upgraded_first
 
 
 def _tune_sqlite(engine, busy_timeout):

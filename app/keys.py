@@ -14,10 +14,10 @@ import time
 import click
 import sqlalchemy as sa
 from flask import current_app, g, request
-from flask.cli import with_appcontext
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, Unauthorized
 
+from .database import with_current_schema
 from .extensions import db
 from .models import ApiKey, utcnow
 
@@ -137,7 +137,7 @@ def keys_command():
 
 @keys_command.command("create")
 @click.argument("name")
-@with_appcontext
+@with_current_schema
 def create_command(name):
     """Create a key called NAME and print it (the only time it is shown)."""
     if db.session.execute(sa.select(ApiKey.id).where(ApiKey.name == name)).first():
@@ -148,7 +148,7 @@ def create_command(name):
 
 
 @keys_command.command("list")
-@with_appcontext
+@with_current_schema
 def list_command():
     """List the keys (names, first characters, dates; never the keys)."""
     rows = db.session.execute(sa.select(ApiKey).order_by(ApiKey.created_at)).scalars().all()
@@ -164,7 +164,7 @@ def list_command():
 
 @keys_command.command("revoke")
 @click.argument("name")
-@with_appcontext
+@with_current_schema
 def revoke_command(name):
     """Revoke the key called NAME: it is refused (403) from now on."""
     if not revoke_key(name):

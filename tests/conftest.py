@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from app import create_app
+from app import create_app, database
 
 # Fixtures for real server processes live in servers.py.
 pytest_plugins = ["servers"]
@@ -94,6 +94,7 @@ def app(database_url, tmp_path):
         "HEARTBEAT_SECONDS": 0.2,
         "SNAPSHOT_COPY_DIR": str(tmp_path / "snapshot-copies"),
     })
+    database.upgrade(app)  # as the serving start-up does: create_app leaves the schema alone
     yield app
     app.extensions["report_runner"].shutdown()
     with app.app_context():
@@ -109,6 +110,7 @@ def app_factory(database_url):
     def make(**settings):
         app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
                           "STORE_DATA": "", "HEARTBEAT_SECONDS": 0.2, **settings})
+        database.upgrade(app)
         made.append(app)
         return app
 

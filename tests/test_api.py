@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from app import create_app, liveness, pipeline, report_queue
+from app import create_app, database, liveness, pipeline, report_queue
 from app.extensions import db
 from app.ingest import ingest
 from app.models import Report, utcnow
@@ -143,6 +143,7 @@ def test_reports_live_in_the_database_not_in_the_process(app, reports, spec_data
     reports.wait(report_id)
     other = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
                         "STORE_DATA": ""})
+    database.upgrade(other)
     response = Reports(other.test_client()).wait(report_id)
     assert response.get_data(as_text=True) == (SPEC_CASE / "expected.csv").read_text()
     other.extensions["report_runner"].shutdown()

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from app import create_app
+from app import create_app, database
 from app.cluster import Settings, compute_on_cluster
 from app.export import report_csv
 from app.extensions import db
@@ -62,10 +62,12 @@ def _make_app(cluster_database, scheduler, **config):
     with admin.begin() as conn:
         conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    return create_app({
+    app = create_app({
         "TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "STORE_DATA": "",
         "REPORT_WORKERS": 1, "HEARTBEAT_SECONDS": 0.2, "DASK_SCHEDULER": scheduler,
         "DASK_CONNECT_TIMEOUT_SECONDS": 2, **config})
+    database.upgrade(app)
+    return app
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ queue is a file of its own and reports read the data through WAL."""
 import sqlite3
 import time
 
-from app import create_app
+from app import create_app, database
 from app.extensions import db
 from app.generate import generate_dataset, write_dataset
 from app.ingest import ingest
@@ -17,6 +17,7 @@ def test_triggers_and_reports_go_on_while_the_data_file_is_locked(tmp_path):
                       "QUEUE_DATABASE_URL": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
                       "STORE_DATA": "", "REPORT_WORKERS": 2, "HEARTBEAT_SECONDS": 0.2,
                       "SQLITE_BUSY_TIMEOUT": 2, "REUSE_REPORTS": False})
+    database.upgrade(app)
     app.extensions["report_runner"].wake()
     client = app.test_client()
     try:

@@ -7,7 +7,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from app import create_app, report_queue
+from app import create_app, database, report_queue
 from app.extensions import db
 from conftest import Reports
 
@@ -98,9 +98,11 @@ def test_triggers_beyond_the_rate_limit_get_a_json_429_with_retry_after(app, cli
 
 
 def _redis_app(database_url, prefix):
-    return create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
-                       "STORE_DATA": "", "TRIGGER_RATE_LIMIT": "3 per minute",
-                       "RATELIMIT_STORAGE_URI": REDIS_URL, "RATELIMIT_KEY_PREFIX": prefix})
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
+                      "STORE_DATA": "", "TRIGGER_RATE_LIMIT": "3 per minute",
+                      "RATELIMIT_STORAGE_URI": REDIS_URL, "RATELIMIT_KEY_PREFIX": prefix})
+    database.upgrade(app)
+    return app
 
 
 def test_processes_sharing_redis_share_the_counters(database_url):

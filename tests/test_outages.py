@@ -8,7 +8,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from app import create_app
+from app import create_app, database
 from app.extensions import db
 
 UNKNOWN = "/get_report?report_id=00000000-0000-4000-8000-000000000000"
@@ -19,6 +19,7 @@ def make_app(url, **config):
                       "REPORT_WORKERS": 1, "HEARTBEAT_SECONDS": 0.2,
                       "DATABASE_CONNECT_TIMEOUT": 2, "READY_TIMEOUT": 2,
                       "RETRY_AFTER_SECONDS": 7, **config})
+    database.upgrade(app)
     app.extensions["report_runner"].wake()  # start the heartbeat, as a served process does
     return app
 

@@ -8,7 +8,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from app import create_app, pipeline
+from app import create_app, database, pipeline
 from app.extensions import db
 from app.database import queue_url
 from app.generate import generate_dataset, write_dataset
@@ -29,6 +29,7 @@ def make_app(url, **config):
                       "REPORT_WORKERS": 2, "HEARTBEAT_SECONDS": 0.3,
                       "STALE_REPORT_SECONDS": STALE, "FINAL_WRITE_SECONDS": 1,
                       "DATABASE_CONNECT_TIMEOUT": 2, "REUSE_REPORTS": False, **config})
+    database.upgrade(app)
     app.extensions["report_runner"].wake()
     return app
 

@@ -1,0 +1,88 @@
+"""The schema changes only when asked: `database.upgrade`, called by the serving start-ups
+and the CLI commands that use tables, never by `create_app` or `flask db ...`."""
+
+import os
+import subprocess
+import sys
+
+import flask_migrate
+import pytest
+import sqlalchemy as sa
+
+from app import create_app, database
+from app.extensions import db
+from conftest import PROJECT_DIR, TEST_DATABASE
+from servers import gunicorn
+
+# Two revisions in a row of migrations/versions, before the latest: API keys, then the
+# report's data version.
+EARLIER, LATER = "7c1e5a9d2b40", "b3e91f04c2d7"
+
+
+def revision(url):
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    finally:
+        engine.dispose()
+
+
+def table_names(url):
+    engine = sa.create_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def flask(*args, database_url):
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args],
+                          cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "DATABASE_URL": database_url, "STORE_DATA": ""})
+
+
+def test_creating_an_app_leaves_the_schema_alone(database_url):
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
+                      "STORE_DATA": ""})
+    try:
+        assert table_names(database_url) == set()
+        database.upgrade(app)
+        assert {"report", "store_status", "alembic_version"} <= table_names(database_url)
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_downgrade_goes_down_from_where_the_database_is(database_url):
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
+                      "STORE_DATA": ""})
+    with app.app_context():
+        flask_migrate.upgrade(directory=str(database.MIGRATIONS_DIR), revision=LATER)
+        db.engine.dispose()
+    # Had the command upgraded first, it would step down from the newest revision instead.
+    done = flask("db", "downgrade", database_url=database_url)
+    assert done.returncode == 0, done.stderr
+    assert revision(database_url) == EARLIER
+
+
+def test_a_command_that_uses_tables_upgrades_first(database_url):
+    done = flask("keys", "list", database_url=database_url)
+    assert done.returncode == 0, done.stderr
+    assert "no keys" in done.stdout
+    assert "report" in table_names(database_url)
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(TEST_DATABASE != "sqlite", reason="a queue file of its own is SQLite's")
+def test_gunicorn_workers_start_together_on_two_fresh_sqlite_files(server_factory, tmp_path):
+    # Workers that each upgraded raced on the queue's file ("table api_key already exists");
+    # gunicorn's master now upgrades both files once, before it starts them.
+    data, queue = tmp_path / "data.sqlite3", tmp_path / "queue.sqlite3"
+    server = server_factory(gunicorn(4), DATABASE_URL=f"sqlite:///{data}",
+                            QUEUE_DATABASE_URL=f"sqlite:///{queue}", STORE_DATA="",
+                            LOG_TO_STDOUT="1").start(timeout=120)
+    assert server.process.poll() is None
+    assert "already exists" not in server.log() and "Traceback" not in server.log()
+    for path in (data, queue):
+        assert "report" in table_names(f"sqlite:///{path}")
