@@ -11,7 +11,7 @@ import requests
 import sqlalchemy as sa
 
 from app.database import queue_url
-from app.jobs import INTERRUPTED
+from app.liveness import INTERRUPTED
 from conftest import PROJECT_DIR
 from servers import gunicorn
 
