@@ -23,6 +23,7 @@ class Timeline:
         if span.sum(dtype=np.float64) >= _INT64.max / 2:
             raise ValueError("lo, hi: the stores' time ranges are too long to lay end to end")
         base = np.concatenate([[0], np.cumsum(span)[:-1]]).astype(np.int64)
+        self.lo = lo
         self.offset = base - lo
 
     def key(self, store, instant_us):

@@ -6,6 +6,7 @@ or Flask. Durations are seconds (`*_s` columns) until `export` converts them.
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -163,33 +164,61 @@ class Observed:
         self.store, self.instant, self.active = store[inside], instant[inside], active[inside]
         self.span_start, self.span_end = governed_spans(self.store, self.instant)
 
+    @cached_property
+    def governed(self):
+        return Governed(self)
+
 
 def uptime_by_window(observed, *, window_start, window_end):
     """Per store, business time in ``[window_start, window_end)`` governed by active and by
     inactive observations [µs].
+
+    Measured along business time itself: `Governed` holds, at the start of each
+    observation's span, the business time before it and the part of that governed by
+    active observations. Between two such points the active part grows with the business
+    time or not at all, so each window costs one lookup per store, not one per poll.
     """
+    governed = observed.governed
+    stores = np.arange(observed.n_stores)
     timeline, business = observed.timeline, observed.business
-    store, active = observed.store, observed.active
-    span_start, span_end = observed.span_start, observed.span_end
-    # Only observations whose span reaches into the window matter: for the last hour that
-    # is one or two per store. Those of a store stay consecutive.
-    meets = (span_end > window_start) & (span_start < window_end)
-    store, active = store[meets], active[meets]
-    offset = timeline.offset[store]
-    before_start = business.up_to(np.clip(span_start[meets], window_start, window_end) + offset)
-    # A span ends where the next one of its store starts; only each store's last span ends
-    # elsewhere (at the window's end, once clipped).
-    last = np.ones(len(store), dtype=bool)
-    last[:-1] = store[1:] != store[:-1]
-    before_end = np.empty_like(before_start)
-    before_end[:-1] = before_start[1:]
-    before_end[last] = business.up_to(
-        np.clip(span_end[meets][last], window_start, window_end) + offset[last])
-    measure = (before_end - before_start).astype(np.float64)
-    n_stores = observed.n_stores
-    up = np.bincount(store, weights=np.where(active, measure, 0.0), minlength=n_stores)
-    down = np.bincount(store, weights=np.where(active, 0.0, measure), minlength=n_stores)
-    return up, down
+    begin = business.up_to(timeline.key(stores, np.full(len(stores), window_start)))
+    end = business.up_to(timeline.key(stores, np.full(len(stores), window_end)))
+    up = governed.active_up_to(end) - governed.active_up_to(begin)
+    # A store's spans cover its whole time range, so whatever is not up is down; a store
+    # without observations in business time has neither.
+    has = governed.has_observations
+    return np.where(has, up, 0).astype(np.float64), np.where(has, end - begin - up, 0).astype(
+        np.float64)
+
+
+class Governed:
+    """Business time along the `Timeline` split by the status governing it.
+
+    `business_before[i]` is the business time before the span of observation ``i`` starts
+    (a store's first span starts where the store's range does), `active_before[i]` the part
+    of it governed by active observations. Both only grow along the axis, over all stores.
+    """
+
+    def __init__(self, observed):
+        timeline, business, store = observed.timeline, observed.business, observed.store
+        start = np.maximum(observed.span_start, timeline.lo[store])
+        self.business_before = business.up_to(timeline.key(store, start))
+        # A span ends where the next one starts (the last one: after all business time).
+        following = np.append(self.business_before[1:], business.before[-1])
+        active_part = np.where(observed.active, following - self.business_before, 0)
+        self.active_before = np.cumsum(active_part) - active_part
+        self.active = observed.active
+        self.has_observations = np.bincount(store, minlength=observed.n_stores) > 0
+
+    def active_up_to(self, business_point):
+        """Business time governed by active observations before each point (given as
+        business time before it, as `BusinessMeasure.up_to` returns)."""
+        if len(self.business_before) == 0:
+            return np.zeros(len(business_point), dtype=np.int64)
+        i = np.maximum(np.searchsorted(self.business_before, business_point, side="right") - 1,
+                       0)
+        return self.active_before[i] + np.where(self.active[i],
+                                                business_point - self.business_before[i], 0)
 
 
 def _timeline(first_obs, now_us, *, intervals):
