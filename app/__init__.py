@@ -23,10 +23,11 @@ def create_app(test_config=None):
     if not app.testing:
         _configure_logging(app)
 
-    from . import (api, cli, data_api, database, errors, health, keys, metrics, pages, ratelimit,
-                   reports_api, runner)
+    from . import (api, cli, data_api, database, errors, health, keys, metrics, pages,
+                   poll_state, ratelimit, reports_api, runner)
 
     database.init_app(app)
+    poll_state.init_app(app)
     runner.init_app(app)
     keys.init_app(app)  # before the limiter: limits count per key
     ratelimit.init_app(app)

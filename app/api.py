@@ -3,11 +3,11 @@
 from apiflask import APIBlueprint
 from apiflask.fields import String
 from apiflask.validators import OneOf
-from flask import Response, abort, request, url_for
+from flask import Response, abort, current_app, request, url_for
 
 from datetime import datetime, timedelta, timezone
 
-from . import inventory, report_queue, retention
+from . import inventory, poll_state, report_queue, retention
 from .models import Report
 from .schemas import REPORT_STATES, AsOf, ReportCreated, ReportQuery, ReportState
 
@@ -54,7 +54,7 @@ def get_report(query):
     (or `format=json`). When it failed: status Error and why.
     """
     report_id = str(query["report_id"])
-    report = report_queue.get_report(report_id)
+    report = poll_state.read(report_id)
     if report is None:
         abort(404, f"no report with id {report_id}")
     if report.expired_at is not None:
@@ -63,10 +63,10 @@ def get_report(query):
     # Only reports asked for as of an instant say so; a plain one answers as it always did.
     as_of = {} if report.as_of_us is None else {"as_of": inventory.iso_us(report.as_of_us)}
     if report.status == Report.RUNNING:
-        return {"status": report.status, "progress": round(report.progress, 2), **as_of}, \
-            headers
+        return _json({"status": report.status, "progress": round(report.progress, 2), **as_of},
+                     headers)
     if report.status == Report.ERROR:
-        return {"status": report.status, "error": report.error, **as_of}, headers
+        return _json({"status": report.status, "error": report.error, **as_of}, headers)
     if _wants_json(query.get("format")):
         now = {} if report.now_us is None else {"now": inventory.iso_us(report.now_us)}
         state = {"status": report.status, "report_id": report.id, "rows": report.row_count,
@@ -76,9 +76,17 @@ def get_report(query):
                                          format="csv", _external=True), **as_of, **now}
         if report.reused_from:
             state["reused_from"] = report.reused_from
-        return state, headers
+        return _json(state, headers)
     headers["Content-Disposition"] = f'attachment; filename="report-{report.id}.csv"'
-    return Response(report.csv, mimetype="text/csv", headers=headers)
+    return Response(poll_state.csv_text(report_id), mimetype="text/csv", headers=headers)
+
+
+def _json(state, headers):
+    """The state as JSON, built directly: it has the shape of `ReportState` by construction,
+    and a poll is the most frequent request, so it skips the schema's serialisation."""
+    response = current_app.json.response(state)
+    response.headers.update(headers)
+    return response
 
 
 def _as_of_us(in_query, in_body):

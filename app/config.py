@@ -48,6 +48,9 @@ class Config:
     # Which finished reports keep their CSV: "" all, "100" the newest 100 reports, "7d" those
     # of the last 7 days ("12h": hours). Older ones are emptied by the heartbeat; 410 after.
     REPORT_RETENTION = os.environ.get("REPORT_RETENTION", "")
+    # How long a process keeps a finished report's state for polls (app.poll_state): a report
+    # that another process's retention expired answers 410 here at most this late.
+    FINISHED_STATE_SECONDS = float(os.environ.get("FINISHED_STATE_SECONDS", "2"))
     REPORT_WORKERS = int(os.environ.get("REPORT_WORKERS", "2"))
     # A Running report whose heartbeat is older than this is taken as interrupted.
     STALE_REPORT_SECONDS = float(os.environ.get("STALE_REPORT_SECONDS", "120"))

@@ -80,17 +80,17 @@ def schema_engines():
 def engine_options(config):
     """Bounded waits everywhere, so that an unreachable database costs seconds, not forever.
 
-    Connections are tested before use (`pool_pre_ping`: after a blip the first request would
-    otherwise get a dead connection), waiting for a free one is bounded (`pool_timeout`), and
+    Server connections are tested before use (`pool_pre_ping`: after a blip the first request
+    would otherwise get a dead connection), waiting for a free one is bounded (`pool_timeout`), and
     so are connecting and each statement: on PostgreSQL `connect_timeout` and the server's
     `statement_timeout`, plus `tcp_user_timeout` and keepalives for a network that silently
     drops packets; on SQLite the wait for another writer's lock (busy timeout).
     """
     url = make_url(config["SQLALCHEMY_DATABASE_URI"])
-    options = {"pool_pre_ping": True}
     if url.get_backend_name() == "sqlite":
-        options["connect_args"] = {"timeout": config["SQLITE_BUSY_TIMEOUT"]}
-        return options
+        # A file has no connection to lose: a ping before each use would only cost time.
+        return {"connect_args": {"timeout": config["SQLITE_BUSY_TIMEOUT"]}}
+    options = {"pool_pre_ping": True}
     options["pool_timeout"] = config["DATABASE_POOL_TIMEOUT"]
     statement_ms = round(config["DATABASE_STATEMENT_TIMEOUT"] * 1000)
     # Options given in the URL (say, a search_path) are kept: connect_args would replace them.
@@ -150,5 +150,8 @@ def _tune_sqlite(engine, busy_timeout):
     def _on_begin(conn):
         options = conn.get_execution_options()
         wait_ms = round(1000 * options.get("sqlite_busy_timeout", busy_timeout))
-        conn.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms}")
+        info = conn.connection.info  # per DBAPI connection: set the wait only when it changes
+        if info.get("busy_timeout_ms") != wait_ms:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {wait_ms}")
+            info["busy_timeout_ms"] = wait_ms
         conn.exec_driver_sql("BEGIN " + options.get("sqlite_begin", ""))

@@ -24,6 +24,8 @@ def init_app(app):
     # One limiter per app: a module-wide one would share its counters between apps.
     limiter = Limiter(key_func=_client, app=app, default_limits=[_limit],
                       default_limits_exempt_when=lambda: not _limit())
+    # A request without a limit (every poll, by default) skips the limiter's bookkeeping.
+    limiter.request_filter(lambda: not _limit())
 
     @app.errorhandler(RateLimitExceeded)
     def refuse(exc):

@@ -11,6 +11,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from . import poll_state
 from .database import queue_engine
 from .models import Report, utcnow
 
@@ -40,9 +41,12 @@ def expire_reports():
                                 .limit(value).scalar_subquery())
                if kind == "count" else Report.created_at < utcnow() - value)
     with queue_engine().begin() as conn:
-        return conn.execute(sa.update(Report).where(
+        expired = conn.execute(sa.update(Report).where(
             Report.status.in_([Report.COMPLETE, Report.ERROR]), Report.expired_at.is_(None),
             outside).values(csv=None, expired_at=utcnow())).rowcount
+    if expired:
+        poll_state.forget()  # this process's polls answer 410 at once
+    return expired
 
 
 def gone_message(report_id):

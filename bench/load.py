@@ -306,8 +306,10 @@ def main(argv=None):
             url = args.url.rstrip("/")
         path = args.path or complete_report(url)
         cpu_before = cpu_seconds(process.pid) if process else None
+        own_before = time.process_time()
         result = asyncio.run(run_load(url, path, args.connections, args.duration,
                                       args.idle, args.slow, args.timeout))
+        own_cpu = time.process_time() - own_before
         cpu = cpu_seconds(process.pid) - cpu_before if process else None
     finally:
         if process is not None:
@@ -322,8 +324,12 @@ def main(argv=None):
           f"p99 {result['p99_ms']:.1f} ms")
     if cpu is not None and result["polls"]:
         # Less sensitive to other load on the machine than polls/s: the server's own cost.
-        print(f"server CPU: {cpu:.1f} s = {1000 * cpu / result['polls']:.2f} ms per poll; "
-              f"load average {os.getloadavg()[0]:.1f}")
+        print(f"server CPU: {cpu:.1f} s = {1000 * cpu / result['polls']:.2f} ms per poll")
+    if result["polls"]:
+        # The load generator shares the machine: what it takes is not the server's.
+        print(f"load generator CPU: {own_cpu:.1f} s = "
+              f"{1000 * own_cpu / result['polls']:.2f} ms per poll")
+    print(f"load average (1 min) {os.getloadavg()[0]:.1f}")
     return 0 if result["errors"] == 0 and result["served"] == result["connections"] else 1
 
 

@@ -5,6 +5,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from app.extensions import db
 from app.ingest import ingest
@@ -26,6 +27,7 @@ def _report(app, age, status=Report.COMPLETE):
     with app.app_context():
         report = Report(id=str(uuid.uuid4()), status=status, created_at=utcnow() - age,
                         csv="store_id\n" if status == Report.COMPLETE else None,
+                        finished_at=None if status == Report.RUNNING else utcnow() - age,
                         worker="elsewhere:1:x", heartbeat_at=utcnow())
         db.session.add(report)
         db.session.commit()
@@ -81,3 +83,26 @@ def test_the_heartbeat_applies_the_policy(app, client, reports):
         assert time.monotonic() < deadline, "the first report was never expired"
         time.sleep(0.1)
     assert client.get(f"/get_report?report_id={second}").status_code == 200
+
+
+def test_polls_see_an_expiry_by_another_process_within_the_cache_time(app, client):
+    """Finished states are kept per process (app.poll_state): an expiry written by another
+    process shows after at most FINISHED_STATE_SECONDS; one by this process, at once."""
+    app.config["FINISHED_STATE_SECONDS"] = 0.5
+    elsewhere, here = _report(app, timedelta(hours=2)), _report(app, timedelta(hours=1))
+    for report_id in (elsewhere, here):
+        assert client.get(f"/get_report?report_id={report_id}&format=json").status_code == 200
+    with app.app_context():  # what another process's heartbeat would write
+        db.session.execute(sa.update(Report).where(Report.id == elsewhere)
+                           .values(csv=None, expired_at=utcnow()))
+        db.session.commit()
+    deadline = time.monotonic() + 5
+    while client.get(f"/get_report?report_id={elsewhere}").status_code != 410:
+        assert time.monotonic() < deadline, "the expiry never showed"
+        time.sleep(0.05)
+    app.config["FINISHED_STATE_SECONDS"] = 3600  # from now on, only a local expiry can show
+    assert client.get(f"/get_report?report_id={here}&format=json").status_code == 200
+    app.config["REPORT_RETENTION"] = "0"
+    with app.app_context():
+        assert expire_reports() == 1
+    assert client.get(f"/get_report?report_id={here}").status_code == 410
