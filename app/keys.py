@@ -39,30 +39,30 @@ def init_app(app):
 
 
 def document(spec):
-    """Add the bearer key, and the answers of the key check and of the rate limits, to every
-    operation of the OpenAPI document that is not open."""
+    """Add the bearer key, and the answers of the key check, to every operation of the
+    OpenAPI document that is not open."""
     spec.setdefault("components", {}).setdefault("securitySchemes", {})["ApiKey"] = {
         "type": "http", "scheme": "bearer",
         "description": "Needed once an operator has created a key (`flask keys create`)"}
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     answers = {"401": "No key, or an unknown one (once keys exist)",
-               "403": "A revoked key",
-               "429": "Too many requests, or too many reports queued; see Retry-After"}
+               "403": "A revoked key"}
+    for path, operation in guarded_operations(spec):
+        operation["security"] = [{"ApiKey": []}, {}]  # {}: open while no key exists
+        for status, description in answers.items():
+            operation["responses"].setdefault(
+                status, {"description": description, "content": error})
+    return spec
+
+
+def guarded_operations(spec):
+    """``(path, operation)`` of the document's operations that are not open (OPEN_PATHS)."""
     for path, operations in spec.get("paths", {}).items():
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             continue
         for operation in operations.values():
-            if not isinstance(operation, dict) or "responses" not in operation:
-                continue
-            operation["security"] = [{"ApiKey": []}, {}]  # {}: open while no key exists
-            for status, description in answers.items():
-                operation["responses"].setdefault(
-                    status, {"description": description, "content": error})
-            if "report" in path and "{" in path or path == "/get_report":
-                operation["responses"].setdefault("410", {
-                    "description": "The report's CSV was deleted (REPORT_RETENTION)",
-                    "content": error})
-    return spec
+            if isinstance(operation, dict) and "responses" in operation:
+                yield path, operation
 
 
 def hash_key(key):

@@ -7,6 +7,9 @@ without reaching any outside host.
 
 from .schemas import Error
 
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again",
+                                "schema": {"type": "integer", "minimum": 1}}}
+
 TITLE = "Store Monitor"
 VERSION = "1.0"
 DESCRIPTION = (
@@ -17,6 +20,8 @@ DESCRIPTION = (
 
 
 def init_app(app):
+    earlier = app.spec_callback  # APIFlask keeps one processor: keep any earlier one too
+    app.spec_processor(lambda spec: document_refusals(earlier(spec) if earlier else spec))
     vendor = f"{app.static_url_path}/vendor/swagger-ui"
     app.config.update(
         DESCRIPTION=DESCRIPTION,
@@ -33,3 +38,26 @@ def init_app(app):
         VALIDATION_ERROR_SCHEMA=Error,
         HTTP_ERROR_SCHEMA=Error,
     )
+
+
+def document_refusals(spec):
+    """Declare the answers no view returns itself but the checks around every view may:
+    `429` (rate limit; for a trigger also a full queue), `503` (database unavailable), both
+    with Retry-After, and `410` where a report is read (retention deleted it)."""
+    from .keys import guarded_operations  # the operations a client needs a key for
+
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, operation in guarded_operations(spec):
+        answers = operation["responses"]
+        busy = "Too many requests from this client (rate limit)"
+        if operation.get("operationId") == "triggerReport":
+            busy += ", or too many reports queued (MAX_QUEUED_REPORTS)"
+        answers.setdefault("429", {"description": busy, "content": error,
+                                   "headers": _RETRY_AFTER})
+        answers.setdefault("503", {"description": "The database is unavailable for now",
+                                   "content": error, "headers": _RETRY_AFTER})
+        if path == "/get_report" or path.startswith("/api/v1/reports/{"):
+            answers.setdefault("410", {
+                "description": "The report's CSV was deleted (REPORT_RETENTION)",
+                "content": error})
+    return spec

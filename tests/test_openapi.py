@@ -39,3 +39,24 @@ def test_docs_page_needs_no_outside_host(client):
         served = client.get(url)
         assert served.status_code == 200 and len(served.data) > 0, url
         served.close()
+
+
+def test_refusals_are_declared_where_they_can_happen(client):
+    """The key check, the rate limits, a database outage and retention answer outside the
+    views: every operation they guard declares those answers, as JSON errors."""
+    spec = client.get("/openapi.json").get_json()
+    guarded = {(path, method): op for path, ops in spec["paths"].items()
+               for method, op in ops.items() if path not in ("/health", "/healthz", "/readyz",
+                                                             "/metrics")}
+    assert len(guarded) >= 10
+    for (path, method), operation in guarded.items():
+        answers = operation["responses"]
+        for status in ("401", "403", "429", "503"):
+            schema = answers[status]["content"]["application/json"]["schema"]
+            assert schema["$ref"].endswith("/Error"), (path, method, status)
+        assert "Retry-After" in answers["429"]["headers"], (path, method)
+        assert "Retry-After" in answers["503"]["headers"], (path, method)
+        reads_a_report = path == "/get_report" or path.startswith("/api/v1/reports/{")
+        assert ("410" in answers) == reads_a_report, (path, method)
+    assert "MAX_QUEUED_REPORTS" in spec["paths"]["/trigger_report"]["post"]["responses"][
+        "429"]["description"]
