@@ -59,17 +59,18 @@ def get_report(query):
         abort(404, f"no report with id {report_id}")
     if report.expired_at is not None:
         abort(410, retention.gone_message(report_id))
-    headers = {"X-Report-Status": report.status}
+    status = Report.PUBLIC_STATUS[report.status]
+    headers = {"X-Report-Status": status}
     # Only reports asked for as of an instant say so; a plain one answers as it always did.
     as_of = {} if report.as_of_us is None else {"as_of": inventory.iso_us(report.as_of_us)}
-    if report.status == Report.RUNNING:
-        return _json({"status": report.status, "progress": round(report.progress, 2), **as_of},
+    if report.status not in Report.FINISHED:
+        return _json({"status": status, "progress": round(report.progress, 2), **as_of},
                      headers)
     if report.status == Report.ERROR:
-        return _json({"status": report.status, "error": report.error, **as_of}, headers)
+        return _json({"status": status, "error": report.error, **as_of}, headers)
     if _wants_json(query.get("format")):
         now = {} if report.now_us is None else {"now": inventory.iso_us(report.now_us)}
-        state = {"status": report.status, "report_id": report.id, "rows": report.row_count,
+        state = {"status": status, "report_id": report.id, "rows": report.row_count,
                  "created_at": report.created_at.isoformat() + "Z",
                  "finished_at": report.finished_at.isoformat() + "Z",
                  "download_url": url_for("api.get_report", report_id=report.id,

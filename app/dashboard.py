@@ -64,7 +64,7 @@ def report_item(report):
     took = None
     if report.finished_at is not None:
         took = round((report.finished_at - report.created_at).total_seconds(), 2)
-    return {"report_id": report.id, "status": report.status,
+    return {"report_id": report.id, "status": Report.PUBLIC_STATUS[report.status],
             "progress": round(report.progress, 2), "created_at": _stamp(report.created_at),
             "finished_at": _stamp(report.finished_at), "seconds": took,
             "rows": report.row_count, "error": report.error}

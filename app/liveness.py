@@ -1,9 +1,9 @@
 """Is the process holding a report still alive? Leases, process names, and recovery.
 
-A claimed report names its process in `report.worker` and carries a lease
+A running report names its process in `report.worker` and carries a lease
 (`heartbeat_at`) that the process renews while it computes. A report whose lease expired,
-or whose process on this host is gone, ends in Error ("interrupted") instead of staying
-Running forever.
+or whose process on this host is gone, ends in error ("interrupted") instead of staying
+running forever.
 """
 
 import logging
@@ -60,17 +60,18 @@ def recover_interrupted():
     """
     claimed = db.session.execute(
         sa.select(Report.id, Report.worker, Report.heartbeat_at)
-        .where(Report.status == Report.RUNNING, Report.worker.is_not(None))).all()
+        .where(Report.status == Report.RUNNING)).all()
     gone = [(r.id, r.worker) for r in claimed
             if lease_expired(r.heartbeat_at) or owner_is_dead(r.worker)]
     fail_interrupted(gone)
     if gone:
-        log.warning("%d report(s) left Running by a stopped process marked Error", len(gone))
+        log.warning("%d report(s) left running by a stopped process marked error", len(gone))
     return len(gone)
 
 
 def fail_interrupted(reports):
-    """Mark reports Error, each only if the same worker still holds it (it may have ended).
+    """Mark running reports as error, each only if the same worker still holds it (it may
+    have ended meanwhile).
 
     `reports` holds ``(report_id, worker)`` pairs.
     """

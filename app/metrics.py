@@ -148,14 +148,9 @@ class _StateCollector:
 
 def report_counts():
     """How many reports are in each state: queued, running, complete, error."""
-    counts = {"queued": 0, "running": 0, "complete": 0, "error": 0}
-    claimed = Report.worker.is_not(None)
-    for status, is_claimed, count in db.session.execute(
-            sa.select(Report.status, claimed, sa.func.count()).group_by(Report.status, claimed)):
-        if status == Report.RUNNING:
-            counts["running" if is_claimed else "queued"] += count
-        else:
-            counts[status.lower()] += count
+    counts = dict.fromkeys(Report.STATES, 0)
+    counts.update(db.session.execute(
+        sa.select(Report.status, sa.func.count()).group_by(Report.status)).all())
     return counts
 
 

@@ -56,16 +56,23 @@ class StoreTimezone(db.Model):
 
 
 class Report(db.Model):
-    """A report job and, once Complete, its CSV, so that any process can serve it.
+    """A report job and, once complete, its CSV, so that any process can serve it.
 
-    It lives in the report queue's database (`app.database.queue_url`).
+    It lives in the report queue's database (`app.database.queue_url`). Its job state is
+    one of `STATES`: queued (no process claimed it yet), running (`worker` holds its lease),
+    complete or error. Clients are told `PUBLIC_STATUS[status]`, the seed's three words.
     """
 
     __bind_key__ = "queue"
-    RUNNING, COMPLETE, ERROR = "Running", "Complete", "Error"
+    QUEUED, RUNNING, COMPLETE, ERROR = "queued", "running", "complete", "error"
+    STATES = (QUEUED, RUNNING, COMPLETE, ERROR)
+    FINISHED = (COMPLETE, ERROR)
+    # What the API and pages answer: queued and running are both "Running" to a client.
+    PUBLIC_STATUS = {QUEUED: "Running", RUNNING: "Running", COMPLETE: "Complete",
+                     ERROR: "Error"}
 
     id = db.Column(db.String(36), primary_key=True)
-    status = db.Column(db.String(16), nullable=False, default=RUNNING, index=True)
+    status = db.Column(db.String(16), nullable=False, default=QUEUED, index=True)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     started_at = db.Column(db.DateTime)
     finished_at = db.Column(db.DateTime)
@@ -86,6 +93,8 @@ class Report(db.Model):
     # Asked for as of this instant (None: the latest poll); the `now` it was computed with.
     as_of_us = db.Column(db.BigInteger)
     now_us = db.Column(db.BigInteger)
+    __table_args__ = (db.CheckConstraint(
+        "status IN ('queued', 'running', 'complete', 'error')", name="report_status_known"),)
 
 
 class DataVersion(db.Model):

@@ -34,17 +34,17 @@ def init_app(app):
 
 def read(report_id):
     """The report's state (a row of `_READ`'s columns), or None for an unknown id; a Running
-    report whose worker stopped renewing its lease is failed first."""
+    report whose worker stopped renewing its lease is failed first. Only finished states
+    are kept."""
     cache = current_app.extensions["finished_states"]
     row = cache.get(report_id, current_app.config["FINISHED_STATE_SECONDS"])
     if row is not None:
         return row
     row = _select(report_id)
-    if row is not None and row.status == Report.RUNNING and row.worker \
-            and lease_expired(row.heartbeat_at):
+    if row is not None and row.status == Report.RUNNING and lease_expired(row.heartbeat_at):
         fail_interrupted([(row.id, row.worker)])
         row = _select(report_id)
-    if row is not None and row.status != Report.RUNNING:
+    if row is not None and row.status in Report.FINISHED:
         cache.put(report_id, row)
     return row
 

@@ -1,7 +1,7 @@
 """The report queue: the `report` table, and every statement that moves a report in it.
 
-A trigger inserts an unclaimed Running row. Any process with a free thread claims the oldest
-unclaimed report in one atomic statement (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite
+A trigger inserts a queued report. Any process with a free thread claims the oldest queued
+report, making it running, in one atomic statement (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite
 has a single writer), so no report is computed twice. Changes to a claimed report go
 through `update_held`, which only touches a report this process still holds.
 """
@@ -20,13 +20,13 @@ from .ratelimit import QueueFull
 
 
 def start_report(as_of_us=None):
-    """Queue a report (an unclaimed Running row), wake this process's runner, return its id.
+    """Queue a report, wake this process's runner, return its id.
 
     With `as_of_us`, the report is of the data as it stood at that instant. Raises
     `QueueFull` (a 429) when `MAX_QUEUED_REPORTS` reports wait already.
     """
     _check_queue_room()
-    report = Report(id=str(uuid.uuid4()), status=Report.RUNNING, as_of_us=as_of_us)
+    report = Report(id=str(uuid.uuid4()), status=Report.QUEUED, as_of_us=as_of_us)
     db.session.add(report)
     db.session.commit()
     current_app.extensions["report_runner"].wake()
@@ -40,7 +40,7 @@ def _check_queue_room():
     # A read of its own: on SQLite, a transaction that read first cannot always write later.
     with queue_engine().connect() as conn:
         queued = conn.execute(sa.select(sa.func.count()).select_from(Report).where(
-            Report.status == Report.RUNNING, Report.worker.is_(None))).scalar()
+            Report.status == Report.QUEUED)).scalar()
         if queued >= limit:
             raise QueueFull(queued, _seconds_until_room(conn, queued))
 
@@ -66,7 +66,7 @@ def get_report(report_id):
     The CSV (up to megabytes) is loaded only if read: most polls never need it.
     """
     report = db.session.get(Report, report_id, options=[defer(Report.csv)])
-    if report is not None and report.status == Report.RUNNING and report.worker \
+    if report is not None and report.status == Report.RUNNING \
             and lease_expired(report.heartbeat_at):
         fail_interrupted([(report.id, report.worker)])
         report = db.session.get(Report, report_id)
@@ -74,9 +74,10 @@ def get_report(report_id):
 
 
 def claim_next():
-    """Atomically take the oldest unclaimed report for this process; its id, or None."""
+    """Atomically take the oldest queued report for this process, making it running; its id,
+    or None."""
     oldest = (sa.select(Report.id)
-              .where(Report.status == Report.RUNNING, Report.worker.is_(None))
+              .where(Report.status == Report.QUEUED)
               .order_by(Report.created_at).limit(1))
     engine = queue_engine()
     if engine.dialect.name == "postgresql":
@@ -87,15 +88,16 @@ def claim_next():
     with engine.begin() as conn:
         return conn.execute(
             sa.update(Report)
-            .where(Report.id == oldest.scalar_subquery(), Report.worker.is_(None))
-            .values(worker=worker_id(), started_at=now, heartbeat_at=now, progress=0.05)
+            .where(Report.id == oldest.scalar_subquery(), Report.status == Report.QUEUED)
+            .values(status=Report.RUNNING, worker=worker_id(), started_at=now, heartbeat_at=now,
+                    progress=0.05)
             .returning(Report.id)).scalar()
 
 
 def has_unclaimed():
     """True when some report waits for a process to claim it."""
     unclaimed = db.session.execute(sa.select(Report.id).where(
-        Report.status == Report.RUNNING, Report.worker.is_(None)).limit(1)).first()
+        Report.status == Report.QUEUED).limit(1)).first()
     db.session.remove()
     return unclaimed is not None
 

@@ -35,7 +35,7 @@ def report_rows(report_id, query):
     """A page of a report's rows: sorted, filtered by store id"""
     report = _report(report_id)
     if report.status != Report.COMPLETE:
-        abort(409, f"report {report.id} is {report.status}, not Complete")
+        abort(409, f"report {report.id} is {Report.PUBLIC_STATUS[report.status]}, not Complete")
     return dashboard.report_rows(report, **{"query" if k == "q" else k: v
                                             for k, v in query.items()})
 

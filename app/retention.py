@@ -42,7 +42,7 @@ def expire_reports():
                if kind == "count" else Report.created_at < utcnow() - value)
     with queue_engine().begin() as conn:
         expired = conn.execute(sa.update(Report).where(
-            Report.status.in_([Report.COMPLETE, Report.ERROR]), Report.expired_at.is_(None),
+            Report.status.in_(Report.FINISHED), Report.expired_at.is_(None),
             outside).values(csv=None, expired_at=utcnow())).rowcount
     if expired:
         poll_state.forget()  # this process's polls answer 410 at once

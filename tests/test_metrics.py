@@ -70,7 +70,7 @@ def test_state_of_reports_data_and_readiness(app, client, tmp_path):
         ingest(data)
         # One report queued, one being computed, two done, one failed.
         db.session.add_all([
-            Report(id="q", status=Report.RUNNING),
+            Report(id="q", status=Report.QUEUED),
             Report(id="r", status=Report.RUNNING, worker="elsewhere:1:x", heartbeat_at=now),
             Report(id="c1", status=Report.COMPLETE), Report(id="c2", status=Report.COMPLETE),
             Report(id="e", status=Report.ERROR)])

@@ -86,3 +86,36 @@ def test_gunicorn_workers_start_together_on_two_fresh_sqlite_files(server_factor
     assert "already exists" not in server.log() and "Traceback" not in server.log()
     for path in (data, queue):
         assert "report" in table_names(f"sqlite:///{path}")
+
+
+def test_job_states_migration_names_queued_and_running_and_goes_back(database_url):
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
+                      "STORE_DATA": ""})
+    seed_states = "b3e7a91c4d20"  # the last revision with the seed's three states
+    migrations = str(database.MIGRATIONS_DIR)
+    engine = sa.create_engine(database_url)
+    rows = {"q": ("Running", None), "r": ("Running", "host:1:ab"), "c": ("Complete", "host:1:ab"),
+            "e": ("Error", "host:1:ab")}
+
+    def statuses():
+        with engine.connect() as conn:
+            return dict(conn.exec_driver_sql("SELECT id, status FROM report").all())
+
+    try:
+        with app.app_context():
+            flask_migrate.upgrade(directory=migrations, revision=seed_states)
+            with engine.begin() as conn:
+                conn.execute(sa.text(
+                    "INSERT INTO report (id, status, worker, created_at, heartbeat_at, progress)"
+                    " VALUES (:id, :status, :worker, '2026-01-01', '2026-01-01', 0)"),
+                    [{"id": key, "status": status, "worker": worker}
+                     for key, (status, worker) in rows.items()])
+            flask_migrate.upgrade(directory=migrations)
+            assert statuses() == {"q": "queued", "r": "running", "c": "complete", "e": "error"}
+            with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+                conn.exec_driver_sql("UPDATE report SET status = 'Running' WHERE id = 'q'")
+            flask_migrate.downgrade(directory=migrations, revision=seed_states)
+            assert statuses() == {key: status for key, (status, _worker) in rows.items()}
+            db.engine.dispose()
+    finally:
+        engine.dispose()
