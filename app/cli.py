@@ -1,4 +1,9 @@
-"""`flask` commands: ingest files, write a report, generate data."""
+"""`flask` commands: ingest files, write a report, generate data.
+
+`flask keys` is registered by app/keys.py, beside the keys it manages. The benchmarks need the
+dev requirements, so they are scripts apart from the service, in bench/ (`python -m bench.report`
+for the figures of each report step).
+"""
 
 import sys
 import time
@@ -17,7 +22,6 @@ def init_app(app):
     app.cli.add_command(ingest_command)
     app.cli.add_command(report_command)
     app.cli.add_command(generate_data_command)
-    app.cli.add_command(bench_command)
 
 
 @click.command("ingest")
@@ -81,27 +85,3 @@ def generate_data_command(out, stores, days, seed, end):
     generate.write_dataset(dataset, out)
     click.echo(f"{len(dataset.status)} polls of {stores} stores written to {out} "
                f"in {time.perf_counter() - began:.2f} s")
-
-
-@click.command("bench")
-@click.option("--stores", default=14_000, show_default=True)
-@click.option("--days", default=8, show_default=True)
-@click.option("--seed", default=1, show_default=True)
-@click.option("--repeat", default=3, show_default=True, help="Runs per step; medians shown.")
-@click.option("--cache-dir", default="bench-cache", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Where generated data sets are kept between runs.")
-@click.option("--database-url", default=None,
-              help="Measure on this database (emptied first!) instead of fresh SQLite files.")
-@click.option("--dask-workers", default=0, show_default=True,
-              help="Also compute the report on a local Dask cluster of this many one-thread "
-                   "worker processes (PostgreSQL only; needs requirements-dask.txt).")
-@click.option("--cold", is_flag=True,
-              help="Compute the second report too (REUSE_REPORTS=0) instead of reusing the "
-                   "first one's CSV.")
-def bench_command(stores, days, seed, repeat, cache_dir, database_url, dask_workers, cold):
-    """Measure ingest, snapshot, engine and trigger -> CSV on generated data."""
-    from .bench import run_bench  # needs the dev requirements (requests)
-
-    run_bench(stores, days, seed, repeat, cache_dir, database_url, click.echo, dask_workers,
-              cold)

@@ -81,7 +81,7 @@ class Config:
     # Threads computing one report's chunks of stores at once (default: one per CPU).
     ENGINE_THREADS = int(os.environ.get("ENGINE_THREADS") or os.cpu_count() or 1)
     # A trigger when nothing was ingested since a Complete report gets that report's CSV
-    # (0: compute every report, as `flask bench --cold` measures).
+    # (0: compute every report, as `python -m bench.report --cold` measures).
     REUSE_REPORTS = os.environ.get("REUSE_REPORTS", "1").lower() in ("1", "true", "yes")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # Logs go to standard error, so that `flask report --out -` writes only CSV to stdout;

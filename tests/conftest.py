@@ -1,5 +1,4 @@
 import os
-import time
 import uuid
 from pathlib import Path
 
@@ -9,10 +8,8 @@ from sqlalchemy.engine import make_url
 
 from app import create_app, database
 
-# Fixtures for real server processes live in servers.py.
-pytest_plugins = ["servers"]
+from servers import PROJECT_DIR, RUN_PY, Server, poll_until_done
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Golden cases and the real 2023 sample files travel with the repository.
 GOLDEN_DIR = PROJECT_DIR / "tests" / "golden"
 LOOP_DATA_DIR = PROJECT_DIR / "tests" / "data" / "loop-2023"
@@ -123,6 +120,26 @@ def app_factory(database_url):
 
 
 @pytest.fixture
+def server_factory(tmp_path, database_url):
+    """Make `servers.Server`s, stopped when the test ends.
+
+    Asking for `database_url` (unused here) makes its fixture start first and end last:
+    servers stop before the test's schema is dropped, which their open connections would
+    otherwise race (a deadlock on PostgreSQL).
+    """
+    servers = []
+
+    def make(command=RUN_PY, **env):
+        server = Server(tmp_path, command, **env)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 
@@ -139,20 +156,6 @@ def write_csv(folder, name, text):
     lines = [line.strip() for line in text.strip().splitlines()]
     (folder / name).write_text("\n".join(lines) + "\n")
     return folder
-
-
-def poll_until_done(fetch, timeout, pause=lambda: 0.05):
-    """Call `fetch` (a poll of one report) until the answer is no longer Running.
-
-    `fetch` returns None for a poll that got no answer; the next poll tries again.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = fetch()
-        if response is not None and response.headers.get("X-Report-Status") != "Running":
-            return response
-        time.sleep(pause())
-    raise AssertionError(f"report still Running (or unanswered) after {timeout} s")
 
 
 class Reports:

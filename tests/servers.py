@@ -1,4 +1,9 @@
-"""Real server processes for end-to-end tests: `run.py` or gunicorn, on a free port."""
+"""Real server processes, for end-to-end tests and the benchmarks: `run.py` or gunicorn on a
+free port, and polling a report until it is done.
+
+Plain helpers, free of pytest and of the test configuration, so that `bench/` can use them
+too (`from tests.servers import Server`); the tests' `server_factory` fixture is in conftest.
+"""
 
 import os
 import random
@@ -6,12 +11,11 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-import pytest
 import requests
 
-from conftest import PROJECT_DIR, poll_until_done
-
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 RUN_PY = [sys.executable, "run.py"]
 
 
@@ -20,19 +24,33 @@ def gunicorn(workers):
             "--graceful-timeout", "5", "wsgi:app"]
 
 
-def _free_port():
+def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-class Server:
-    """A server process on a free port; its log is kept under tmp_path."""
+def poll_until_done(fetch, timeout, pause=lambda: 0.05):
+    """Call `fetch` (a poll of one report) until the answer is no longer Running.
 
-    def __init__(self, tmp_path, command=RUN_PY, **env):
-        self.port = _free_port()
+    `fetch` returns None for a poll that got no answer; the next poll tries again.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = fetch()
+        if response is not None and response.headers.get("X-Report-Status") != "Running":
+            return response
+        time.sleep(pause())
+    raise AssertionError(f"report still Running (or unanswered) after {timeout} s")
+
+
+class Server:
+    """A server process on a free port; its log is kept in `log_dir`."""
+
+    def __init__(self, log_dir, command=RUN_PY, **env):
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp_path / f"server-{self.port}.log"
+        self.log_path = Path(log_dir) / f"server-{self.port}.log"
         self.env = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1",
                     "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{self.port}", **env}
         self.command = command
@@ -53,46 +71,29 @@ class Server:
                 time.sleep(0.1)
         raise AssertionError(f"server not answering after {timeout} s:\n{self.log()}")
 
-    def stop(self):
+    def stop(self, timeout=10):
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(10)
+            self.process.wait(timeout)
 
     def log(self):
         return self.log_path.read_text(errors="replace")
 
-    def wait_for_report(self, report_id, timeout=60, fresh_connections=False):
+    def wait_for_report(self, report_id, timeout=60, fresh_connections=False, http=requests,
+                        pause=lambda: random.uniform(0.02, 0.1)):
         """Poll until done; with `fresh_connections`, each poll may reach another worker.
 
-        A poll whose connection breaks is tried again until `timeout`: one that reached a
-        gunicorn worker as it was killed is reset, as any client's would be.
+        `http` may be a `requests.Session`, to poll on one kept-alive connection as most
+        clients would. A poll whose connection breaks is tried again until `timeout`: one
+        that reached a gunicorn worker as it was killed is reset, as any client's would be.
         """
         headers = {"Connection": "close"} if fresh_connections else {}
 
         def fetch():
             try:
-                return requests.get(f"{self.url}/get_report", params={"report_id": report_id},
-                                    headers=headers, timeout=10)
+                return http.get(f"{self.url}/get_report", params={"report_id": report_id},
+                                headers=headers, timeout=10)
             except requests.ConnectionError:
                 return None
 
-        return poll_until_done(fetch, timeout, pause=lambda: random.uniform(0.02, 0.1))
-
-
-@pytest.fixture
-def server_factory(tmp_path, database_url):
-    # Asking for `database_url` (unused here) makes its fixture start first and end last:
-    # servers stop before the test's schema is dropped, which their open connections would
-    # otherwise race (a deadlock on PostgreSQL).
-    servers = []
-
-    def make(command=RUN_PY, **env):
-        server = Server(tmp_path, command, **env)
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()
-
-
+        return poll_until_done(fetch, timeout, pause)

@@ -23,6 +23,7 @@ from app.extensions import db
 from app.ingest import ingest
 from app.pipeline import compute_report
 from conftest import BUNDLED_DATA, TEST_DATABASE, Reports, write_csv
+from servers import free_port
 from test_golden import CASE_IDS, CASES
 
 distributed = pytest.importorskip("distributed")
@@ -238,12 +239,6 @@ def _wait_for_progress(app, report_id, above, timeout=60):
     raise AssertionError("no task of the report finished in time")
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @needs_postgresql
 @pytest.mark.parametrize("kind", ["refused", "silent"])
 def test_unreachable_scheduler_ends_the_report_in_error_within_seconds(cluster_database, kind):
@@ -256,7 +251,7 @@ def test_unreachable_scheduler_ends_the_report_in_error_within_seconds(cluster_d
         listener.listen(8)
         port = listener.getsockname()[1]
     else:
-        port = _free_port()
+        port = free_port()
     app = _make_app(cluster_database, f"tcp://127.0.0.1:{port}")
     try:
         reports = Reports(app.test_client())

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from bench.load import NGINX, run_load, start_nginx
-from servers import _free_port as free_port
+from servers import free_port
 from servers import gunicorn
 
 pytestmark = pytest.mark.e2e

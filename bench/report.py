@@ -1,36 +1,43 @@
-"""`flask bench`: time and peak memory of each step, on generated data of a chosen size.
+"""Time and peak memory of each step of a report, on generated data of a chosen size.
+
+    python -m bench.report --stores 14000 --days 8 --repeat 5
+    python -m bench.report --stores 14000 --days 8 --repeat 3 --cold
+    python -m bench.report --repeat 3 --database-url postgresql+psycopg://USER@HOST/DB
 
 Each measured step runs in a fresh process, so that its peak resident memory is its own:
 ingest into an empty database, reading the report snapshot, the engine (snapshot in memory
 -> CSV text), and a report through a real server (`run.py`) from trigger to CSV. With
 `--dask-workers N` (PostgreSQL only), the same report is also computed on a local Dask
 cluster of N one-thread worker processes: by the job alone, and through `run.py`.
+
+A development tool, apart from the service: it needs the dev requirements, and starts and
+polls servers with the tests' helpers (`tests/servers.py`). Run it from the repository root.
 """
 
 import importlib
 import multiprocessing
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import click
 import numpy as np
 import pandas as pd
 import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from .config import PROJECT_DIR
+from tests.servers import Server
+
+END_TO_END_TIMEOUT_S = 3600  # a report of tens of millions of polls on a busy machine
 
 
 def dataset_path(cache_dir, stores, days, seed):
     """Generate the data set once per (stores, days, seed) and return its folder."""
-    from .generate import generate_dataset, write_dataset
+    from app.generate import generate_dataset, write_dataset
 
     folder = Path(cache_dir) / f"stores{stores}-days{days}-seed{seed}"
     if not (folder / "store_status.csv").exists():
@@ -39,7 +46,7 @@ def dataset_path(cache_dir, stores, days, seed):
 
 
 def _app(database_url):
-    from . import create_app, database
+    from app import create_app, database
 
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
                       "STORE_DATA": ""})
@@ -48,7 +55,7 @@ def _app(database_url):
 
 
 def _step_ingest(database_url, path):
-    from .ingest import ingest
+    from app.ingest import ingest
 
     with _app(database_url).app_context():
         began = time.perf_counter()
@@ -57,7 +64,7 @@ def _step_ingest(database_url, path):
 
 
 def _step_snapshot(database_url, _path):
-    from .snapshot import read_snapshot
+    from app.snapshot import read_snapshot
 
     with _app(database_url).app_context():
         began = time.perf_counter()
@@ -66,9 +73,9 @@ def _step_snapshot(database_url, _path):
 
 
 def _step_engine(database_url, _path):
-    from .engine import build_report
-    from .export import report_csv
-    from .snapshot import read_snapshot
+    from app.engine import build_report
+    from app.export import report_csv
+    from app.snapshot import read_snapshot
 
     app = _app(database_url)
     with app.app_context():
@@ -82,9 +89,9 @@ def _step_engine(database_url, _path):
 
 def _step_cluster(database_url, _path):
     """The report on the cluster named by DASK_SCHEDULER, as a job computes it (-> CSV)."""
-    from .cluster import Settings, compute_on_cluster
-    from .export import report_csv
-    from .extensions import db
+    from app.cluster import Settings, compute_on_cluster
+    from app.export import report_csv
+    from app.extensions import db
 
     importlib.import_module("distributed")  # once per service process, not per report
     app = _app(database_url)
@@ -129,57 +136,29 @@ def run_step(step, database_url, path):
     return seconds, count, peak
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run_end_to_end(database_url, log_path, warm_up=False, **settings):
+def run_end_to_end(database_url, log_dir, warm_up=False, **settings):
     """Start `run.py` on the database (with more `settings` in its environment), trigger a
-    report, poll it until done; with `warm_up`, time a second report, not the first.
+    report, poll it every 20 ms on one connection until done; with `warm_up`, time a
+    second report, not the first.
 
     Returns (seconds from trigger to CSV, peak RSS MB of the server).
     """
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "STORE_DATA": "", "PORT": str(port),
-           "HOST": "127.0.0.1", **settings}
-    url = f"http://127.0.0.1:{port}"
-    with open(log_path, "ab") as log:
-        server = subprocess.Popen([sys.executable, "run.py"], cwd=PROJECT_DIR, env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)
+    server = Server(log_dir, DATABASE_URL=database_url, STORE_DATA="", **settings)
     try:
-        _wait_until_up(url, server)
+        server.start(timeout=120)
         with requests.Session() as http:
             for _ in range(2 if warm_up else 1):
                 began = time.perf_counter()
-                report_id = http.post(f"{url}/trigger_report", timeout=10).json()["report_id"]
-                while True:
-                    response = http.get(f"{url}/get_report", params={"report_id": report_id},
-                                        timeout=10)
-                    if response.headers.get("X-Report-Status") != "Running":
-                        break
-                    time.sleep(0.02)
+                report_id = http.post(f"{server.url}/trigger_report",
+                                      timeout=10).json()["report_id"]
+                response = server.wait_for_report(report_id, END_TO_END_TIMEOUT_S, http=http,
+                                                  pause=lambda: 0.02)
                 seconds = time.perf_counter() - began
         if response.headers.get("X-Report-Status") != "Complete":
             raise RuntimeError(f"end-to-end report failed: {response.text[:200]}")
-        return seconds, _vm_hwm_mb(server.pid)
+        return seconds, _vm_hwm_mb(server.process.pid)
     finally:
-        server.terminate()
-        server.wait(30)
-
-
-def _wait_until_up(url, server, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError("the server exited during start-up (see the bench log)")
-        try:
-            if requests.get(f"{url}/health", timeout=1).ok:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the server did not answer within {timeout} s")
+        server.stop(timeout=30)
 
 
 def _vm_hwm_mb(pid):
@@ -204,7 +183,7 @@ def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_wo
     """
     if dask_workers and (database_url is None
                          or make_url(database_url).get_backend_name() != "postgresql"):
-        raise ValueError("--dask-workers needs a PostgreSQL --database-url")
+        raise click.UsageError("--dask-workers needs a PostgreSQL --database-url")
     path = dataset_path(cache_dir, stores, days, seed)
     polls = sum(1 for _ in open(path / "store_status.csv", "rb")) - 1
     echo(f"data: {stores} stores x {days} days = {polls:,} polls ({path})")
@@ -224,7 +203,7 @@ def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_wo
         for name, settings in (("trigger -> CSV", {"REUSE_REPORTS": "0"}),
                                (second, {"REUSE_REPORTS": "0" if cold else "1",
                                          "warm_up": True})):
-            seconds, peak = run_end_to_end(url, work / "server.log", **settings)
+            seconds, peak = run_end_to_end(url, work, **settings)
             rows[name][0].append(seconds)
             rows[name][1].append(peak)
         if dask_workers:
@@ -270,7 +249,7 @@ def _cluster_steps(database_url, path, work, workers):
             job = run_step("cluster", database_url, path)
         finally:
             del os.environ["DASK_SCHEDULER"]
-        served = run_end_to_end(database_url, work / "server.log", warm_up=True,
+        served = run_end_to_end(database_url, work, warm_up=True,
                                 DASK_SCHEDULER=cluster.scheduler_address)
         peaks = client.run(lambda: _vm_hwm_mb(os.getpid()))
     return {f"Dask job ({workers} workers)": (job[0], job[2]),
@@ -293,3 +272,29 @@ def _fresh_database_factory(database_url, work):
         return database_url
 
     return empty
+
+
+@click.command()
+@click.option("--stores", default=14_000, show_default=True)
+@click.option("--days", default=8, show_default=True)
+@click.option("--seed", default=1, show_default=True)
+@click.option("--repeat", default=3, show_default=True, help="Runs per step; medians shown.")
+@click.option("--cache-dir", default="bench-cache", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where generated data sets are kept between runs.")
+@click.option("--database-url", default=None,
+              help="Measure on this database (emptied first!) instead of fresh SQLite files.")
+@click.option("--dask-workers", default=0, show_default=True,
+              help="Also compute the report on a local Dask cluster of this many one-thread "
+                   "worker processes (PostgreSQL only; needs requirements-dask.txt).")
+@click.option("--cold", is_flag=True,
+              help="Compute the second report too (REUSE_REPORTS=0) instead of reusing the "
+                   "first one's CSV.")
+def main(stores, days, seed, repeat, cache_dir, database_url, dask_workers, cold):
+    """Measure ingest, snapshot, engine and trigger -> CSV on generated data."""
+    run_bench(stores, days, seed, repeat, cache_dir, database_url, click.echo, dask_workers,
+              cold)
+
+
+if __name__ == "__main__":
+    main()
