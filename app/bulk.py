@@ -181,16 +181,20 @@ def store_pks(conn, store_ids, known=None):
     the table is read again only when ids are new. Returns a Series of primary keys indexed
     by store id.
     """
-    def read_all():
-        rows = conn.execute(sa.text("SELECT store_id, id FROM store")).all()
+    def read_after(last_id):
+        rows = conn.execute(sa.text("SELECT store_id, id FROM store WHERE id > :last"),
+                            {"last": last_id}).all()
         return pd.Series([r[1] for r in rows], index=pd.Index([r[0] for r in rows], dtype=object),
                          dtype=np.int64)
 
-    pks = read_all() if known is None else known
+    pks = read_after(-1) if known is None else known
     new = pd.Index(store_ids, dtype=object).difference(pks.index)
     if len(new):
+        # Only ingest adds stores, one ingest at a time (under its lock), and new rows get
+        # ids above every existing one: reading those is enough, not the whole table again
+        # for each block of a file.
         _insert(conn, "store", ["store_id"], [new.to_numpy()], _on_conflict(["store_id"]))
-        pks = read_all()
+        pks = pd.concat([pks, read_after(int(pks.max()) if len(pks) else -1)])
     return pks
 
 

@@ -144,9 +144,13 @@ class _Load:
         """The `store.id` of each store id (text or categorical), registering new stores."""
         if isinstance(store_id.dtype, pd.CategoricalDtype):  # map each category once
             # Only categories in use: the others may come from rejected rows (an empty id).
-            store_id = store_id.cat.remove_unused_categories()
-            return self.store_pks(pd.Series(store_id.cat.categories))[
-                store_id.cat.codes.to_numpy()]
+            # Counting codes finds them without sorting millions of codes.
+            codes = store_id.cat.codes.to_numpy()
+            categories = store_id.cat.categories
+            used = np.flatnonzero(np.bincount(codes, minlength=len(categories)))
+            pk_of_code = np.zeros(len(categories), dtype=np.int64)
+            pk_of_code[used] = self.store_pks(pd.Series(categories[used], dtype=object))
+            return pk_of_code[codes]
         self.store_keys = bulk.store_pks(self.conn, pd.unique(store_id), self.store_keys)
         keys = self.store_keys
         return keys.to_numpy()[keys.index.get_indexer(store_id)]

@@ -95,7 +95,7 @@ def test_million_row_csv_over_http_and_a_second_ingest_meanwhile(server_factory,
         print(f"\n1,000,000-row CSV ({size_mb:.0f} MB) over HTTP: {seconds:.1f} s; server peak "
               f"RSS {before_mb:.0f} MB before, {peak_mb:.0f} MB after")
     # The upload goes to disk (test above) and is parsed in blocks of BLOCK_BYTES: the
-    # server's peak grows by the working set of one block (text columns as Python strings,
-    # about ten times the block's bytes), whatever the size of the file.
-    assert peak_mb - before_mb < 12 * BLOCK_BYTES / 2**20, (before_mb, peak_mb)
+    # server's peak grows by the working set of two blocks in flight (text columns as Python
+    # strings, about ten times the block's bytes), whatever the size of the file.
+    assert peak_mb - before_mb < 2 * 12 * BLOCK_BYTES / 2**20, (before_mb, peak_mb)
     assert "Traceback" not in server.log()
