@@ -18,7 +18,7 @@ from flask import current_app
 
 from . import bulk, snapshot, snapshot_copy
 from .models import DataVersion, Ingest, IngestFile
-from .parse import check_columns, parse_batches, parse_file
+from .parse import check_columns, parse_batches, parse_file, rejection_frame
 from .sources import IngestError, ZipLimits, find_sources, fingerprint
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def _ingest(path, report, once, shown, limits, wait):
                 return IngestSummary(seen.id, shown, skipped=True)
         ingest_id = conn.execute(sa.insert(Ingest).values(source=shown, fingerprint=digest)
                                  ).inserted_primary_key[0]
-        summary = IngestSummary(ingest_id, shown, rejections=_no_rejections())
+        summary = IngestSummary(ingest_id, shown, rejections=rejection_frame())
         copies = snapshot_copy.for_current_app()
         load = _Load(conn, ingest_id, summary, previous_polls=_polls_before(conn, copies))
         sizes = {kind: max(source.size, 1) for kind, source in sources.items()}
@@ -116,11 +116,6 @@ def _ingest(path, report, once, shown, limits, wait):
              "; ".join(f"{f.name}: {f.read} read, {f.loaded} loaded, {f.duplicate} duplicate, "
                        f"{f.rejected} rejected" for f in summary.files))
     return summary
-
-
-def _no_rejections():
-    return pd.DataFrame({"file": pd.Series(dtype=object), "line": pd.Series(dtype=np.int64),
-                         "reason": pd.Series(dtype=object)})
 
 
 @dataclass

@@ -83,7 +83,7 @@ def read_batches(stream, name, kind):
         good_before += batch.num_rows
         # The reader may have met bad rows of blocks it has not handed out yet; each bad row
         # is reported once, with the block during which it was met.
-        rejected = _rejections(name, bad_lines[reported:], reasons[reported:])
+        rejected = rejection_frame(name, bad_lines[reported:], reasons[reported:])
         reported = len(bad_lines)
         yield table, rejected
 
@@ -166,7 +166,8 @@ def _good_row_lines(start, count, bad_lines):
     return index + 2 + np.searchsorted(good_before_bad, index, side="right")
 
 
-def _rejections(name, lines, reasons):
+def rejection_frame(name="", lines=(), reasons=()):
+    """Rejected rows as a frame (file, line, reason); with no arguments, an empty one."""
     return pd.DataFrame({"file": pd.Series(name, index=range(len(lines)), dtype=object),
                          "line": np.asarray(lines, dtype=np.int64),
                          "reason": pd.Series(reasons, dtype=object)})
@@ -175,7 +176,7 @@ def _rejections(name, lines, reasons):
 def _split(name, frame, failure):
     """Split `frame` into its valid rows and the rejections that `failure` describes."""
     bad, rows, reasons = failure
-    rejected = _rejections(name, frame["line"].to_numpy()[rows], reasons)
+    rejected = rejection_frame(name, frame["line"].to_numpy()[rows], reasons)
     return frame.loc[~bad].reset_index(drop=True), rejected
 
 
@@ -242,7 +243,7 @@ def parse_status(name, table):
         "active": (status_name == "active")[status_code][good],
         "line": table["line"].to_numpy()[good],
     })
-    return valid, _rejections(name, table["line"].to_numpy()[rows], reasons)
+    return valid, rejection_frame(name, table["line"].to_numpy()[rows], reasons)
 
 
 def _trimmed_dictionary(column):
