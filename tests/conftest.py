@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from app import create_app, database
+from app.extensions import db
 
 from servers import PROJECT_DIR, RUN_PY, Server, poll_until_done
 
@@ -81,22 +82,40 @@ def db_proxy(database_url):
     proxy.close()
 
 
-@pytest.fixture
-def app(database_url, tmp_path):
-    app = create_app({
-        "TESTING": True,
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "STORE_DATA": "",
-        "REPORT_WORKERS": 2,
-        "HEARTBEAT_SECONDS": 0.2,
-        "SNAPSHOT_COPY_DIR": str(tmp_path / "snapshot-copies"),
-    })
-    database.upgrade(app)  # as the serving start-up does: create_app leaves the schema alone
-    yield app
+# Every test app's settings, under each test's own: no data loaded at start, a quick heartbeat,
+# and columnar copies of the data in the session's temporary folder (set below), not in the
+# instance folder. Copies are kept per database URL, and every test has a database of its own.
+TEST_SETTINGS = {"TESTING": True, "STORE_DATA": "", "HEARTBEAT_SECONDS": 0.2}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _snapshot_copies_in_temporary_folder(tmp_path_factory):
+    TEST_SETTINGS["SNAPSHOT_COPY_DIR"] = str(tmp_path_factory.mktemp("snapshot-copies"))
+
+
+def make_app(database_url, upgrade=True, **settings):
+    """An app on `database_url` with `TEST_SETTINGS` and then `settings`; its schema upgraded
+    first, as the serving start-up does (create_app leaves the schema alone)."""
+    app = create_app({**TEST_SETTINGS, "SQLALCHEMY_DATABASE_URI": database_url, **settings})
+    if upgrade:
+        database.upgrade(app)
+    return app
+
+
+def close_app(app):
+    """Stop the app's report threads and close its connections."""
     app.extensions["report_runner"].shutdown()
     with app.app_context():
-        from app.extensions import db
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    # Copies in a folder of the test's own, which test_snapshot_copy lists and removes.
+    app = make_app(database_url, REPORT_WORKERS=2,
+                   SNAPSHOT_COPY_DIR=str(tmp_path / "snapshot-copies"))
+    yield app
+    close_app(app)
 
 
 @pytest.fixture
@@ -105,18 +124,12 @@ def app_factory(database_url):
     made = []
 
     def make(**settings):
-        app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
-                          "STORE_DATA": "", "HEARTBEAT_SECONDS": 0.2, **settings})
-        database.upgrade(app)
-        made.append(app)
-        return app
+        made.append(make_app(database_url, **settings))
+        return made[-1]
 
     yield make
     for app in made:
-        app.extensions["report_runner"].shutdown()
-        with app.app_context():
-            from app.extensions import db
-            db.engine.dispose()
+        close_app(app)
 
 
 @pytest.fixture

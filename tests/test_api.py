@@ -10,11 +10,11 @@ from datetime import timedelta
 
 import pytest
 
-from app import create_app, database, liveness, pipeline, report_queue
+from app import liveness, pipeline, report_queue
 from app.extensions import db
 from app.ingest import ingest
 from app.models import Report, utcnow
-from conftest import GOLDEN_DIR, Reports
+from conftest import GOLDEN_DIR, Reports, close_app, make_app
 
 SPEC_CASE = GOLDEN_DIR / "a_spec_example"
 
@@ -141,14 +141,10 @@ def test_reports_live_in_the_database_not_in_the_process(app, reports, spec_data
                                                          database_url):
     report_id = reports.trigger()
     reports.wait(report_id)
-    other = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
-                        "STORE_DATA": ""})
-    database.upgrade(other)
+    other = make_app(database_url)
     response = Reports(other.test_client()).wait(report_id)
     assert response.get_data(as_text=True) == (SPEC_CASE / "expected.csv").read_text()
-    other.extensions["report_runner"].shutdown()
-    with other.app_context():
-        db.engine.dispose()
+    close_app(other)
 
 
 def test_report_as_of_an_instant(client, reports, spec_data):

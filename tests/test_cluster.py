@@ -16,13 +16,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from app import create_app, database
 from app.cluster import Settings, compute_on_cluster
 from app.export import report_csv
 from app.extensions import db
 from app.ingest import ingest
+from app.models import Report
 from app.pipeline import compute_report
-from conftest import BUNDLED_DATA, TEST_DATABASE, Reports, write_csv
+from conftest import BUNDLED_DATA, TEST_DATABASE, Reports, close_app, make_app, write_csv
 from servers import free_port
 from test_golden import CASE_IDS, CASES
 
@@ -63,25 +63,15 @@ def _make_app(cluster_database, scheduler, **config):
     with admin.begin() as conn:
         conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    app = create_app({
-        "TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "STORE_DATA": "",
-        "REPORT_WORKERS": 1, "HEARTBEAT_SECONDS": 0.2, "DASK_SCHEDULER": scheduler,
-        "DASK_CONNECT_TIMEOUT_SECONDS": 2, **config})
-    database.upgrade(app)
-    return app
+    return make_app(url, REPORT_WORKERS=1, DASK_SCHEDULER=scheduler,
+                    DASK_CONNECT_TIMEOUT_SECONDS=2, **config)
 
 
 @pytest.fixture
 def cluster_app(cluster_database, cluster):
     app = _make_app(cluster_database, cluster.scheduler_address)
     yield app
-    _close(app)
-
-
-def _close(app):
-    app.extensions["report_runner"].shutdown()
-    with app.app_context():
-        db.engine.dispose()
+    close_app(app)
 
 
 def _single_process_csv(app):
@@ -185,8 +175,8 @@ def test_worker_reading_another_database_fails_the_report(cluster_database, tmp_
             reports = Reports(app.test_client())
             done = reports.wait(reports.trigger(), timeout=120)
     finally:
-        _close(app)
-        _close(other_app)
+        close_app(app)
+        close_app(other_app)
         with admin.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {other[1]} CASCADE")
     assert done.get_json()["status"] == "Error"
@@ -217,7 +207,7 @@ def test_killed_worker_leaves_the_report_complete_or_error(cluster_database, tmp
             done = reports.wait(report_id, timeout=180)
             state = done.headers.get("X-Report-Status") or done.get_json()["status"]
     finally:
-        _close(app)
+        close_app(app)
     assert state in ("Complete", "Error")
     if state == "Complete":  # Dask ran the lost tasks again elsewhere
         assert done.get_data(as_text=True) == expected
@@ -232,8 +222,8 @@ def _wait_for_progress(app, report_id, above, timeout=60):
             status, progress = db.session.execute(sa.text(
                 "SELECT status, progress FROM report WHERE id = :id"), {"id": report_id}).one()
             db.session.remove()
-            if status != "Running" or progress > above:
-                assert status == "Running", "the report ended before a worker could be killed"
+            if status != Report.RUNNING or progress > above:
+                assert status == Report.RUNNING, "the report ended before a worker could be killed"
                 return
             time.sleep(0.01)
     raise AssertionError("no task of the report finished in time")
@@ -259,7 +249,7 @@ def test_unreachable_scheduler_ends_the_report_in_error_within_seconds(cluster_d
         done = reports.wait(reports.trigger(), timeout=30)
         elapsed = time.monotonic() - began
     finally:
-        _close(app)
+        close_app(app)
         if listener is not None:
             listener.close()
     assert done.get_json()["status"] == "Error"

@@ -5,19 +5,16 @@ queue is a file of its own and reports read the data through WAL."""
 import sqlite3
 import time
 
-from app import create_app, database
-from app.extensions import db
 from app.generate import generate_dataset, write_dataset
 from app.ingest import ingest
+from conftest import close_app, make_app
 
 
 def test_triggers_and_reports_go_on_while_the_data_file_is_locked(tmp_path):
     path = tmp_path / "store-monitor.sqlite3"
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
-                      "QUEUE_DATABASE_URL": f"sqlite:///{tmp_path / 'queue.sqlite3'}",
-                      "STORE_DATA": "", "REPORT_WORKERS": 2, "HEARTBEAT_SECONDS": 0.2,
-                      "SQLITE_BUSY_TIMEOUT": 2, "REUSE_REPORTS": False})
-    database.upgrade(app)
+    app = make_app(f"sqlite:///{path}",
+                   QUEUE_DATABASE_URL=f"sqlite:///{tmp_path / 'queue.sqlite3'}",
+                   REPORT_WORKERS=2, SQLITE_BUSY_TIMEOUT=2, REUSE_REPORTS=False)
     app.extensions["report_runner"].wake()
     client = app.test_client()
     try:
@@ -48,9 +45,7 @@ def test_triggers_and_reports_go_on_while_the_data_file_is_locked(tmp_path):
             holder.execute("ROLLBACK")
             holder.close()
     finally:
-        app.extensions["report_runner"].shutdown()
-        with app.app_context():
-            db.engine.dispose()
+        close_app(app)
 
 
 def wait_complete(client, report_id, deadline):

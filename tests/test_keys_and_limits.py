@@ -7,9 +7,9 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from app import create_app, database, report_queue
+from app import report_queue
 from app.extensions import db
-from conftest import Reports
+from conftest import Reports, close_app, make_app
 
 REDIS_URL = "redis://127.0.0.1:6379"
 
@@ -98,11 +98,8 @@ def test_triggers_beyond_the_rate_limit_get_a_json_429_with_retry_after(app, cli
 
 
 def _redis_app(database_url, prefix):
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
-                      "STORE_DATA": "", "TRIGGER_RATE_LIMIT": "3 per minute",
-                      "RATELIMIT_STORAGE_URI": REDIS_URL, "RATELIMIT_KEY_PREFIX": prefix})
-    database.upgrade(app)
-    return app
+    return make_app(database_url, TRIGGER_RATE_LIMIT="3 per minute",
+                    RATELIMIT_STORAGE_URI=REDIS_URL, RATELIMIT_KEY_PREFIX=prefix)
 
 
 def test_processes_sharing_redis_share_the_counters(database_url):
@@ -121,9 +118,7 @@ def test_processes_sharing_redis_share_the_counters(database_url):
         for name in server.scan_iter(f"{prefix}*"):
             server.delete(name)
         for app in (first, second):
-            app.extensions["report_runner"].shutdown()
-            with app.app_context():
-                db.engine.dispose()
+            close_app(app)
 
 
 @pytest.fixture

@@ -8,18 +8,14 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from app import create_app, database
-from app.extensions import db
+from conftest import close_app, make_app
 
 UNKNOWN = "/get_report?report_id=00000000-0000-4000-8000-000000000000"
 
 
-def make_app(url, **config):
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "STORE_DATA": "",
-                      "REPORT_WORKERS": 1, "HEARTBEAT_SECONDS": 0.2,
-                      "DATABASE_CONNECT_TIMEOUT": 2, "READY_TIMEOUT": 2,
-                      "RETRY_AFTER_SECONDS": 7, **config})
-    database.upgrade(app)
+def outage_test_app(url, **config):
+    app = make_app(url, **{"REPORT_WORKERS": 1, "DATABASE_CONNECT_TIMEOUT": 2,
+                           "READY_TIMEOUT": 2, "RETRY_AFTER_SECONDS": 7, **config})
     app.extensions["report_runner"].wake()  # start the heartbeat, as a served process does
     return app
 
@@ -27,11 +23,9 @@ def make_app(url, **config):
 @pytest.fixture
 def outage_app(db_proxy):
     proxy, url = db_proxy
-    app = make_app(url)
+    app = outage_test_app(url)
     yield proxy, app
-    app.extensions["report_runner"].shutdown()
-    with app.app_context():
-        db.engine.dispose()
+    close_app(app)
 
 
 def timed(call):
@@ -110,7 +104,7 @@ def test_statement_timeout_bounds_a_blocked_query(database_url):
     if not database_url.startswith("postgresql"):
         pytest.skip("statement_timeout is a PostgreSQL setting (SQLite's busy timeout is "
                     "tested below)")
-    app = make_app(database_url, DATABASE_STATEMENT_TIMEOUT=1)
+    app = outage_test_app(database_url, DATABASE_STATEMENT_TIMEOUT=1)
     client = app.test_client()
     locker = sa.create_engine(database_url)
     try:
@@ -124,14 +118,12 @@ def test_statement_timeout_bounds_a_blocked_query(database_url):
         assert client.get(UNKNOWN).status_code == 404
     finally:
         locker.dispose()
-        app.extensions["report_runner"].shutdown()
-        with app.app_context():
-            db.engine.dispose()
+        close_app(app)
 
 
 def test_sqlite_writer_lock_bounds_a_trigger_to_the_busy_timeout(tmp_path):
     path = tmp_path / "store-monitor.sqlite3"
-    app = make_app(f"sqlite:///{path}", SQLITE_BUSY_TIMEOUT=0.5)
+    app = outage_test_app(f"sqlite:///{path}", SQLITE_BUSY_TIMEOUT=0.5)
     client = app.test_client()
     holder = sqlite3.connect(path, isolation_level=None)
     try:
@@ -145,4 +137,4 @@ def test_sqlite_writer_lock_bounds_a_trigger_to_the_busy_timeout(tmp_path):
         assert client.post("/trigger_report").status_code == 202
     finally:
         holder.close()
-        app.extensions["report_runner"].shutdown()
+        close_app(app)

@@ -8,14 +8,14 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from app import create_app, database, pipeline
-from app.extensions import db
+from app import pipeline
 from app.database import queue_url
 from app.generate import generate_dataset, write_dataset
 from app.ingest import ingest
 from app.models import Report
 from app.outage import is_unavailable
 from app.retry import with_retries
+from conftest import close_app, make_app
 
 STALE = 3  # seconds: STALE_REPORT_SECONDS in these tests
 # Past the end of the last fault: the lease (STALE), a heartbeat round, and time for the
@@ -24,12 +24,10 @@ STALE = 3  # seconds: STALE_REPORT_SECONDS in these tests
 MARGIN = 15
 
 
-def make_app(url, **config):
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "STORE_DATA": "",
-                      "REPORT_WORKERS": 2, "HEARTBEAT_SECONDS": 0.3,
-                      "STALE_REPORT_SECONDS": STALE, "FINAL_WRITE_SECONDS": 1,
-                      "DATABASE_CONNECT_TIMEOUT": 2, "REUSE_REPORTS": False, **config})
-    database.upgrade(app)
+def lease_test_app(url, **config):
+    app = make_app(url, **{"REPORT_WORKERS": 2, "HEARTBEAT_SECONDS": 0.3,
+                           "STALE_REPORT_SECONDS": STALE, "FINAL_WRITE_SECONDS": 1,
+                           "DATABASE_CONNECT_TIMEOUT": 2, "REUSE_REPORTS": False, **config})
     app.extensions["report_runner"].wake()
     return app
 
@@ -60,15 +58,9 @@ def wait_until_ended(url, ids, deadline):
         time.sleep(0.2)
 
 
-def stop(app):
-    app.extensions["report_runner"].shutdown()
-    with app.app_context():
-        db.engine.dispose()
-
-
 def test_every_report_ends_after_cut_and_lost_connections(db_proxy, database_url, tmp_path):
     proxy, url = db_proxy
-    app = make_app(url)
+    app = lease_test_app(url)
     try:
         load_data(app, tmp_path / "data", stores=1500)  # about 270,000 polls
         client = app.test_client()
@@ -89,7 +81,7 @@ def test_every_report_ends_after_cut_and_lost_connections(db_proxy, database_url
         assert set(found) == set(ids)
         assert all(status in Report.FINISHED for status in found.values()), found
     finally:
-        stop(app)
+        close_app(app)
 
 
 class Gate:
@@ -143,7 +135,7 @@ def hold_lock_once_claimed(url, ids):
 def test_sqlite_report_end_waits_out_a_held_lock(tmp_path, gate):
     path = tmp_path / "store-monitor.sqlite3"
     url = f"sqlite:///{path}"
-    app = make_app(url, SQLITE_BUSY_TIMEOUT=0.2, FINAL_WRITE_SECONDS=30)
+    app = lease_test_app(url, SQLITE_BUSY_TIMEOUT=0.2, FINAL_WRITE_SECONDS=30)
     try:
         load_data(app, tmp_path / "data", stores=300)
         client = app.test_client()
@@ -159,14 +151,14 @@ def test_sqlite_report_end_waits_out_a_held_lock(tmp_path, gate):
         found = wait_until_ended(url, ids, time.monotonic() + MARGIN)
         assert set(found.values()) == {Report.COMPLETE}, found
     finally:
-        stop(app)
+        close_app(app)
 
 
 def test_sqlite_report_whose_end_cannot_be_recorded_fails_when_its_lease_expires(
         tmp_path, gate, caplog):
     path = tmp_path / "store-monitor.sqlite3"
     url = f"sqlite:///{path}"
-    app = make_app(url, SQLITE_BUSY_TIMEOUT=0.2, FINAL_WRITE_SECONDS=0.5)
+    app = lease_test_app(url, SQLITE_BUSY_TIMEOUT=0.2, FINAL_WRITE_SECONDS=0.5)
     try:
         load_data(app, tmp_path / "data", stores=300)
         client = app.test_client()
@@ -188,7 +180,7 @@ def test_sqlite_report_whose_end_cannot_be_recorded_fails_when_its_lease_expires
         error = client.get(f"/get_report?report_id={report_id}").get_json()["error"]
         assert error.startswith("interrupted")
     finally:
-        stop(app)
+        close_app(app)
 
 
 def test_retries_last_only_through_outages_and_only_so_long():

@@ -9,9 +9,9 @@ import flask_migrate
 import pytest
 import sqlalchemy as sa
 
-from app import create_app, database
+from app import database
 from app.extensions import db
-from conftest import PROJECT_DIR, TEST_DATABASE
+from conftest import PROJECT_DIR, TEST_DATABASE, make_app
 from servers import gunicorn
 
 # Two revisions in a row of migrations/versions, before the latest: API keys, then the
@@ -43,8 +43,7 @@ def flask(*args, database_url):
 
 
 def test_creating_an_app_leaves_the_schema_alone(database_url):
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
-                      "STORE_DATA": ""})
+    app = make_app(database_url, upgrade=False)
     try:
         assert table_names(database_url) == set()
         database.upgrade(app)
@@ -55,8 +54,7 @@ def test_creating_an_app_leaves_the_schema_alone(database_url):
 
 
 def test_downgrade_goes_down_from_where_the_database_is(database_url):
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
-                      "STORE_DATA": ""})
+    app = make_app(database_url, upgrade=False)
     with app.app_context():
         flask_migrate.upgrade(directory=str(database.MIGRATIONS_DIR), revision=LATER)
         db.engine.dispose()
@@ -89,8 +87,7 @@ def test_gunicorn_workers_start_together_on_two_fresh_sqlite_files(server_factor
 
 
 def test_job_states_migration_names_queued_and_running_and_goes_back(database_url):
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
-                      "STORE_DATA": ""})
+    app = make_app(database_url, upgrade=False)
     seed_states = "b3e7a91c4d20"  # the last revision with the seed's three states
     migrations = str(database.MIGRATIONS_DIR)
     engine = sa.create_engine(database_url)

@@ -20,11 +20,12 @@ def report(app):
 
 def database_report(app):
     """The report read from the database alone: the reference for the copy."""
+    root = app.config["SNAPSHOT_COPY_DIR"]
     app.config["SNAPSHOT_COPY_DIR"] = ""
     try:
         return report(app)
     finally:
-        app.config["SNAPSHOT_COPY_DIR"] = str(copies_root(app))
+        app.config["SNAPSHOT_COPY_DIR"] = root
 
 
 def copies_root(app):
