@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
-from .database import SQLITE_WRITER_WAIT_SECONDS
+from .database import (SQLITE_WRITER_WAIT_SECONDS, hold_lock, is_postgresql, is_sqlite,
+                       lift_statement_timeout, write_locking)
 from .extensions import db
 
 CHUNK_ROWS = 200_000
@@ -33,11 +34,9 @@ CHUNK_ROWS = 200_000
 # at most this many files per transaction (SQLite attaches at most 10 databases).
 STAGE_FILE_ROWS = 20_000
 MAX_STAGING_FILES = 8
-# Any constant works: it only has to be the same for every process of this service. The
-# lock is taken per schema (advisory locks are database-wide), so that services or tests
-# in other schemas of the same database never wait for each other.
+# Any constant works: it only has to be the same for every process of this service (the
+# lock is per schema: see `database.hold_lock`).
 _INGEST_LOCK_KEY = 0x53544F52  # "STOR"
-_INGEST_LOCK = "(:key, hashtext(current_schema()))"
 
 
 class IngestBusy(Exception):
@@ -52,41 +51,24 @@ def writing_transaction(wait=True):
     PostgreSQL an advisory lock serialises ingests, so counts taken inside are exact. With
     `wait` false, PostgreSQL raises `IngestBusy` instead of waiting for another ingest.
     """
-    engine = db.engine
-    if engine.dialect.name == "sqlite":
-        engine = engine.execution_options(sqlite_begin="IMMEDIATE",
-                                          sqlite_busy_timeout=SQLITE_WRITER_WAIT_SECONDS)
+    engine = write_locking(db.engine, SQLITE_WRITER_WAIT_SECONDS)
     with engine.connect() as conn:
         try:
             with conn.begin():
-                if conn.dialect.name == "postgresql":
-                    # A big ingest's statements (and the wait for another ingest) may take
-                    # longer than the statement timeout that bounds requests.
-                    conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
-                    _lock(conn, wait)
+                # A big ingest's statements (and the wait for another ingest) may take
+                # longer than the statement timeout that bounds requests.
+                lift_statement_timeout(conn)
+                if not hold_lock(conn, _INGEST_LOCK_KEY, wait):
+                    raise IngestBusy("another ingest is running")
                 yield conn
         finally:
             # SQLite only lets go of an attached file once the transaction is over; the
             # driver's own connection runs it, outside any transaction.
-            if conn.dialect.name == "sqlite":
+            if is_sqlite(conn):
                 raw = conn.connection.dbapi_connection
                 for row in raw.execute("PRAGMA database_list").fetchall():
                     if row[1].startswith(_STAGING):
                         raw.execute(f"DETACH DATABASE {row[1]}")
-
-
-def _lock(conn, wait):
-    """Take this schema's ingest lock for the transaction, or raise `IngestBusy`."""
-    if wait:
-        conn.execute(sa.text(f"SELECT pg_advisory_xact_lock{_INGEST_LOCK}"),
-                     {"key": _INGEST_LOCK_KEY})
-    elif not conn.execute(sa.text(f"SELECT pg_try_advisory_xact_lock{_INGEST_LOCK}"),
-                          {"key": _INGEST_LOCK_KEY}).scalar():
-        raise IngestBusy("another ingest is running")
-
-
-def _is_postgresql(conn):
-    return conn.dialect.name == "postgresql"
 
 
 def _copy(conn, table, names, columns):
@@ -107,7 +89,7 @@ def _copy(conn, table, names, columns):
 def _staged(conn, like_table, names, columns):
     """Put the rows somewhere one SQL statement of `conn` can select them from; returns
     that table's name. Its columns are `names`, typed as in `like_table`."""
-    if _is_postgresql(conn):
+    if is_postgresql(conn):
         conn.exec_driver_sql("DROP TABLE IF EXISTS pg_temp.staging")
         conn.exec_driver_sql(f"CREATE TEMPORARY TABLE staging ON COMMIT DROP AS "
                              f"SELECT {', '.join(names)} FROM {like_table} WITH NO DATA")
@@ -168,7 +150,7 @@ def _on_conflict(key, update=()):
 
 def insert_rows(conn, table, names, columns):
     """Insert the rows given as parallel columns into `table` (a table name)."""
-    if len(columns[0]) and _is_postgresql(conn):
+    if len(columns[0]) and is_postgresql(conn):
         _copy(conn, table, names, columns)
     else:
         _insert(conn, table, names, columns)

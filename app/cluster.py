@@ -24,9 +24,9 @@ import time
 from dataclasses import dataclass, replace
 
 import pandas as pd
-import sqlalchemy as sa
 
 from .config import database_url_from_environment
+from .database import is_postgresql
 from .engine import COLUMNS, build_report
 from .failures import PublicError
 from .shared_view import SharedView, connect_postgresql, read_store_range
@@ -99,7 +99,7 @@ def compute_on_cluster(database_url, settings, progress=None):
     retried tasks whose worker died).
     """
     progress = progress or (lambda fraction: None)
-    if sa.make_url(database_url).get_backend_name() != "postgresql":
+    if not is_postgresql(database_url):
         raise ClusterError("reports on a Dask cluster need a PostgreSQL DATABASE_URL")
     distributed = _import_distributed()
     # The client runs on an event loop of this job's own, so that every wait on the

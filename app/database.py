@@ -1,8 +1,12 @@
-"""Bind the database to an app (connection settings per dialect), and upgrade its schema.
+"""Bind the database to an app, upgrade its schema, and answer every dialect question.
 
 Binding never touches the schema: `upgrade` is a step of its own, taken by whatever starts
 serving (`run.py`, gunicorn's master through `gunicorn.conf.py`) and by the CLI commands that
 read or write tables, but not by `flask db ...`, which must see the schema as it is.
+
+What differs between SQLite and PostgreSQL is decided here only (`is_postgresql`,
+`write_locking`, `hold_lock`, `lift_statement_timeout`, `seconds_between`), so that another
+database is a change to this file.
 """
 
 import functools
@@ -12,7 +16,8 @@ import flask_migrate
 import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.compiler import compiles
 
 from .config import PROJECT_DIR
 from .extensions import db, migrate
@@ -48,7 +53,7 @@ def init_app(app: Flask):
             engines["queue"].dispose()
             engines["queue"] = engines[None]
         for engine in {id(e): e for e in engines.values()}.values():
-            if engine.dialect.name == "sqlite":
+            if is_sqlite(engine):
                 _tune_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT"])
             watch(engine, outages)
 
@@ -87,7 +92,7 @@ def engine_options(config):
     drops packets; on SQLite the wait for another writer's lock (busy timeout).
     """
     url = make_url(config["SQLALCHEMY_DATABASE_URI"])
-    if url.get_backend_name() == "sqlite":
+    if is_sqlite(url):
         # A file has no connection to lose: a ping before each use would only cost time.
         return {"connect_args": {"timeout": config["SQLITE_BUSY_TIMEOUT"]}}
     options = {"pool_pre_ping": True}
@@ -103,6 +108,81 @@ def engine_options(config):
         "tcp_user_timeout": round(config["DATABASE_CONNECT_TIMEOUT"] * 1000),
     }
     return options
+
+
+def is_postgresql(bind):
+    """True for PostgreSQL; `bind` is an engine, a connection, a URL or its text."""
+    return _backend(bind) == "postgresql"
+
+
+def is_sqlite(bind):
+    """True for SQLite; `bind` is an engine, a connection, a URL or its text."""
+    return _backend(bind) == "sqlite"
+
+
+def _backend(bind):
+    if isinstance(bind, (str, URL)):
+        return make_url(bind).get_backend_name()
+    return bind.dialect.name
+
+
+def write_locking(engine, wait_seconds=None):
+    """`engine`, made to take the database's write lock as each transaction begins.
+
+    SQLite has one writer per file: `BEGIN IMMEDIATE` takes its lock before the first read,
+    so a transaction never fails half-way when another writer appears (it waits up to
+    `wait_seconds`, else the app's busy timeout). PostgreSQL locks rows as they are written;
+    for one transaction at a time, see `hold_lock`.
+    """
+    if not is_sqlite(engine):
+        return engine
+    options = {"sqlite_begin": "IMMEDIATE"}
+    if wait_seconds is not None:
+        options["sqlite_busy_timeout"] = wait_seconds
+    return engine.execution_options(**options)
+
+
+def hold_lock(conn, key, wait=True):
+    """Serialise transactions that name the same `key` (an int32) in this schema.
+
+    PostgreSQL: a transaction-scoped advisory lock per schema (advisory locks are
+    database-wide, and tests or services may share a database); with `wait` false, False at
+    once when another transaction holds it. SQLite: True, since a transaction begun by
+    `write_locking` holds the file's only write lock already.
+    """
+    if not is_postgresql(conn):
+        return True
+    name = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    held = conn.execute(sa.text(f"SELECT {name}(:key, hashtext(current_schema()))"),
+                        {"key": key}).scalar()
+    return wait or bool(held)
+
+
+def lift_statement_timeout(conn):
+    """Let this transaction's statements run as long as they need (bulk work), past the
+    statement timeout that bounds requests (PostgreSQL; SQLite has none)."""
+    if is_postgresql(conn):
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+
+
+class seconds_between(sa.sql.functions.GenericFunction):
+    """SQL: the seconds from instant `start` to instant `end` (two DateTime expressions)."""
+
+    type = sa.Float()
+    inherit_cache = True
+
+
+@compiles(seconds_between)
+def _seconds_between(element, compiler, **kw):
+    start, end = element.clauses
+    return compiler.process(sa.extract("epoch", end - start), **kw)
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_between_sqlite(element, compiler, **kw):
+    start, end = element.clauses
+    return compiler.process((sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0,
+                            **kw)
 
 
 def upgrade(app):

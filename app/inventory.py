@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from .database import is_postgresql
 from .engine.zones import resolve_zones
 from .extensions import db
 from .models import BusinessHours, Ingest, IngestFile, IngestRejection, Store, StoreStatus, \
@@ -124,7 +125,7 @@ def _rejections_by_reason():
     """Rejected rows counted by reason, without the quoted value that some reasons carry
     ("unknown status 'x'" counts as "unknown status")."""
     reason = IngestRejection.reason
-    if db.engine.dialect.name == "postgresql":
+    if is_postgresql(db.engine):
         kind = sa.func.split_part(reason, " '", 1)
     else:
         cut = sa.func.instr(reason, " '")

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import defer
 
-from .database import queue_engine
+from .database import queue_engine, seconds_between, write_locking
 from .extensions import db
 from .liveness import fail_interrupted, lease_expired, worker_id
 from .models import DataVersion, Report, utcnow
@@ -48,15 +48,11 @@ def _check_queue_room():
 def _seconds_until_room(conn, queued):
     """About when a queued report will have been claimed: recent reports' mean duration
     times the reports ahead per report thread (1 s to 5 min)."""
-    recent = (sa.select((sa.func.julianday(Report.finished_at)
-                         - sa.func.julianday(Report.started_at)).label("days"))
-              if db.engine.dialect.name == "sqlite" else
-              sa.select((sa.func.extract("epoch", Report.finished_at - Report.started_at)
-                         / 86400.0).label("days")))
-    recent = recent.where(Report.status == Report.COMPLETE) \
-        .order_by(Report.finished_at.desc()).limit(10).subquery()
-    mean_days = conn.execute(sa.select(sa.func.avg(recent.c.days))).scalar() or 0.0
-    seconds = mean_days * 86400 * queued / current_app.config["REPORT_WORKERS"]
+    recent = (sa.select(seconds_between(Report.started_at, Report.finished_at).label("seconds"))
+              .where(Report.status == Report.COMPLETE)
+              .order_by(Report.finished_at.desc()).limit(10).subquery())
+    mean = conn.execute(sa.select(sa.func.avg(recent.c.seconds))).scalar() or 0.0
+    seconds = mean * queued / current_app.config["REPORT_WORKERS"]
     return int(min(300, max(1, round(seconds))))
 
 
@@ -76,16 +72,14 @@ def get_report(report_id):
 def claim_next():
     """Atomically take the oldest queued report for this process, making it running; its id,
     or None."""
+    # Another process's claim in progress is skipped where rows are locked (PostgreSQL),
+    # waited for where the whole database is (SQLite, which renders no FOR UPDATE).
     oldest = (sa.select(Report.id)
               .where(Report.status == Report.QUEUED)
-              .order_by(Report.created_at).limit(1))
-    engine = queue_engine()
-    if engine.dialect.name == "postgresql":
-        oldest = oldest.with_for_update(skip_locked=True)
-    else:
-        engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+              .order_by(Report.created_at).limit(1)
+              .with_for_update(skip_locked=True))
     now = utcnow()
-    with engine.begin() as conn:
+    with write_locking(queue_engine()).begin() as conn:
         return conn.execute(
             sa.update(Report)
             .where(Report.id == oldest.scalar_subquery(), Report.status == Report.QUEUED)

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from . import snapshot_copy
+from .database import is_postgresql
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def read_snapshot():
     millions of polls as small integer codes.
     """
     copies = snapshot_copy.for_current_app()
-    if db.engine.dialect.name == "postgresql":
+    if is_postgresql(db.engine):
         version, tables = _read_postgresql(db.engine.url, copies)
     else:
         with db.engine.begin() as conn:
@@ -109,7 +110,7 @@ def read_tables(conn, names=tuple(QUERIES)):
 
 def _read_table(conn, name):
     table, columns = QUERIES[name]
-    if conn.dialect.name == "postgresql":
+    if is_postgresql(conn):
         return _copy_out(conn, table, columns)
     if name in _INTEGER_TABLES:
         return _group_concat(conn, table, columns)

@@ -1,18 +1,18 @@
 """Alembic environment: migrate the database of the current Flask app, one process at a time.
 
-Several processes may start together (gunicorn workers) and all try to upgrade. On
-PostgreSQL an advisory lock held by the migration transaction serialises them; on SQLite
-`BEGIN IMMEDIATE` takes the write lock before the version table is read. The second process
-then finds the schema current and does nothing.
+Several processes may upgrade at once (say, servers started together). Each migration
+transaction takes the database's write lock as it begins (SQLite) and a lock of its own
+(PostgreSQL), before the version table is read (see `app.database.write_locking` and
+`hold_lock`). The second process then finds the schema current and does nothing.
 """
 
-import sqlalchemy as sa
 from alembic import context
 from flask import current_app
 
-from app.database import SQLITE_WRITER_WAIT_SECONDS, schema_engines
+from app.database import (SQLITE_WRITER_WAIT_SECONDS, hold_lock, is_sqlite, schema_engines,
+                          write_locking)
 
-_MIGRATION_LOCK_KEY = 0x4D49475241  # any constant shared by all processes ("MIGRA")
+_MIGRATION_LOCK_KEY = 0x4D494752  # any int32 shared by all processes ("MIGR")
 
 
 def run_migrations_online():
@@ -25,17 +25,11 @@ def run_migrations_online():
 
 
 def _migrate(engine, metadata):
-    if engine.dialect.name == "sqlite":
-        engine = engine.execution_options(sqlite_begin="IMMEDIATE",
-                                          sqlite_busy_timeout=SQLITE_WRITER_WAIT_SECONDS)
-    with engine.connect() as connection:
+    with write_locking(engine, SQLITE_WRITER_WAIT_SECONDS).connect() as connection:
         context.configure(connection=connection, target_metadata=metadata,
-                          render_as_batch=connection.dialect.name == "sqlite",
-                          compare_type=True)
+                          render_as_batch=is_sqlite(connection), compare_type=True)
         with context.begin_transaction():
-            if connection.dialect.name == "postgresql":
-                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
-                                   {"key": _MIGRATION_LOCK_KEY})
+            hold_lock(connection, _MIGRATION_LOCK_KEY)
             context.run_migrations()
 
 

@@ -244,16 +244,14 @@ def test_a_second_ingest_while_one_runs_gets_409(app, client, monkeypatch):
                     "one process serves (the in-process case is tested above)")
 def test_ingest_held_by_another_process_gets_409_on_postgresql(app, client):
     # Another connection (as another worker process would) holds the ingest lock.
-    from app.bulk import _INGEST_LOCK, _INGEST_LOCK_KEY
+    from app.bulk import _INGEST_LOCK_KEY
+    from app.database import hold_lock
     with app.app_context():
         other = sa.create_engine(db.engine.url)
-        with other.connect() as conn:
-            conn.execute(sa.text(f"SELECT pg_advisory_lock{_INGEST_LOCK}"),
-                         {"key": _INGEST_LOCK_KEY})
+        with other.connect() as conn, conn.begin():  # the lock lasts as long as the transaction
+            assert hold_lock(conn, _INGEST_LOCK_KEY)
             response = client.post("/api/v1/ingest", data=zipped(SPEC_CASE),
                                    content_type="application/zip")
-            conn.execute(sa.text(f"SELECT pg_advisory_unlock{_INGEST_LOCK}"),
-                         {"key": _INGEST_LOCK_KEY})
         other.dispose()
     assert response.status_code == 409
     assert row_counts(app)["ingest"] == 0
