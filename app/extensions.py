@@ -2,6 +2,12 @@
 
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase
 
-db = SQLAlchemy()
+
+class Base(DeclarativeBase):
+    """The models' base: typed columns (`Mapped[...]`, `mapped_column`), SQLAlchemy 2 style."""
+
+
+db = SQLAlchemy(model_class=Base)
 migrate = Migrate()

@@ -8,6 +8,9 @@ integer columns. Instants are stored as integer microseconds since the Unix epoc
 
 from datetime import datetime, timezone
 
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
 from .extensions import db
 
 
@@ -16,8 +19,8 @@ def utcnow():
 
 
 class Store(db.Model):
-    id = db.Column(db.Integer, primary_key=True)
-    store_id = db.Column(db.String, nullable=False, unique=True)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[str] = mapped_column(unique=True)
 
 
 class StoreStatus(db.Model):
@@ -29,9 +32,10 @@ class StoreStatus(db.Model):
     """
 
     __tablename__ = "store_status"
-    store_pk = db.Column(db.Integer, primary_key=True, autoincrement=False)
-    timestamp_us = db.Column(db.BigInteger, primary_key=True, autoincrement=False)
-    active = db.Column(db.Boolean, nullable=False)
+    store_pk: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    timestamp_us: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True,
+                                              autoincrement=False)
+    active: Mapped[bool]
     __table_args__ = {"sqlite_with_rowid": False}
 
 
@@ -39,20 +43,20 @@ class BusinessHours(db.Model):
     """One weekly opening span in local wall time, in seconds after local midnight."""
 
     __tablename__ = "business_hours"
-    id = db.Column(db.Integer, primary_key=True)
-    store_pk = db.Column(db.Integer, db.ForeignKey("store.id"), nullable=False, index=True)
-    day_of_week = db.Column(db.SmallInteger, nullable=False)  # 0 = Monday
-    start_local_s = db.Column(db.Integer, nullable=False)
-    end_local_s = db.Column(db.Integer, nullable=False)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_pk: Mapped[int] = mapped_column(sa.ForeignKey("store.id"), index=True)
+    day_of_week: Mapped[int] = mapped_column(sa.SmallInteger)  # 0 = Monday
+    start_local_s: Mapped[int]
+    end_local_s: Mapped[int]
 
 
 class StoreTimezone(db.Model):
     """The zone name as given; the engine resolves unknown names to the default zone."""
 
     __tablename__ = "store_timezone"
-    store_pk = db.Column(db.Integer, db.ForeignKey("store.id"), primary_key=True,
-                         autoincrement=False)
-    timezone_str = db.Column(db.String, nullable=False)
+    store_pk: Mapped[int] = mapped_column(sa.ForeignKey("store.id"), primary_key=True,
+                                          autoincrement=False)
+    timezone_str: Mapped[str]
 
 
 class Report(db.Model):
@@ -71,29 +75,29 @@ class Report(db.Model):
     PUBLIC_STATUS = {QUEUED: "Running", RUNNING: "Running", COMPLETE: "Complete",
                      ERROR: "Error"}
 
-    id = db.Column(db.String(36), primary_key=True)
-    status = db.Column(db.String(16), nullable=False, default=QUEUED, index=True)
-    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
-    started_at = db.Column(db.DateTime)
-    finished_at = db.Column(db.DateTime)
-    # The process that claimed the job (None: not claimed yet), and its lease: refreshed
-    # while the job runs, so a stale heartbeat means that process died.
-    worker = db.Column(db.String(200))
-    heartbeat_at = db.Column(db.DateTime, nullable=False, default=utcnow)
-    progress = db.Column(db.Float, nullable=False, default=0.0)
-    error = db.Column(db.Text)
-    row_count = db.Column(db.Integer)
-    csv = db.Column(db.Text)
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default=QUEUED, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    # The process that claimed the job (None: queued), and its lease: refreshed while the
+    # job runs, so a stale heartbeat means that process died.
+    worker: Mapped[str | None] = mapped_column(sa.String(200))
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    progress: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    row_count: Mapped[int | None]
+    csv: Mapped[str | None] = mapped_column(sa.Text)
     # Set when the retention policy (REPORT_RETENTION) deleted the CSV: the id answers 410.
-    expired_at = db.Column(db.DateTime)
+    expired_at: Mapped[datetime | None]
     # The data version the CSV is the report of, and the report it was copied from when
     # nothing had been ingested since that one completed (None: computed).
-    data_version = db.Column(db.String(32), index=True)
-    reused_from = db.Column(db.String(36))
+    data_version: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    reused_from: Mapped[str | None] = mapped_column(sa.String(36))
     # Asked for as of this instant (None: the latest poll); the `now` it was computed with.
-    as_of_us = db.Column(db.BigInteger)
-    now_us = db.Column(db.BigInteger)
-    __table_args__ = (db.CheckConstraint(
+    as_of_us: Mapped[int | None] = mapped_column(sa.BigInteger)
+    now_us: Mapped[int | None] = mapped_column(sa.BigInteger)
+    __table_args__ = (sa.CheckConstraint(
         "status IN ('queued', 'running', 'complete', 'error')", name="report_status_known"),)
 
 
@@ -101,52 +105,52 @@ class DataVersion(db.Model):
     """The single row naming the committed data: a new random `version` per ingest."""
 
     __tablename__ = "data_version"
-    id = db.Column(db.Integer, primary_key=True)
-    version = db.Column(db.String(32), nullable=False)
-    __table_args__ = (db.CheckConstraint("id = 1", name="data_version_single_row"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[str] = mapped_column(sa.String(32))
+    __table_args__ = (sa.CheckConstraint("id = 1", name="data_version_single_row"),)
 
 
 class Ingest(db.Model):
     """One load of input files; `fingerprint` lets start-up skip data it already loaded."""
 
-    id = db.Column(db.Integer, primary_key=True)
-    source = db.Column(db.String, nullable=False)
-    fingerprint = db.Column(db.String(64), nullable=False, index=True)
-    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str]
+    fingerprint: Mapped[str] = mapped_column(sa.String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class IngestFile(db.Model):
     """Row accounting of one file: read = loaded + duplicate + rejected."""
 
     __tablename__ = "ingest_file"
-    id = db.Column(db.Integer, primary_key=True)
-    ingest_id = db.Column(db.Integer, db.ForeignKey("ingest.id"), nullable=False, index=True)
-    kind = db.Column(db.String(16), nullable=False)
-    name = db.Column(db.String, nullable=False)
-    read = db.Column(db.Integer, nullable=False)
-    loaded = db.Column(db.Integer, nullable=False)
-    duplicate = db.Column(db.Integer, nullable=False)
-    rejected = db.Column(db.Integer, nullable=False)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ingest_id: Mapped[int] = mapped_column(sa.ForeignKey("ingest.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    name: Mapped[str]
+    read: Mapped[int]
+    loaded: Mapped[int]
+    duplicate: Mapped[int]
+    rejected: Mapped[int]
 
 
 class IngestRejection(db.Model):
     """A row that was not loaded, and why."""
 
     __tablename__ = "ingest_rejection"
-    id = db.Column(db.Integer, primary_key=True)
-    ingest_id = db.Column(db.Integer, db.ForeignKey("ingest.id"), nullable=False, index=True)
-    file = db.Column(db.String, nullable=False)
-    line = db.Column(db.Integer, nullable=False)
-    reason = db.Column(db.String, nullable=False)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ingest_id: Mapped[int] = mapped_column(sa.ForeignKey("ingest.id"), index=True)
+    file: Mapped[str]
+    line: Mapped[int]
+    reason: Mapped[str]
 
 
 class ApiKey(db.Model):
     """A client's key. Only its SHA-256 is kept: the key itself is shown once, at creation."""
 
     __tablename__ = "api_key"
-    id = db.Column(db.Integer, primary_key=True)
-    name = db.Column(db.String(100), nullable=False, unique=True)
-    key_hash = db.Column(db.String(64), nullable=False, unique=True)
-    prefix = db.Column(db.String(12), nullable=False)  # shown by `flask keys list`
-    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
-    revoked_at = db.Column(db.DateTime)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(sa.String(12))  # shown by `flask keys list`
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
