@@ -36,8 +36,9 @@ def test_a_key_is_printed_once_and_only_its_hash_is_stored(app, runner):
     ((name, key_hash, prefix, revoked),) = _stored_keys(app)
     assert (name, prefix, revoked) == ("ci", key[:12], None)
     assert key_hash == hashlib.sha256(key.encode()).hexdigest() and key not in key_hash
-    listed = runner.invoke(args=["keys", "list"]).output
-    assert "ci" in listed and key[:12] in listed and key not in listed
+    listed = runner.invoke(args=["keys", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "ci" in listed.output and key[:12] in listed.output and key not in listed.output
     assert runner.invoke(args=["keys", "create", "ci"]).exit_code == 1  # names are unique
 
 
@@ -75,7 +76,7 @@ def test_a_revoked_key_is_refused_with_403_and_others_still_work(app, client, ru
     assert runner.invoke(args=["keys", "revoke", "old"]).exit_code == 1  # not active
     # Revoking the last active key opens the API again, and the command says so.
     last = runner.invoke(args=["keys", "revoke", "other"])
-    assert "open to every client" in last.output
+    assert last.exit_code == 0 and "open to every client" in last.output
     assert client.post("/trigger_report").status_code == 202
 
 
