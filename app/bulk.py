@@ -16,6 +16,7 @@ Rows go to the database as Arrow columns written in C, then one set-based statem
 import io
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 
 import adbc_driver_sqlite.dbapi as adbc_sqlite
@@ -34,6 +35,9 @@ CHUNK_ROWS = 200_000
 # at most this many files per transaction (SQLite attaches at most 10 databases).
 STAGE_FILE_ROWS = 20_000
 MAX_STAGING_FILES = 8
+# SQLite: at least this many rows per part when rows are staged in parts (`_staged_parts`).
+STAGE_PART_ROWS = 400_000
+MAX_STAGE_PARTS = 4
 # Any constant works: it only has to be the same for every process of this service (the
 # lock is per schema: see `database.hold_lock`).
 _INGEST_LOCK_KEY = 0x53544F52  # "STOR"
@@ -101,16 +105,54 @@ def _staged(conn, like_table, names, columns):
     # One file per call: an attached file stays attached until the transaction ends.
     alias = f"{_STAGING}{len(attached)}"
     with tempfile.TemporaryDirectory(prefix="store-monitor-ingest-") as folder:
-        path = os.path.join(folder, "rows.sqlite3")
-        with closing(adbc_sqlite.connect(path, autocommit=True)) as staging, \
-                closing(staging.cursor()) as cursor:
-            # A throwaway file: no journal, no waiting for the disk.
-            cursor.execute("PRAGMA journal_mode = OFF")
-            cursor.execute("PRAGMA synchronous = OFF")
-            cursor.adbc_ingest("rows", pa.table(dict(zip(names, columns))), mode="create")
+        path = _staging_file(os.path.join(folder, "rows.sqlite3"), names, columns)
         # Still readable once its folder is gone: the connection keeps the file open.
         conn.exec_driver_sql(f"ATTACH DATABASE ? AS {alias}", (path,))
     return f"{alias}.rows"
+
+
+def _staged_parts(conn, like_table, names, columns):
+    """Like `_staged`, but yields the rows as consecutive parts, each once it can be
+    selected from.
+
+    On SQLite, many rows go in up to MAX_STAGE_PARTS files: a thread writes the next
+    part's file (in the driver's C code, without the GIL) while `conn` copies the part
+    before into its table (in SQLite's C code, also without the GIL), so the two steps
+    overlap on two cores instead of following each other. The driver is done with a file
+    before `conn` attaches it.
+    """
+    total = len(columns[0])
+    attached = 0 if is_postgresql(conn) else len(
+        [n for n in _attached(conn) if n.startswith(_STAGING)])
+    parts = min(MAX_STAGE_PARTS, total // STAGE_PART_ROWS, MAX_STAGING_FILES - attached)
+    if is_postgresql(conn) or parts < 2:
+        yield _staged(conn, like_table, names, columns)
+        return
+    bounds = np.linspace(0, total, parts + 1).astype(np.int64)
+    with tempfile.TemporaryDirectory(prefix="store-monitor-ingest-") as folder, \
+            ThreadPoolExecutor(1, thread_name_prefix="staging") as pool:
+        files = [pool.submit(_staging_file, os.path.join(folder, f"rows{part}.sqlite3"), names,
+                             [np.asarray(column)[low:high] for column in columns])
+                 for part, (low, high) in enumerate(zip(bounds[:-1], bounds[1:]))]
+        try:
+            for part, file in enumerate(files):
+                alias = f"{_STAGING}{attached + part}"
+                conn.exec_driver_sql(f"ATTACH DATABASE ? AS {alias}", (file.result(),))
+                yield f"{alias}.rows"
+        finally:
+            for file in files:
+                file.cancel()
+
+
+def _staging_file(path, names, columns):
+    """Write the rows into a new SQLite file at `path` (table `rows`) and close it."""
+    with closing(adbc_sqlite.connect(path, autocommit=True)) as staging, \
+            closing(staging.cursor()) as cursor:
+        # A throwaway file: no journal, no waiting for the disk.
+        cursor.execute("PRAGMA journal_mode = OFF")
+        cursor.execute("PRAGMA synchronous = OFF")
+        cursor.adbc_ingest("rows", pa.table(dict(zip(names, columns))), mode="create")
+    return path
 
 
 def _staged_by_executemany(conn, names, columns):
@@ -135,10 +177,10 @@ def _insert(conn, table, names, columns, on_conflict=""):
     if len(columns[0]) == 0:
         return
     listed = ", ".join(names)
-    source = _staged(conn, table, names, columns)
-    # "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT.
-    conn.exec_driver_sql(f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {source} "
-                         f"WHERE true {on_conflict}")
+    for source in _staged_parts(conn, table, names, columns):
+        # "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT.
+        conn.exec_driver_sql(f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {source} "
+                             f"WHERE true {on_conflict}")
 
 
 def _on_conflict(key, update=()):

@@ -277,3 +277,30 @@ def test_many_staging_files_then_another_ingest(app, tmp_path, monkeypatch):
     assert len(stored) == 271 and ("1", 1674604860000000, False) in stored
     assert rejected == [(30,)]
     assert not [row[1] for row in attached if row[1].startswith("ingest_staging")]
+
+
+def test_rows_staged_in_parts_load_in_order(app, tmp_path, monkeypatch):
+    # Parts of at least 5 rows: the 40 polls of each file go to SQLite in 4 staged parts
+    # (PostgreSQL stages them at once). The second file repeats every other poll of the
+    # first with the opposite status and adds 20 new ones: 20 loaded, 20 duplicates, and
+    # the repeated polls take the second file's status.
+    monkeypatch.setattr(bulk, "STAGE_PART_ROWS", 5)
+    first = [(store, minute, "active") for store in range(4) for minute in range(10)]
+    second = ([(store, minute, "inactive") for store, minute, _ in first[::2]]
+              + [(store, minute, "active") for store in range(4, 6) for minute in range(10)])
+    with app.app_context():
+        loaded = []
+        for number, rows in enumerate((first, second)):
+            folder = write_csv(tmp_path / str(number), "store_status.csv", STATUS_HEADER + "".join(
+                f"\n{store},2023-01-25 10:{minute:02d}:00 UTC,{status}"
+                for store, minute, status in rows))
+            loaded.append(counts(ingest(folder))["store_status.csv"])
+        rows = polls()
+    assert loaded == [(40, 40, 0, 0), (40, 20, 20, 0)]
+    start = 1674640800000000  # 2023-01-25 10:00 UTC
+    expected = {(str(store), start + minute * 60_000_000, True) for store, minute, _ in first}
+    expected = {row if (row[1] - start) // 60_000_000 % 2 else (row[0], row[1], False)
+                for row in expected}
+    expected |= {(str(store), start + minute * 60_000_000, True)
+                 for store in range(4, 6) for minute in range(10)}
+    assert sorted(rows) == sorted(expected)
