@@ -108,7 +108,5 @@ def reference_report(polls, hours, zones, now=None):
                     down += part
             row[f"uptime_last_{window}_s"] = float(up) / 1e6
             row[f"downtime_last_{window}_s"] = float(down) / 1e6
-            row[f"business_last_{window}_s"] = (
-                float(_overlap(business, lo, hi)) / 1e6 if kept else 0.0)
         report[store_id] = row
     return report
