@@ -11,6 +11,7 @@ database is a change to this file.
 
 import functools
 import logging
+from pathlib import Path
 
 import flask_migrate
 import sqlalchemy as sa
@@ -59,14 +60,24 @@ def init_app(app: Flask):
 
 
 def queue_url(database_url):
-    """Where the report queue (the `report` table) lives, by default: the same database.
+    """Where the report queue (the `report` table) lives by default: on SQLite, a file of its
+    own beside the data file (``store-monitor.sqlite3`` -> ``store-monitor-queue.sqlite3``);
+    elsewhere, the same database.
 
-    On SQLite, `QUEUE_DATABASE_URL` may name a file of its own: SQLite has one write lock
-    per file, and an ingest holds the data file's for its whole transaction. With the queue
-    elsewhere, triggers, claims and progress never wait for it, while reports still read the
-    data through WAL.
+    SQLite has one write lock per file, and an ingest holds the data file's for its whole
+    transaction. With the queue elsewhere, triggers, claims and progress never wait for it,
+    while reports still read the data through WAL. `QUEUE_DATABASE_URL` overrides this (the
+    data file's own URL keeps one file). Both files get the same migrations
+    (`schema_engines`), run once before serving starts (`upgrade`).
     """
-    return database_url
+    url = make_url(database_url)
+    name = url.database or ""
+    if url.get_backend_name() != "sqlite" or name in ("", ":memory:") \
+            or name.startswith("file:") or url.query.get("mode") == "memory":
+        return database_url
+    path = Path(name)
+    queue = path.with_name(f"{path.stem}-queue{path.suffix}")
+    return url.set(database=str(queue)).render_as_string(hide_password=False)
 
 
 def queue_engine():

@@ -28,7 +28,8 @@ def main():
     parser.add_argument("--data", required=True, help="zip, folder or CSV to ingest")
     parser.add_argument("--database", required=True, help="SQLite file to create (replaced)")
     parser.add_argument("--one-file", action="store_true",
-                        help="keep the report queue in the data file (the default setup)")
+                        help="keep the report queue in the data file (the setup before the "
+                             "queue had its own file)")
     parser.add_argument("--settle", type=float, default=300,
                         help="seconds to wait for the reports after the ingest")
     args = parser.parse_args()
@@ -38,7 +39,8 @@ def main():
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "STORE_DATA": "",
-           "QUEUE_DATABASE_URL": "" if args.one_file else f"sqlite:///{queue}"}
+           # Unset, the queue is the default: `queue` beside the data file.
+           "QUEUE_DATABASE_URL": f"sqlite:///{database}" if args.one_file else ""}
     flask = [sys.executable, "-m", "flask", "--app", "app"]
 
     began = time.monotonic()

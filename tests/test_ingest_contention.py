@@ -1,6 +1,6 @@
 """SQLite while an ingest holds the data file's write lock (for a minute and more with
 millions of polls): triggers are accepted at once and reports complete, because the report
-queue is a file of its own and reports read the data through WAL."""
+queue is a file of its own (the default on SQLite) and reports read the data through WAL."""
 
 import sqlite3
 import time
@@ -12,9 +12,10 @@ from conftest import close_app, make_app
 
 def test_triggers_and_reports_go_on_while_the_data_file_is_locked(tmp_path):
     path = tmp_path / "store-monitor.sqlite3"
-    app = make_app(f"sqlite:///{path}",
-                   QUEUE_DATABASE_URL=f"sqlite:///{tmp_path / 'queue.sqlite3'}",
-                   REPORT_WORKERS=2, SQLITE_BUSY_TIMEOUT=2, REUSE_REPORTS=False)
+    # No QUEUE_DATABASE_URL: the queue gets its own file beside the data by default.
+    app = make_app(f"sqlite:///{path}", REPORT_WORKERS=2, SQLITE_BUSY_TIMEOUT=2,
+                   REUSE_REPORTS=False)
+    assert (tmp_path / "store-monitor-queue.sqlite3").exists()
     app.extensions["report_runner"].wake()
     client = app.test_client()
     try:
