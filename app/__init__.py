@@ -24,12 +24,13 @@ def create_app(test_config=None):
         _configure_logging(app)
 
     from . import (api, cli, data_api, database, errors, health, keys, metrics, pages,
-                   poll_state, ratelimit, reports_api, runner)
+                   poll_state, ratelimit, reports_api, runner, signin)
 
     database.init_app(app)
     poll_state.init_app(app)
     runner.init_app(app)
     keys.init_app(app)  # before the limiter: limits count per key
+    signin.init_app(app)
     ratelimit.init_app(app)
     errors.init_app(app)
     openapi.init_app(app)

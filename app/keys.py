@@ -13,17 +13,19 @@ import time
 
 import click
 import sqlalchemy as sa
-from flask import current_app, g, request
+from flask import current_app, g, redirect, request, url_for
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from .database import with_current_schema
+from . import signin
 from .extensions import db
 from .models import ApiKey, utcnow
 
 KEY_PREFIX = "smk_"
 # Paths any client may reach, keys or not: probes, metrics and the API's own description.
-OPEN_PATHS = ("/health", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+OPEN_PATHS = ("/health", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs",
+              "/signin", "/signout")
 OPEN_PREFIXES = ("/docs/", "/static/")
 # How long a process trusts its answer to "is there an active key?"; a key created by
 # another process is enforced after at most this long. Revocation is checked every time.
@@ -105,25 +107,43 @@ def _forget_active():
 
 
 def check_request():
-    """Before every request: let it through, or answer 401 / 403 (JSON, see errors.py)."""
+    """Before every request: let it through, or answer 401 / 403 (JSON, see errors.py); a
+    dashboard page without a key leads to the sign-in page instead (app.signin)."""
     path = request.path
     if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES) or request.method == "OPTIONS":
-        return
+        return None
     if not any_active():
-        return
+        return None
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    if scheme.lower() == "bearer" and key.strip():
+        row = find_key(key.strip())
+    elif (signed_in := signin.session_key_hash()) is not None:
+        row = _find(signed_in)
+        if row is None or row.revoked_at is not None:
+            signin.forget_session()  # a key deleted or revoked since: sign in again
+    elif request.blueprint == "pages":
+        return redirect(url_for("signin.signin_form", next=request.full_path.rstrip("?")))
+    else:
         raise _unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
-    # Reads on a connection of their own, not the request's session: on SQLite, a
-    # transaction that has read cannot always write later (the trigger's insert).
-    with db.engine.connect() as conn:
-        row = conn.execute(sa.select(ApiKey.name, ApiKey.revoked_at)
-                           .where(ApiKey.key_hash == hash_key(key.strip()))).first()
     if row is None:
         raise _unauthorized("unknown API key")
     if row.revoked_at is not None:
         raise Forbidden("this API key was revoked")
     g.api_key_name = row.name
+    return None
+
+
+def find_key(key):
+    """The key's row (name, revoked_at), or None for a key never created."""
+    return _find(hash_key(key))
+
+
+def _find(key_hash):
+    # Reads on a connection of their own, not the request's session: on SQLite, a
+    # transaction that has read cannot always write later (the trigger's insert).
+    with db.engine.connect() as conn:
+        return conn.execute(sa.select(ApiKey.name, ApiKey.revoked_at)
+                            .where(ApiKey.key_hash == key_hash)).first()
 
 
 def _unauthorized(message):

@@ -10,13 +10,15 @@ Screenshots land in test-artifacts/screenshots/ (kept by CI, ignored by git).
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import requests
 from playwright import sync_api as playwright_api
 
-from conftest import PROJECT_DIR
+from conftest import GOLDEN_DIR, PROJECT_DIR
 from servers import Server
 
 pytestmark = pytest.mark.e2e
@@ -235,3 +237,40 @@ def test_without_javascript_the_form_leads_to_the_report(browser, server):
         assert page.locator("#rows-table tbody tr").count() == 50
     finally:
         context.close()
+
+
+def test_with_api_keys_the_dashboard_asks_for_one_and_works_signed_in(page, tmp_path):
+    """A browser cannot send a Bearer header: once keys exist, pages lead to a sign-in form,
+    and the signed-in dashboard (its own calls to the API included) works with the cookie."""
+    database_url = f"sqlite:///{tmp_path / 'keys.sqlite3'}"
+    created = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "keys", "create", "browser"],
+        cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "DATABASE_URL": database_url, "STORE_DATA": ""})
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    server = Server(tmp_path, DATABASE_URL=database_url,
+                    STORE_DATA=str(GOLDEN_DIR / "a_spec_example")).start(timeout=120)
+    try:
+        page.goto(server.url + "/")
+        page.wait_for_url("**/signin?next=/")
+        assert_accessible(page)
+        page.get_by_label("API key").fill("smk_not_a_key")
+        page.get_by_role("button", name="Sign in").click()
+        assert "not valid" in page.get_by_role("alert").inner_text()
+        page.get_by_label("API key").fill(key)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(server.url + "/")
+        screenshot(page, "signed-in")
+        report_id = run_report_by_click(page, server)  # its progress bar polls the API
+        assert "Complete" in page.locator("h1").inner_text()
+        # The API itself still wants the key from anything but this browser.
+        refused = requests.get(f"{server.url}/get_report", params={"report_id": report_id},
+                               timeout=10)
+        assert refused.status_code == 401 and refused.json()["error"] == "Unauthorized"
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url("**/signin")
+        page.goto(f"{server.url}/reports/{report_id}")
+        page.wait_for_url(f"**/signin?next=/reports/{report_id}")
+    finally:
+        server.stop()

@@ -140,3 +140,25 @@ def test_a_full_queue_refuses_triggers_with_429_until_there_is_room(app, client,
     assert client.post("/trigger_report").status_code == 202
     assert client.post("/trigger_report").status_code == 429
     assert second
+
+
+def test_browsers_sign_in_with_a_key_and_revoking_it_ends_the_session(app, client, runner):
+    key = _create(runner, "browser")
+    page = client.get("/")
+    assert page.status_code == 302 and page.headers["Location"].startswith("/signin?next=/")
+    assert client.get(f"/get_report?report_id={uuid.uuid4()}").status_code == 401  # API: JSON
+    wrong = client.post("/signin", data={"key": "smk_wrong", "next": "/"})
+    assert wrong.status_code == 401 and "not valid" in wrong.get_data(as_text=True)
+    elsewhere = client.post("/signin", data={"key": key, "next": "//evil.example/"})
+    assert elsewhere.status_code == 303 and elsewhere.headers["Location"] == "/"
+    cookie = elsewhere.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and key not in cookie
+    # Signed in: pages, and the pages' own calls to the API, pass with the cookie alone.
+    assert client.get("/").status_code == 200
+    report_id = client.post("/trigger_report").get_json()["report_id"]
+    assert client.get(f"/get_report?report_id={report_id}&format=json").status_code == 200
+    runner.invoke(args=["keys", "revoke", "browser"])
+    _create(runner, "another")  # keys stay active, so the API stays closed
+    assert client.get(f"/get_report?report_id={report_id}").status_code == 403
+    assert client.get("/").headers["Location"].startswith("/signin")  # the session is gone
+    assert client.post("/signout").headers["Location"] == "/signin"
