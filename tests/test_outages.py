@@ -8,6 +8,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from app.database import queue_url
 from conftest import close_app, make_app
 
 UNKNOWN = "/get_report?report_id=00000000-0000-4000-8000-000000000000"
@@ -125,7 +126,11 @@ def test_sqlite_writer_lock_bounds_a_trigger_to_the_busy_timeout(tmp_path):
     path = tmp_path / "store-monitor.sqlite3"
     app = outage_test_app(f"sqlite:///{path}", SQLITE_BUSY_TIMEOUT=0.5)
     client = app.test_client()
-    holder = sqlite3.connect(path, isolation_level=None)
+    # The file a trigger writes: the report queue's own (test_ingest_contention.py shows that
+    # a lock on the data file does not delay it).
+    queue_file = tmp_path / "store-monitor-queue.sqlite3"
+    assert queue_url(f"sqlite:///{path}").endswith(str(queue_file))
+    holder = sqlite3.connect(queue_file, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")  # another writer, holding the lock
         response, took = timed(lambda: client.post("/trigger_report"))
