@@ -305,12 +305,15 @@ def main(argv=None):
         else:
             url = args.url.rstrip("/")
         path = args.path or complete_report(url)
+        proxy = getattr(process, "proxy", None)
         cpu_before = cpu_seconds(process.pid) if process else None
+        proxy_before = cpu_seconds(proxy.pid) if proxy else None
         own_before = time.process_time()
         result = asyncio.run(run_load(url, path, args.connections, args.duration,
                                       args.idle, args.slow, args.timeout))
         own_cpu = time.process_time() - own_before
         cpu = cpu_seconds(process.pid) - cpu_before if process else None
+        proxy_cpu = cpu_seconds(proxy.pid) - proxy_before if proxy else None
     finally:
         if process is not None:
             process.terminate()
@@ -325,6 +328,9 @@ def main(argv=None):
     if cpu is not None and result["polls"]:
         # Less sensitive to other load on the machine than polls/s: the server's own cost.
         print(f"server CPU: {cpu:.1f} s = {1000 * cpu / result['polls']:.2f} ms per poll")
+    if proxy_cpu is not None and result["polls"]:
+        print(f"nginx CPU: {proxy_cpu:.1f} s = "
+              f"{1000 * proxy_cpu / result['polls']:.2f} ms per poll")
     if result["polls"]:
         # The load generator shares the machine: what it takes is not the server's.
         print(f"load generator CPU: {own_cpu:.1f} s = "
