@@ -87,16 +87,18 @@ class TcpProxy:
         with self._lock:
             self._open.add(server)
         selector = selectors.DefaultSelector()
-        selector.register(client, selectors.EVENT_READ, server)
-        selector.register(server, selectors.EVENT_READ, client)
         try:
+            selector.register(client, selectors.EVENT_READ, server)
+            selector.register(server, selectors.EVENT_READ, client)
             while True:
                 for key, _ in selector.select():
                     data = key.fileobj.recv(65536)
                     if not data:
                         return
                     key.data.sendall(data)
-        except OSError:  # one side was cut
+        # One side was cut: while relaying (OSError), or already while this thread connected
+        # upstream (registering a closed socket is a ValueError).
+        except (OSError, ValueError):
             return
         finally:
             selector.close()
