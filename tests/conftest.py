@@ -143,6 +143,8 @@ def server_factory(tmp_path, database_url):
     servers = []
 
     def make(command=RUN_PY, **env):
+        # Columnar copies in the test's folder too, not in the repository's instance folder.
+        env.setdefault("SNAPSHOT_COPY_DIR", str(tmp_path / "snapshot-copies"))
         server = Server(tmp_path, command, **env)
         servers.append(server)
         return server
