@@ -37,10 +37,10 @@ class Config:
     SERVER_CONNECTION_LIMIT = int(os.environ.get("SERVER_CONNECTION_LIMIT", "4000"))
     SERVER_IDLE_TIMEOUT = int(os.environ.get("SERVER_IDLE_TIMEOUT", "30"))
     # The dashboard's sign-in cookie (app.signin): signed with SECRET_KEY (unset: a random key
-    # kept in the instance folder; several hosts need one shared value), never sent by
-    # another site's page, and with SESSION_COOKIE_SECURE=1 (behind HTTPS) never over HTTP.
+    # kept in the instance folder; several hosts need one shared value), never sent with
+    # another site's POST, and with SESSION_COOKIE_SECURE=1 (behind HTTPS) never over HTTP.
     SECRET_KEY = os.environ.get("SECRET_KEY") or None
-    SESSION_COOKIE_SAMESITE = "Strict"
+    SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "0").lower() in (
         "1", "true", "yes")
     # Rate limits (Flask-Limiter syntax, e.g. "30 per minute"; "" = none), per API key or

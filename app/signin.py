@@ -4,9 +4,11 @@ header from a link or a form.
 Once keys exist the pages show the same report data the API guards, so they are guarded
 too: a page asked for without a key leads to `/signin`, where the user pastes a key. The
 server checks it and keeps its SHA-256 (never the key) in Flask's signed session cookie:
-HttpOnly, SameSite=Strict (no other site's page can make the browser send it) and closed
-with the browser. Every request made with the cookie, pages and the pages' own calls to the
-API alike, passes the key check again, so revoking the key ends the session at once.
+HttpOnly, SameSite=Lax (a link from elsewhere opens a page signed in, but no other site's
+form or script can make the browser send it with a POST, which is how reports are started
+and data uploaded) and closed with the browser. Every request made with the cookie, pages
+and the pages' own calls to the API alike, passes the key check again, so revoking the key
+ends the session at once.
 """
 
 import os
@@ -72,7 +74,8 @@ class _SessionsOnlyWithACookie(SecureCookieSessionInterface):
     (a tenth of a poll's time in the app)."""
 
     def open_session(self, app, request):
-        if self.get_cookie_name(app) not in request.cookies:
+        if "HTTP_COOKIE" not in request.environ \
+                or self.get_cookie_name(app) not in request.cookies:
             return self.session_class()
         return super().open_session(app, request)
 
