@@ -118,11 +118,13 @@ def check_request():
     if scheme.lower() == "bearer" and key.strip():
         row = find_key(key.strip())
     elif (signed_in := signin.session_key_hash()) is not None:
-        row = _find(signed_in)
+        row = find_hash(signed_in)
         if row is None or row.revoked_at is not None:
             signin.forget_session()  # a key deleted or revoked since: sign in again
+            if request.blueprint == "pages":
+                return _to_signin()
     elif request.blueprint == "pages":
-        return redirect(url_for("signin.signin_form", next=request.full_path.rstrip("?")))
+        return _to_signin()
     else:
         raise _unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
     if row is None:
@@ -133,12 +135,17 @@ def check_request():
     return None
 
 
+def _to_signin():
+    return redirect(url_for("signin.signin_form", next=request.full_path.rstrip("?")))
+
+
 def find_key(key):
     """The key's row (name, revoked_at), or None for a key never created."""
-    return _find(hash_key(key))
+    return find_hash(hash_key(key))
 
 
-def _find(key_hash):
+def find_hash(key_hash):
+    """The row of the key with this SHA-256, or None."""
     # Reads on a connection of their own, not the request's session: on SQLite, a
     # transaction that has read cannot always write later (the trigger's insert).
     with db.engine.connect() as conn:

@@ -44,8 +44,13 @@ def forget_session():
 @bp.get("/signin")
 @bp.doc(hide=True)
 def signin_form():
+    """The form; straight on when there is nothing to sign in to, or this browser is in."""
     if not keys.any_active():
         return redirect(url_for("pages.index"))
+    signed_in = session_key_hash()
+    found = keys.find_hash(signed_in) if signed_in else None
+    if found is not None and found.revoked_at is None:
+        return redirect(_next_page())
     return render_template("signin.html", next=_next_page())
 
 

@@ -157,8 +157,10 @@ def test_browsers_sign_in_with_a_key_and_revoking_it_ends_the_session(app, clien
     assert client.get("/").status_code == 200
     report_id = client.post("/trigger_report").get_json()["report_id"]
     assert client.get(f"/get_report?report_id={report_id}&format=json").status_code == 200
+    assert client.get("/signin").headers["Location"] == "/"  # nothing to do: signed in
     runner.invoke(args=["keys", "revoke", "browser"])
     _create(runner, "another")  # keys stay active, so the API stays closed
-    assert client.get(f"/get_report?report_id={report_id}").status_code == 403
-    assert client.get("/").headers["Location"].startswith("/signin")  # the session is gone
+    assert client.get("/").headers["Location"].startswith("/signin")  # a page: sign in again
+    client.post("/signin", data={"key": key})  # refused: revoked
+    assert client.get(f"/get_report?report_id={report_id}").status_code == 401
     assert client.post("/signout").headers["Location"] == "/signin"
