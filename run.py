@@ -12,7 +12,7 @@ waited forever), with `poll()` rather than `select()` (which stops at 1,024 desc
 import logging
 import resource
 
-from waitress import serve
+from waitress import create_server
 
 from app import create_app, database
 from app.startup import prepare
@@ -55,8 +55,30 @@ def main():
     prepare(app)
     settings = server_settings(app.config)
     _allow_descriptors(settings["connection_limit"] + 256)  # sockets, database, log files
+    server = create_server(app, **settings)
+    _accept_all_pending(server, settings["connection_limit"])
     log.info("serving on http://%s:%s", settings["host"], settings["port"])
-    serve(app, **settings)
+    server.run()
+
+
+def _accept_all_pending(server, limit):
+    """Make waitress accept every pending connection when its listening socket is ready.
+
+    It accepts one per turn of its event loop, and each turn walks every open connection:
+    with 1,000 clients connecting together the last waited seconds to be accepted (a p99 of
+    4.9 s in `bench.load`, against a p50 of 0.7 s).
+    """
+    accept_one = server.handle_accept
+    connections = server._map  # waitress's channels: the listener, the trigger, the clients
+
+    def handle_accept():
+        while len(connections) < limit:
+            before = len(connections)
+            accept_one()
+            if len(connections) == before:  # nothing pending (or a failed accept)
+                return
+
+    server.handle_accept = handle_accept
 
 
 if __name__ == "__main__":

@@ -135,3 +135,32 @@ def test_nginx_own_refusals_are_json(proxied_gunicorn):
     # The app's own errors pass through unchanged.
     assert requests.get(f"{url}/get_report?report_id=x", timeout=10).json()["error"] == \
         "Bad Request"
+
+
+def test_run_py_accepts_every_pending_connection_at_once():
+    """Waitress alone accepts one connection per turn of its loop (1,000 clients arriving
+    together waited seconds); run.py's server takes all that are pending in one turn."""
+    from waitress import create_server
+
+    import run
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", "0")])
+        return [b""]
+
+    server = create_server(app, host="127.0.0.1", port=0, threads=1, _start=True)
+    clients = []
+    try:
+        run._accept_all_pending(server, limit=200)
+        opened = len(server._map)
+        port = server.socket.getsockname()[1]
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(50)]
+        time.sleep(0.2)  # the kernel completes the handshakes; nothing is accepted yet
+        server.handle_accept()  # one turn of the loop
+        assert len(server._map) == opened + 50
+    finally:
+        for client in clients:
+            client.close()
+        for channel in list(server._map.values()):  # the listener, the trigger, accepted ones
+            channel.close()
+        server.task_dispatcher.shutdown()
