@@ -5,8 +5,7 @@ from apiflask.fields import Boolean, Float, Integer, List, Nested, Raw, String
 from apiflask.validators import Length, OneOf, Range
 
 from .report_table import SORTABLE
-
-STATES = ("Running", "Complete", "Error")
+from .schemas import REPORT_STATES
 
 def instant(**kwargs):
     return String(metadata={"format": "date-time", "description": "ISO 8601, UTC"}, **kwargs)
@@ -14,7 +13,7 @@ def instant(**kwargs):
 
 class ReportItem(Schema):
     report_id = String(required=True, metadata={"format": "uuid"})
-    status = String(required=True, validate=OneOf(STATES))
+    status = String(required=True, validate=OneOf(REPORT_STATES))
     progress = Float(required=True, validate=Range(0, 1))
     created_at = instant(required=True)
     finished_at = instant(allow_none=True)

@@ -7,7 +7,10 @@ from apiflask import Schema
 from apiflask.fields import UUID, AwareDateTime, Boolean, Dict, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 
-REPORT_STATES = ("Running", "Complete", "Error")
+from .models import Report
+
+# What clients are told of a report's job state (queued and running are both "Running").
+REPORT_STATES = tuple(dict.fromkeys(Report.PUBLIC_STATUS.values()))
 
 
 class Error(Schema):
