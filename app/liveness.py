@@ -39,6 +39,12 @@ def lease_expired(heartbeat_at):
     return utcnow() - heartbeat_at > timedelta(seconds=current_app.config["STALE_REPORT_SECONDS"])
 
 
+def abandoned(report):
+    """True for a running report (a row or a `Report`) whose lease expired: its process
+    stopped renewing it, so it will never finish."""
+    return report.status == Report.RUNNING and lease_expired(report.heartbeat_at)
+
+
 def owner_is_dead(worker):
     """True when `worker` names a process of this host that no longer exists."""
     host, pid, _token = (worker.split(":") + ["", ""])[:3]

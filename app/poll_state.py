@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .database import queue_engine
-from .liveness import fail_interrupted, lease_expired
+from .liveness import abandoned, fail_interrupted
 from .models import Report
 
 MAX_CACHED = 4096  # finished states per process; the least recently read go first
@@ -41,7 +41,7 @@ def read(report_id):
     if row is not None:
         return row
     row = _select(report_id)
-    if row is not None and row.status == Report.RUNNING and lease_expired(row.heartbeat_at):
+    if row is not None and abandoned(row):
         fail_interrupted([(row.id, row.worker)])
         row = _select(report_id)
     if row is not None and row.status in Report.FINISHED:
