@@ -69,17 +69,27 @@ def get_report(query):
     if report.status == Report.ERROR:
         return _json({"status": status, "error": report.error, **as_of}, headers)
     if _wants_json(query.get("format")):
-        now = {} if report.now_us is None else {"now": inventory.iso_us(report.now_us)}
-        state = {"status": status, "report_id": report.id, "rows": report.row_count,
-                 "created_at": report.created_at.isoformat() + "Z",
-                 "finished_at": report.finished_at.isoformat() + "Z",
-                 "download_url": url_for("api.get_report", report_id=report.id,
-                                         format="csv", _external=True), **as_of, **now}
-        if report.reused_from:
-            state["reused_from"] = report.reused_from
-        return _json(state, headers)
+        # The same bytes for every poll of this report through this host: built once.
+        body = poll_state.rendered(report.id, request.url_root,
+                                   lambda: current_app.json.dumps(_complete_state(report)))
+        return Response(body, mimetype="application/json", headers=headers)
     headers["Content-Disposition"] = f'attachment; filename="report-{report.id}.csv"'
     return Response(poll_state.csv_text(report_id), mimetype="text/csv", headers=headers)
+
+
+def _complete_state(report):
+    """A Complete report's state as JSON clients see it (`ReportState`)."""
+    as_of = {} if report.as_of_us is None else {"as_of": inventory.iso_us(report.as_of_us)}
+    now = {} if report.now_us is None else {"now": inventory.iso_us(report.now_us)}
+    state = {"status": Report.PUBLIC_STATUS[report.status], "report_id": report.id,
+             "rows": report.row_count,
+             "created_at": report.created_at.isoformat() + "Z",
+             "finished_at": report.finished_at.isoformat() + "Z",
+             "download_url": url_for("api.get_report", report_id=report.id, format="csv",
+                                     _external=True), **as_of, **now}
+    if report.reused_from:
+        state["reused_from"] = report.reused_from
+    return state
 
 
 def _json(state, headers):

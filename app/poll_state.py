@@ -20,6 +20,7 @@ from .liveness import abandoned, fail_interrupted
 from .models import Report
 
 MAX_CACHED = 4096  # finished states per process; the least recently read go first
+MAX_RENDERINGS = 4  # answers kept per finished state (one per host name it is asked through)
 
 _READ = sa.select(
     Report.id, Report.status, Report.progress, Report.error, Report.row_count,
@@ -49,6 +50,12 @@ def read(report_id):
     return row
 
 
+def rendered(report_id, variant, build):
+    """`build()` for a finished report whose state is kept, once per `variant` (what else
+    the answer depends on, such as the host it is asked through) for as long as the state."""
+    return current_app.extensions["finished_states"].rendered(report_id, variant, build)
+
+
 def csv_text(report_id):
     """A Complete report's CSV (megabytes: read only when asked for)."""
     with queue_engine().connect() as conn:
@@ -66,7 +73,8 @@ def _select(report_id):
 
 
 class FinishedStates:
-    """A bounded map of report id to (row, when it was read), safe across threads."""
+    """A bounded map of report id to (row, when it was read, answers built from it), safe
+    across threads."""
 
     def __init__(self):
         self._rows = OrderedDict()
@@ -77,7 +85,7 @@ class FinishedStates:
             found = self._rows.get(report_id)
             if found is None:
                 return None
-            row, read_at = found
+            row, read_at, _answers = found
             if time.monotonic() - read_at > max_age:
                 del self._rows[report_id]
                 return None
@@ -86,10 +94,22 @@ class FinishedStates:
 
     def put(self, report_id, row):
         with self._lock:
-            self._rows[report_id] = (row, time.monotonic())
+            self._rows[report_id] = (row, time.monotonic(), {})
             self._rows.move_to_end(report_id)
             while len(self._rows) > MAX_CACHED:
                 self._rows.popitem(last=False)
+
+    def rendered(self, report_id, variant, build):
+        with self._lock:
+            found = self._rows.get(report_id)
+            if found is not None and variant in found[2]:
+                return found[2][variant]
+        answer = build()
+        with self._lock:
+            found = self._rows.get(report_id)
+            if found is not None and len(found[2]) < MAX_RENDERINGS:
+                found[2][variant] = answer
+        return answer
 
     def clear(self):
         with self._lock:

@@ -49,6 +49,12 @@ def test_json_clients_get_status_and_a_download_link(client, reports, spec_data)
     download = client.get(body["download_url"], headers={"Accept": "application/json"})
     assert download.mimetype == "text/csv"
     assert download.get_data(as_text=True) == (SPEC_CASE / "expected.csv").read_text()
+    # Polls of a finished report reuse its answer, but the link names the host asked.
+    for host in ("a.example", "b.example:8080", "a.example"):
+        again = client.get(f"/get_report?report_id={report_id}&format=json",
+                           headers={"Host": host}).get_json()
+        assert again == {**body, "download_url": f"http://{host}/get_report?report_id="
+                                                 f"{report_id}&format=csv"}
 
 
 def test_running_report_answers_running_with_progress(app, client, reports, monkeypatch):
