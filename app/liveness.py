@@ -62,24 +62,24 @@ def owner_is_dead(worker):
 def recover_interrupted():
     """Fail the claimed reports whose lease expired or whose process on this host is gone.
 
-    Returns how many reports were failed.
+    Returns how many reports this call failed (another process may have failed some first).
     """
     claimed = db.session.execute(
         sa.select(Report.id, Report.worker, Report.heartbeat_at)
         .where(Report.status == Report.RUNNING)).all()
     gone = [(r.id, r.worker) for r in claimed
             if lease_expired(r.heartbeat_at) or owner_is_dead(r.worker)]
-    fail_interrupted(gone)
-    if gone:
-        log.warning("%d report(s) left running by a stopped process marked error", len(gone))
-    return len(gone)
+    failed = fail_interrupted(gone)
+    if failed:
+        log.warning("%d report(s) left running by a stopped process marked error", failed)
+    return failed
 
 
 def fail_interrupted(reports):
     """Mark running reports as error, each only if the same worker still holds it (it may
     have ended meanwhile).
 
-    `reports` holds ``(report_id, worker)`` pairs.
+    `reports` holds ``(report_id, worker)`` pairs. Returns how many were failed here.
     """
     failed = 0
     for report_id, worker in reports:
@@ -89,3 +89,4 @@ def fail_interrupted(reports):
     db.session.commit()
     for _ in range(failed):
         report_finished("error")
+    return failed

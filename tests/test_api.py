@@ -141,6 +141,10 @@ def test_start_up_fails_reports_of_dead_processes_only(app):
         assert liveness.recover_interrupted() == 1
         assert db.session.get(Report, dead).status == Report.ERROR
         assert db.session.get(Report, alive).status == Report.RUNNING
+        # A process that saw the report Running a moment ago, after another failed it, fails
+        # nothing (and so logs and counts nothing).
+        assert liveness.fail_interrupted([(dead, f"{socket.gethostname()}:"
+                                                 f"{finished.stdout.strip()}:abcd")]) == 0
 
 
 def test_reports_live_in_the_database_not_in_the_process(app, reports, spec_data,
