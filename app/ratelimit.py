@@ -41,17 +41,34 @@ def init_app(app):
 
 
 def _check_only_when_limited(app, limiter):
-    """Run Flask-Limiter's check before a request only when the request has a limit."""
-    hooks = app.before_request_funcs.setdefault(None, [])
-    check = limiter._check_request_limit  # the hook Flask-Limiter registered
-    if check not in hooks:
-        return  # another version of Flask-Limiter: keep its own hook as it is
+    """Run Flask-Limiter's hooks only for a request that has a limit: its check before the
+    request, and after it the headers and the release of its per-request state (which, run
+    for every poll, were a twentieth of a poll's time in the app)."""
+    check = limiter._check_request_limit  # the hooks Flask-Limiter registered
+    before = app.before_request_funcs.setdefault(None, [])
+    after = app.after_request_funcs.setdefault(None, [])
+    teardown = app.teardown_request_funcs.setdefault(None, [])
+    own = [hook for hook in after + teardown if getattr(hook, "__self__", None) is limiter
+           or getattr(hook, "args", ()) == (limiter,)]
+    if check not in before or len(own) != 2:
+        return  # another version of Flask-Limiter: keep its own hooks as they are
 
     def check_if_limited():
         if _limit():
+            g.rate_limited = True
             check()
 
-    hooks[hooks.index(check)] = check_if_limited
+    before[before.index(check)] = check_if_limited
+    for hooks in (after, teardown):
+        for hook in [hook for hook in hooks if hook in own]:
+            hooks[hooks.index(hook)] = _only_when_limited(hook)
+
+
+def _only_when_limited(hook):
+    """`hook` (an after-request or teardown hook) for requests whose limit was checked."""
+    def when_limited(arg=None):
+        return hook(arg) if g.get("rate_limited") else arg
+    return when_limited
 
 
 def _client():

@@ -97,6 +97,35 @@ def test_bad_or_unknown_report_ids(client, query, status):
     assert "Traceback" not in response.get_data(as_text=True)
 
 
+ID = "5356f03c-df24-449f-928f-4781140e35e9"
+
+
+@pytest.mark.parametrize("query, message", [
+    ("", "report_id: Missing data for required field."),
+    ("format=json", "report_id: Missing data for required field."),
+    ("report_id=", "report_id: Not a valid UUID."),
+    (f"report_id=%20{ID}", "report_id: Not a valid UUID."),
+    (f"report_id={ID}%00", "report_id: Not a valid UUID."),
+    (f"report_id=bad&report_id={ID}", "report_id: Not a valid UUID."),  # the first counts
+    (f"report_id={ID}&format=xml", "format: Must be one of: csv, json."),
+    (f"report_id={ID}&format=", "format: Must be one of: csv, json."),
+])
+def test_malformed_polls_get_the_schemas_message(client, query, message):
+    response = client.get(f"/get_report?{query}")
+    assert (response.status_code, response.get_json()) == (
+        400, {"error": "Bad Request", "message": message})
+
+
+@pytest.mark.parametrize("spelling", [
+    ID, ID.upper(), ID.replace("-", ""), f"{{{ID}}}", f"urn:uuid:{ID}",
+    f"{ID}&report_id=bad", f"{ID}&format=json&format=xml", f"{ID}&other=1",
+])
+def test_every_spelling_of_an_id_names_the_same_report(client, spelling):
+    response = client.get(f"/get_report?report_id={spelling}")
+    assert (response.status_code, response.get_json()["message"]) == (
+        404, f"no report with id {ID}")
+
+
 def test_wrong_method_and_unknown_path_answer_json(client):
     wrong = client.get("/trigger_report")
     assert wrong.status_code == 405 and wrong.get_json()["error"] == "Method Not Allowed"
