@@ -46,12 +46,14 @@ def compute_report(progress=None, as_of_us=None):
     else:  # a report as of an instant is computed here, also with a cluster configured
         snapshot = read_snapshot()
         progress(0.4)
+        threads = current_app.config["ENGINE_THREADS"]
         if as_of_us is None:
             version = snapshot.version
             result = build_report(snapshot.polls, snapshot.hours, snapshot.zones,
-                                  threads=current_app.config["ENGINE_THREADS"])
+                                  threads=threads)
         else:
-            result = report_as_of(snapshot.polls, snapshot.hours, snapshot.zones, as_of_us)
+            result = report_as_of(snapshot.polls, snapshot.hours, snapshot.zones, as_of_us,
+                                  threads=threads)
     progress(0.8)
     _log_warnings(result.warnings)
     return ReportOutput(csv=report_csv(result.frame), rows=len(result.frame),

@@ -6,7 +6,7 @@ import numpy as np
 from .report import build_report
 
 
-def report_as_of(polls, hours, zones, as_of_us):
+def report_as_of(polls, hours, zones, as_of_us, threads=1):
     """The report of `polls` up to and including `as_of_us`, with ``now = as_of_us``.
 
     Polls after the instant are left out, so the windows end there, and the last polls
@@ -19,10 +19,13 @@ def report_as_of(polls, hours, zones, as_of_us):
         As for `build_report`.
     as_of_us : int
         The instant [µs since the epoch, UTC].
+    threads : int, optional
+        As for `build_report`.
 
     Returns
     -------
     ReportResult
     """
     kept = polls[polls["timestamp_us"].to_numpy(dtype=np.int64) <= as_of_us]
-    return build_report(kept.reset_index(drop=True), hours, zones, now_us=int(as_of_us))
+    return build_report(kept.reset_index(drop=True), hours, zones, now_us=int(as_of_us),
+                        threads=threads)
