@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from app.engine import COLUMNS, build_report
+from app.engine.axis import BusinessMeasure
 from app.engine.status import governed_spans
 from app.export import report_csv
 
@@ -203,3 +204,17 @@ def test_each_engine_column_lands_under_its_header_in_its_unit():
         "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,"
         "downtime_last_hour,downtime_last_day,downtime_last_week\n"
         "s,1.00,2.00,3.00,4.00,5.00,6.00\n")
+
+
+@pytest.mark.parametrize("copies", [1, 3])  # 9 keys are searched for; 27 are merged
+def test_business_measure_by_search_and_by_merge(copies):
+    # Business time [10, 20) and [30, 40) on the axis. Key 15 is 5 into the first interval;
+    # key 35 is past all 10 of it and 5 into the second; ends are outside (start-inclusive).
+    measure = BusinessMeasure(np.array([10, 30]), np.array([20, 40]))
+    keys = np.repeat(np.array([5, 10, 15, 20, 25, 30, 35, 40, 45]), copies)
+    inside = np.repeat([False, True, True, False, False, True, True, False, False], copies)
+    before = np.repeat([0, 0, 5, 10, 10, 10, 15, 20, 20], copies)
+    assert measure.contains(keys).tolist() == inside.tolist()
+    assert measure.up_to(keys).tolist() == before.tolist()
+    shuffled = np.random.default_rng(copies).permutation(len(keys))  # unsorted: searched
+    assert measure.up_to(keys[shuffled]).tolist() == before[shuffled].tolist()
