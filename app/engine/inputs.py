@@ -16,26 +16,31 @@ class StoreCodes:
 
     Columns may hold store ids as text or, as the snapshot gives them, as a categorical;
     categoricals sharing the polls' categories are mapped through their integer codes.
+    The polls' runs of one store (`runs`) are found once, on the input's codes: the codes
+    of all polls are the runs' codes repeated, which is cheaper than counting and mapping
+    every poll, and `PollOrder` reuses them.
     """
 
     def __init__(self, store_id):
         if isinstance(store_id.dtype, pd.CategoricalDtype):
             self._categories = store_id.cat.categories
             input_codes = store_id.cat.codes.to_numpy()
-            used = np.flatnonzero(np.bincount(input_codes, minlength=len(self._categories)))
-            distinct_ids = self._categories.to_numpy(dtype=object)[used]
+            known_ids = self._categories.to_numpy(dtype=object)
         else:
             self._categories = None
             input_codes, factorized = pd.factorize(store_id)
-            used = np.arange(len(factorized))
-            distinct_ids = np.asarray(factorized, dtype=object)
+            known_ids = np.asarray(factorized, dtype=object)
+        run_start, run_input_code = _runs(input_codes)
+        used = np.unique(run_input_code)
+        distinct_ids = known_ids[used]
         order = np.argsort(distinct_ids.astype(str), kind="stable")
         self.ids = distinct_ids[order]
         # int32 codes halve the memory traffic of the widest column after the instants.
-        self._code_of = np.full(len(self._categories) if self._categories is not None
-                                else len(distinct_ids), -1, dtype=np.int32)
+        self._code_of = np.full(len(known_ids), -1, dtype=np.int32)
         self._code_of[used[order]] = np.arange(len(order))
-        self.polls = self._code_of[input_codes]
+        run_code = self._code_of[run_input_code]
+        self.polls = np.repeat(run_code, np.diff(np.append(run_start, len(input_codes))))
+        self.runs = run_start, run_code
 
     def of(self, store_id):
         """Codes of another column's store ids; -1 for stores without polls."""
@@ -44,6 +49,15 @@ class StoreCodes:
             codes = store_id.cat.codes.to_numpy()
             return np.where(codes >= 0, self._code_of[codes], -1)
         return pd.Index(self.ids).get_indexer(np.asarray(store_id, dtype=object))
+
+
+def _runs(codes):
+    """Where each run of equal codes starts, and its code."""
+    change = np.empty(len(codes), dtype=bool)
+    change[:1] = True
+    np.not_equal(codes[1:], codes[:-1], out=change[1:])
+    run_start = np.flatnonzero(change)
+    return run_start, codes[run_start]
 
 
 class PollOrder:
@@ -56,17 +70,21 @@ class PollOrder:
     unless the polls span centuries).
     """
 
-    def __init__(self, store, instant, n_stores):
-        count = np.bincount(store, minlength=n_stores)
-        self.polls_before = np.concatenate([[0], np.cumsum(count)])
-        new_store = store[1:] != store[:-1]
-        run_start = np.concatenate([[0], np.flatnonzero(new_store) + 1])
+    def __init__(self, store, instant, n_stores, runs=None):
+        """`runs`: where each run of one store's polls starts and its store code, if known
+        (`StoreCodes.runs`)."""
+        run_start, run_store = _runs(store) if runs is None else runs
+        run_length = np.diff(np.append(run_start, len(store)))
         self._order = None
-        if len(run_start) == n_stores and np.all((instant[1:] > instant[:-1]) | new_store):
+        # As many runs as stores, each store having polls: every store is one run.
+        if len(run_start) == n_stores and _ascending_within_runs(instant, run_start):
+            count = np.zeros(n_stores, dtype=np.int64)
+            count[run_store] = run_length
             self._run_start = np.empty(n_stores, dtype=np.int64)
-            self._run_start[store[run_start]] = run_start
+            self._run_start[run_store] = run_start
             self._count = count
         else:
+            count = np.bincount(store, minlength=n_stores)
             first = instant.min()
             span = int(instant.max() - first) + 1
             if n_stores * span >= 2**62:
@@ -74,6 +92,7 @@ class PollOrder:
             else:
                 self._order = np.argsort(store.astype(np.int64) * span + (instant - first),
                                          kind="stable")
+        self.polls_before = np.concatenate([[0], np.cumsum(count)])
 
     def rows(self, first, last):
         """Input positions of the polls of stores ``first .. last - 1``, sorted."""
@@ -82,6 +101,13 @@ class PollOrder:
         count = self._count[first:last]
         shift = self._run_start[first:last] - (np.cumsum(count) - count)
         return np.repeat(shift, count) + np.arange(count.sum())
+
+
+def _ascending_within_runs(instant, run_start):
+    """True when instants increase strictly within every run (a run may start lower)."""
+    rising = instant[1:] > instant[:-1]
+    rising[run_start[1:] - 1] = True
+    return bool(rising.all())
 
 
 def store_zones(stores, zones):

@@ -119,7 +119,7 @@ class ReportInputs:
         self.now_us = latest if now_us is None else int(now_us)
         if self.now_us < latest:
             raise ValueError("now_us: earlier than the latest poll")
-        self.order = PollOrder(self.store, self.instant, self.n_stores)
+        self.order = PollOrder(self.store, self.instant, self.n_stores, stores.runs)
         self.zone_codes, self.zones, self.warnings = store_zones(stores, zones)
         # Local dates are needed from before the earliest observation (or the lookback) to
         # after `now`; a few days either side cover the wall times of those dates.
