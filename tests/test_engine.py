@@ -6,6 +6,7 @@ import pytest
 
 from app.engine import COLUMNS, build_report
 from app.engine.axis import BusinessMeasure
+from app.engine.hours import merge_intervals
 from app.engine.status import governed_spans
 from app.export import report_csv
 
@@ -218,3 +219,14 @@ def test_business_measure_by_search_and_by_merge(copies):
     assert measure.up_to(keys).tolist() == before.tolist()
     shuffled = np.random.default_rng(copies).permutation(len(keys))  # unsorted: searched
     assert measure.up_to(keys[shuffled]).tolist() == before[shuffled].tolist()
+
+
+@pytest.mark.parametrize("shift", [0, 2**61])  # 2**61: too long to lay end to end
+def test_merge_intervals_joins_overlapping_and_touching_ones_per_store(shift):
+    # Store 0: [0, 4) overlaps [3, 10), which touches [10, 12): one [0, 12); [20, 21) stays
+    # apart. Store 1 (moved by `shift`): [0, 5) touches [5, 8): one [0, 8).
+    store = np.array([1, 0, 0, 0, 1, 0])
+    start = np.array([5, 0, 10, 3, 0, 20]) + np.where(store == 1, shift, 0)
+    end = np.array([8, 4, 12, 10, 5, 21]) + np.where(store == 1, shift, 0)
+    merged = merge_intervals(store, start, end)
+    assert [m.tolist() for m in merged] == [[0, 0, 1], [0, 20, shift], [12, 21, 8 + shift]]

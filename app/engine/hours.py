@@ -61,13 +61,35 @@ def merge_intervals(store, start, end):
 
     Returns ``(store, start, end)`` sorted by store, then start.
     """
-    order = np.lexsort((start, store))
-    store, start, end = store[order], start[order], end[order]
     if len(store) == 0:
         return store, start, end
+    # Each store's intervals laid end to end on one int64 axis (as `axis.Timeline` does):
+    # one sort orders them by store then start, and one running maximum gives how far the
+    # intervals so far reach within each store (a store's keys exceed every earlier one's).
+    low = int(start.min())
+    width = max(int(end.max()), int(start.max())) - low + 1
+    if (int(store.max()) + 1) * width >= 2**62:
+        return _merge_intervals_by_groups(store, start, end)
+    base = store.astype(np.int64) * width - low
+    order = np.argsort(base + start, kind="stable")
+    store, start, end, base = store[order], start[order], end[order], base[order]
+    reach = np.maximum.accumulate(base + end)
+    return _joined(store, start, end, base + start, reach)
+
+
+def _merge_intervals_by_groups(store, start, end):
+    """`merge_intervals` for time ranges too long to lay end to end."""
+    order = np.lexsort((start, store))
+    store, start, end = store[order], start[order], end[order]
     reach = pd.Series(end).groupby(store).cummax().to_numpy()
+    return _joined(store, start, end, start, reach)
+
+
+def _joined(store, start, end, start_key, reach):
+    """Blocks of sorted intervals: a new one wherever the store changes or an interval
+    starts after the reach (`reach`, on the axis of `start_key`) of those before it."""
     new_block = np.ones(len(store), dtype=bool)
-    new_block[1:] = (store[1:] != store[:-1]) | (start[1:] > reach[:-1])
+    new_block[1:] = (store[1:] != store[:-1]) | (start_key[1:] > reach[:-1])
     heads = np.flatnonzero(new_block)
     return store[heads], start[heads], np.maximum.reduceat(end, heads)
 
