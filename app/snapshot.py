@@ -221,6 +221,11 @@ def _store_id_decoder(stores):
     """A function turning `store.id` values into a categorical of store ids."""
     pks = _ints(stores["id"])
     categories = pd.Index(stores["store_id"].to_numpy().astype(object), dtype=object)
-    code_of_pk = np.full(pks.max() + 1 if len(pks) else 1, -1, dtype=np.int64)
+    # Codes as narrow as pandas keeps them (int16 for thousands of stores), so that the
+    # millions of polls are mapped in one pass, without a second one to narrow them; they
+    # are -1 or a category's position by construction, so pandas need not check them.
+    code_of_pk = np.full(pks.max() + 1 if len(pks) else 1, -1,
+                         dtype=np.min_scalar_type(-len(pks)))
     code_of_pk[pks] = np.arange(len(pks))
-    return lambda pk: pd.Categorical.from_codes(code_of_pk[_ints(pk)], categories=categories)
+    return lambda pk: pd.Categorical.from_codes(code_of_pk[_ints(pk)], categories=categories,
+                                                validate=False)
