@@ -4,9 +4,12 @@ Binding never touches the schema: `upgrade` is a step of its own, taken by whate
 serving (`run.py`, gunicorn's master through `gunicorn.conf.py`) and by the CLI commands that
 read or write tables, but not by `flask db ...`, which must see the schema as it is.
 
-What differs between SQLite and PostgreSQL is decided here only (`is_postgresql`,
-`write_locking`, `hold_lock`, `lift_statement_timeout`, `seconds_between`), so that another
-database is a change to this file.
+What differs between SQLite and PostgreSQL in transactions, locks and SQL is decided here
+(`write_locking`, `hold_lock`, `lift_statement_timeout`, `seconds_between`, `text_before`).
+The two bulk paths are the exception, on purpose: moving millions of rows is done with each
+database's own fast tool (COPY and ADBC for PostgreSQL, a staged file and `group_concat` for
+SQLite), chosen with `is_postgresql` in `bulk.py` (ingest) and `snapshot.py` (reading the
+data); another database needs this file and those two loaders.
 """
 
 import functools
@@ -194,6 +197,27 @@ def _seconds_between_sqlite(element, compiler, **kw):
     start, end = element.clauses
     return compiler.process((sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0,
                             **kw)
+
+
+class text_before(sa.sql.functions.GenericFunction):
+    """SQL: the part of text `value` before the first `separator` (all of it when absent)."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(text_before)
+def _text_before(element, compiler, **kw):
+    value, separator = element.clauses
+    return compiler.process(sa.func.split_part(value, separator, 1), **kw)
+
+
+@compiles(text_before, "sqlite")
+def _text_before_sqlite(element, compiler, **kw):
+    value, separator = element.clauses
+    cut = sa.func.instr(value, separator)
+    return compiler.process(
+        sa.case((cut > 0, sa.func.substr(value, 1, cut - 1)), else_=value), **kw)
 
 
 def upgrade(app):

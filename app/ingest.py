@@ -66,15 +66,16 @@ def ingest(path, progress=None, once=False, shown=None, limits=None, wait=True):
     """
     shown = shown or str(path)
     try:
-        return _ingest(path, progress or (lambda fraction, label: None), once, shown,
-                       limits or ZipLimits.from_config(current_app.config), wait)
+        return _ingest(path, progress=progress or (lambda fraction, label: None), once=once,
+                       shown=shown, limits=limits or ZipLimits.from_config(current_app.config),
+                       wait=wait)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         # A member whose data is damaged or cut short: found only while reading it. The
         # transaction has been rolled back.
         raise IngestError(f"{shown}: damaged zip archive ({exc})") from None
 
 
-def _ingest(path, report, once, shown, limits, wait):
+def _ingest(path, *, progress, once, shown, limits, wait):
     sources = find_sources(path, shown, limits)
     for source in sources.values():
         check_columns(source)  # fail before loading anything
@@ -97,7 +98,7 @@ def _ingest(path, report, once, shown, limits, wait):
 
             # Progress by bytes: the status file is nearly all of the work.
             def advance(fraction, before=done, size=sizes[kind], name=source.name):
-                report((before + fraction * size) / sum(sizes.values()), f"loading {name}")
+                progress((before + fraction * size) / sum(sizes.values()), f"loading {name}")
 
             counts = _LOADERS[kind](load, source, advance)
             # Every row read is loaded, a duplicate or rejected; anything else is a bug here.
@@ -109,7 +110,7 @@ def _ingest(path, report, once, shown, limits, wait):
         version = uuid.uuid4().hex
         conn.execute(sa.update(DataVersion).values(version=version))
         copy = _copy_after(load) if copies.enabled else None
-        report(1.0, "done")
+        progress(1.0, "done")
     if copy is not None:  # committed: the copy of the new version can go in place
         copies.save(version, copy)
     log.info("ingest %s of %s: %s", ingest_id, shown,

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from .database import is_postgresql
+from .database import text_before
 from .engine.zones import resolve_zones
 from .extensions import db
 from .models import BusinessHours, Ingest, IngestFile, IngestRejection, Store, StoreStatus, \
@@ -124,12 +124,7 @@ def data_summary():
 def _rejections_by_reason():
     """Rejected rows counted by reason, without the quoted value that some reasons carry
     ("unknown status 'x'" counts as "unknown status")."""
-    reason = IngestRejection.reason
-    if is_postgresql(db.engine):
-        kind = sa.func.split_part(reason, " '", 1)
-    else:
-        cut = sa.func.instr(reason, " '")
-        kind = sa.case((cut > 0, sa.func.substr(reason, 1, cut - 1)), else_=reason)
+    kind = text_before(IngestRejection.reason, " '")
     rows = db.session.execute(sa.select(kind.label("kind"), sa.func.count())
                               .group_by(kind).order_by(sa.func.count().desc())).all()
     counts = {}

@@ -47,8 +47,7 @@ def run_report(report_id):
         def progress(fraction):
             _record_progress(report_id, fraction)
 
-        output = (pipeline.compute_report(progress) if as_of_us is None
-                  else pipeline.compute_report(progress, as_of_us))
+        output = pipeline.compute_report(progress, as_of_us=as_of_us)
         final = {"status": Report.COMPLETE, "csv": output.csv, "row_count": output.rows,
                  "data_version": output.data_version, "now_us": output.now_us,
                  "progress": 1.0}

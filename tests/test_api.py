@@ -62,9 +62,9 @@ def test_running_report_answers_running_with_progress(app, client, reports, monk
 
     compute = pipeline.compute_report
 
-    def slow(progress=None):
+    def slow(progress=None, as_of_us=None):
         release.wait(10)
-        return compute(progress)
+        return compute(progress, as_of_us=as_of_us)
 
     monkeypatch.setattr(pipeline, "compute_report", slow)
     report_id = reports.trigger()
@@ -77,7 +77,7 @@ def test_running_report_answers_running_with_progress(app, client, reports, monk
 
 
 def test_failed_report_says_why_without_a_traceback(client, reports, monkeypatch):
-    def broken(progress=None):
+    def broken(progress=None, as_of_us=None):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(pipeline, "compute_report", broken)

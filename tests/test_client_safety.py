@@ -69,7 +69,7 @@ def test_failed_report_gives_a_reason_and_a_reference_that_the_log_explains(
     secret = ("(psycopg.OperationalError) connection to server at \"10.1.2.3\", port 5432 "
               "failed [SQL: UPDATE report SET progress=%(progress)s]")
 
-    def broken(progress=None):
+    def broken(progress=None, as_of_us=None):
         raise sa.exc.OperationalError("UPDATE report SET progress=%(progress)s", {}, secret)
 
     monkeypatch.setattr(pipeline, "compute_report", broken)
@@ -100,7 +100,7 @@ def test_unexpected_error_500_carries_a_reference_that_the_log_explains(
 def test_unknown_format_is_400_while_the_report_runs(client, reports, monkeypatch):
     release = threading.Event()
 
-    def slow(progress=None):
+    def slow(progress=None, as_of_us=None):
         release.wait(10)
         raise RuntimeError("stopped by the test")
 

@@ -160,7 +160,8 @@ def test_unknown_things_are_404_and_unfinished_rows_409(app, client, monkeypatch
     assert client.get("/api/v1/reports?limit=0").status_code == 400
 
     release = threading.Event()
-    monkeypatch.setattr(pipeline, "compute_report", lambda progress=None: release.wait(10) and None)
+    monkeypatch.setattr(pipeline, "compute_report",
+                        lambda progress=None, as_of_us=None: release.wait(10) and None)
     report_id = client.post("/trigger_report").get_json()["report_id"]
     try:
         answer = client.get(f"/api/v1/reports/{report_id}/rows")

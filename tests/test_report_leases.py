@@ -102,7 +102,7 @@ def gate(monkeypatch):
     gate = Gate()
     compute = pipeline.compute_report
 
-    def gated(progress=None):
+    def gated(progress=None, as_of_us=None):
         gate.opened.wait(30)
         try:
             return compute(progress)
