@@ -224,8 +224,9 @@ def _store_id_decoder(stores):
     # Codes as narrow as pandas keeps them (int16 for thousands of stores), so that the
     # millions of polls are mapped in one pass, without a second one to narrow them; they
     # are -1 or a category's position by construction, so pandas need not check them.
+    # (At least int8: with no stores at all, -0 would give an unsigned type, which has no -1.)
     code_of_pk = np.full(pks.max() + 1 if len(pks) else 1, -1,
-                         dtype=np.min_scalar_type(-len(pks)))
+                         dtype=np.min_scalar_type(-max(len(pks), 1)))
     code_of_pk[pks] = np.arange(len(pks))
     return lambda pk: pd.Categorical.from_codes(code_of_pk[_ints(pk)], categories=categories,
                                                 validate=False)
