@@ -6,12 +6,11 @@ in one transaction) and meanwhile triggers a report every 0.25 s and polls the l
 Prints trigger and poll latencies and how the reports ended. Loopback only; bounded by the
 ingest's duration plus `--settle` seconds.
 
-    python bench/ingest_contention.py --data bench-cache/polls-14000x8 --database /tmp/c.sqlite3
+    python -m bench.ingest_contention --data bench-cache/polls-14000x8 --database /tmp/c.sqlite3
 """
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from tests.servers import PROJECT_DIR, Server
 
 
 def main():
@@ -38,9 +37,10 @@ def main():
     for path in (database, queue):
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{database}", "STORE_DATA": "",
-           # Unset, the queue is the default: `queue` beside the data file.
-           "QUEUE_DATABASE_URL": f"sqlite:///{database}" if args.one_file else ""}
+    settings = {"DATABASE_URL": f"sqlite:///{database}", "STORE_DATA": "",
+                # Unset, the queue is the default: `queue` beside the data file.
+                "QUEUE_DATABASE_URL": f"sqlite:///{database}" if args.one_file else ""}
+    env = {**os.environ, **settings}
     flask = [sys.executable, "-m", "flask", "--app", "app"]
 
     began = time.monotonic()
@@ -48,17 +48,12 @@ def main():
                    capture_output=True)
     print(f"first ingest: {time.monotonic() - began:.1f} s")
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "run.py"], cwd=PROJECT_DIR,
-                              env={**env, "PORT": str(port)}, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = Server(database.parent, **settings)
     try:
-        _wait_up(url)
-        _measure(url, [*flask, "ingest", args.data], env, args.settle)
+        server.start(timeout=120)
+        _measure(server.url, [*flask, "ingest", args.data], env, args.settle)
     finally:
-        server.terminate()
-        server.wait(30)
+        server.stop(30)
 
 
 def _measure(url, ingest_command, env, settle):
@@ -97,23 +92,6 @@ def _measure(url, ingest_command, env, settle):
                 time.sleep(0.2)
             ended[status] = ended.get(status, 0) + 1
         print(f"reports triggered during the ingest, {settle:.0f} s after it: {ended}")
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_up(url, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).ok:
-                return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise SystemExit("server did not start")
 
 
 if __name__ == "__main__":

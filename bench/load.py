@@ -25,12 +25,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+import requests
+
+from tests.servers import PROJECT_DIR, Server, free_port, poll_until_done
+
 MAX_CONNECTIONS = 5000
 MAX_SECONDS = 300
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -171,17 +173,6 @@ def cpu_seconds(pid):
     return total
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as answer:  # loopback only
-        return answer.status, answer.read()
-
-
 def start_nginx(listen_port, upstream_port, prefix):
     """Run nginx with `deploy/nginx.conf`, moved to these ports, under `prefix`; returns the
     process once it accepts connections."""
@@ -212,61 +203,39 @@ def start_nginx(listen_port, upstream_port, prefix):
 
 
 def start_server(name, work):
-    """Start a server on a fresh SQLite database with the bundled data; returns (process, url)."""
+    """Start a server on a fresh SQLite database with the bundled data; returns it (a
+    `tests.servers.Server`, or a `_Both`) and the URL to load."""
     if name == "gunicorn+nginx":
-        process, upstream = start_server("gunicorn", work)
-        port = _free_port()
-        proxy = start_nginx(port, int(upstream.rsplit(":", 1)[1]), work / "nginx")
-        return _Both(process, proxy), f"http://127.0.0.1:{port}"
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{work / 'load.sqlite3'}",
-           "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "WARNING",
-           "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}"}
-    env.pop("STORE_DATA", None)  # the bundled data
-    with open(work / "server.log", "wb") as log:
-        process = subprocess.Popen(SERVERS[name], cwd=PROJECT_DIR, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited; see {work / 'server.log'}")
-        try:
-            if _get(f"{url}/health", 1)[0] == 200:
-                return process, url
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("the server did not answer within 120 s")
+        server, _upstream = start_server("gunicorn", work)
+        port = free_port()
+        return _Both(server, start_nginx(port, server.port, work / "nginx")), \
+            f"http://127.0.0.1:{port}"
+    server = Server(work, SERVERS[name], DATABASE_URL=f"sqlite:///{work / 'load.sqlite3'}",
+                    STORE_DATA=str(PROJECT_DIR / "data" / "store-monitoring-data.zip"),
+                    LOG_LEVEL="WARNING")
+    return server.start(timeout=120), server.url
 
 
 class _Both:
     """A server and the proxy in front of it, stopped together."""
 
     def __init__(self, server, proxy):
-        self.server, self.proxy, self.pid = server, proxy, server.pid
+        self.server, self.proxy, self.process = server, proxy, server.process
 
-    def terminate(self):
+    def stop(self, timeout):
         self.proxy.terminate()
-        self.server.terminate()
-
-    def wait(self, timeout):
         self.proxy.wait(timeout)
-        self.server.wait(timeout)
+        self.server.stop(timeout)
 
 
 def complete_report(url):
     """Trigger a report and wait until it is Complete; returns the poll path."""
-    request = urllib.request.Request(f"{url}/trigger_report", method="POST")
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        location = answer.headers["Location"]
+    location = requests.post(f"{url}/trigger_report", timeout=10).headers["Location"]
     path = f"{location}&format=json"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if b'"Complete"' in _get(url + path)[1]:
-            return path
-        time.sleep(0.2)
-    raise SystemExit("the report did not complete within 120 s")
+    done = poll_until_done(lambda: requests.get(url + path, timeout=5), timeout=120)
+    if done.headers["X-Report-Status"] != "Complete":
+        raise SystemExit(f"the report ended {done.headers['X-Report-Status']}")
+    return path
 
 
 def _loopback(url):
@@ -297,15 +266,16 @@ def main(argv=None):
     if args.url and not _loopback(args.url):
         parser.error("--url must be a loopback address")
 
-    process = None
+    server = process = None
     try:
         if args.server:
             work = Path(tempfile.mkdtemp(prefix="store-monitor-load-"))
-            process, url = start_server(args.server, work)
+            server, url = start_server(args.server, work)
+            process = server.process
         else:
             url = args.url.rstrip("/")
         path = args.path or complete_report(url)
-        proxy = getattr(process, "proxy", None)
+        proxy = getattr(server, "proxy", None)
         cpu_before = cpu_seconds(process.pid) if process else None
         proxy_before = cpu_seconds(proxy.pid) if proxy else None
         own_before = time.process_time()
@@ -315,9 +285,8 @@ def main(argv=None):
         cpu = cpu_seconds(process.pid) - cpu_before if process else None
         proxy_cpu = cpu_seconds(proxy.pid) - proxy_before if proxy else None
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(30)
+        if server is not None:
+            server.stop(30)
     print(f"server: {args.server or url}; {os.cpu_count()} CPUs; polling {path}")
     print(f"idle sockets: {args.idle}, slow-header clients: {args.slow}")
     print(f"connections {result['connections']}  served {result['served']}  "
