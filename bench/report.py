@@ -30,6 +30,7 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from app.database import is_postgresql
 from tests.servers import Server
 
 END_TO_END_TIMEOUT_S = 3600  # a report of tens of millions of polls on a busy machine
@@ -181,8 +182,7 @@ def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_wo
     "trigger -> CSV" is a report computed (REUSE_REPORTS=0); the row after it a second
     report on the same data: reused (warm), or computed again with `cold`.
     """
-    if dask_workers and (database_url is None
-                         or make_url(database_url).get_backend_name() != "postgresql"):
+    if dask_workers and (database_url is None or not is_postgresql(database_url)):
         raise click.UsageError("--dask-workers needs a PostgreSQL --database-url")
     path = dataset_path(cache_dir, stores, days, seed)
     polls = sum(1 for _ in open(path / "store_status.csv", "rb")) - 1
