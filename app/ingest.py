@@ -200,8 +200,7 @@ def _load_status(load, source, progress):
         rejected += len(parsed.rejected)
     store_pk = np.concatenate(load.block_store_pks(blocks) or [np.zeros(0, np.int64)])
     timestamp_us, active = (np.concatenate(column) for column in zip(*parts))
-    keep = last_of_each_key(store_pk, timestamp_us)
-    store_pk, timestamp_us, active = store_pk[keep], timestamp_us[keep], active[keep]
+    store_pk, timestamp_us, active = sorted_polls(store_pk, timestamp_us, active)
     loaded = bulk.add_polls(load.conn, store_pk, timestamp_us, active)
     if load.previous_polls is not None:
         load.previous_polls = _merged(load.previous_polls, store_pk, timestamp_us, active)
@@ -241,6 +240,28 @@ def _copy_after(load):
         return None
     return {"polls": load.previous_polls,
             **snapshot.read_tables(load.conn, ("hours", "stores", "zones"))}
+
+
+def sorted_polls(store_pk, timestamp_us, active):
+    """The polls in order of store, then instant, the last row of each (store, instant).
+
+    Store, instant and status usually fit one int64 (unless the polls span years): sorting
+    those values, without an index of positions, takes a tenth of the time of `np.argsort`
+    (3.9 s for 25 M polls). When no two are for the same store and instant, nothing else
+    is needed; otherwise `last_of_each_key` decides which rows win.
+    """
+    if len(store_pk):
+        first = timestamp_us.min()
+        span = int(timestamp_us.max() - first) + 1
+        if (int(store_pk.max()) + 1) * span < 2**61:
+            keys = np.sort((store_pk.astype(np.int64) * span + (timestamp_us - first)) * 2
+                           + active)
+            sorted_active = (keys & 1).astype(bool)
+            keys >>= 1  # the status bit off: repeats of a store and instant now compare equal
+            if not (keys[1:] == keys[:-1]).any():
+                return keys // span, keys % span + first, sorted_active
+    keep = last_of_each_key(store_pk, timestamp_us)
+    return store_pk[keep], timestamp_us[keep], active[keep]
 
 
 def last_of_each_key(store_pk, timestamp_us):

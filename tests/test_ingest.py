@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from app import bulk, parse
 from app.extensions import db
-from app.ingest import IngestError, ingest, last_of_each_key
+from app.ingest import IngestError, ingest, last_of_each_key, sorted_polls
 from conftest import BUNDLED_DATA, GOLDEN_DIR, LOOP_DATA_DIR, write_csv
 
 STATUS_HEADER = "store_id,timestamp_utc,status"
@@ -231,6 +231,21 @@ def test_last_of_each_key_keeps_the_row_read_last(app):
     expected = (pd.DataFrame({"pk": store_pk, "ts": timestamp_us})
                 .drop_duplicates(["pk", "ts"], keep="last").sort_values(["pk", "ts"]).index)
     assert last_of_each_key(store_pk, timestamp_us).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("repeats", [False, True])
+def test_sorted_polls_orders_by_store_then_instant_and_keeps_the_last(app, repeats):
+    # Reference: pandas' drop_duplicates(keep="last"), then sorted by store and instant;
+    # without repeats the packed sort answers, with them the positions decide.
+    rng = np.random.default_rng(11)
+    store_pk = rng.integers(1, 30, 5000)
+    timestamp_us = (rng.integers(0, 40, 5000) * 1_000_000 if repeats
+                    else rng.permutation(5000) * 7 - 1_000)
+    active = rng.integers(0, 2, 5000).astype(bool)
+    expected = (pd.DataFrame({"pk": store_pk, "ts": timestamp_us, "active": active})
+                .drop_duplicates(["pk", "ts"], keep="last").sort_values(["pk", "ts"]))
+    got = sorted_polls(store_pk, timestamp_us, active)
+    assert [column.tolist() for column in got] == [expected[c].tolist() for c in expected]
 
 
 @pytest.mark.parametrize("text", [
