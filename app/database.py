@@ -206,10 +206,15 @@ class text_before(sa.sql.functions.GenericFunction):
     inherit_cache = True
 
 
+# Constants are written as SQL literals, not parameters: an expression that is also grouped
+# by must render the same text each time, or PostgreSQL refuses the GROUP BY.
+_ONE, _ZERO = sa.literal_column("1"), sa.literal_column("0")
+
+
 @compiles(text_before)
 def _text_before(element, compiler, **kw):
     value, separator = element.clauses
-    return compiler.process(sa.func.split_part(value, separator, 1), **kw)
+    return compiler.process(sa.func.split_part(value, separator, _ONE), **kw)
 
 
 @compiles(text_before, "sqlite")
@@ -217,7 +222,7 @@ def _text_before_sqlite(element, compiler, **kw):
     value, separator = element.clauses
     cut = sa.func.instr(value, separator)
     return compiler.process(
-        sa.case((cut > 0, sa.func.substr(value, 1, cut - 1)), else_=value), **kw)
+        sa.case((cut > _ZERO, sa.func.substr(value, _ONE, cut - _ONE)), else_=value), **kw)
 
 
 def upgrade(app):
