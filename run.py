@@ -1,5 +1,5 @@
-"""Start Store Monitor in one process: upgrade the schema, load `STORE_DATA` once, then serve
-with waitress.
+"""Start Store Monitor: upgrade the schema, load `STORE_DATA` once, then serve with waitress
+in `SERVER_PROCESSES` processes (default: one per CPU).
 
     python run.py            # http://127.0.0.1:5000 unless HOST / PORT say otherwise
 
@@ -7,15 +7,24 @@ Waitress reads requests in one event loop and hands only complete ones to its th
 idle or slow clients hold a socket each, never a thread. The settings below let it keep
 `SERVER_CONNECTION_LIMIT` sockets open at once (waitress's default is 100: the 101st client
 waited forever), with `poll()` rather than `select()` (which stops at 1,024 descriptors).
+
+That loop walks every open connection in Python at each turn: with 1,000 clients one
+process spent most of its time walking. So several processes serve, each with its own
+listening socket on the same port (SO_REUSEPORT): the kernel spreads new connections among
+them and each loop walks only its share. The parent upgrades the schema and loads the data
+before forking, then only watches over the children (`app.supervisor`).
 """
 
 import logging
+import os
 import resource
+import shutil
+import socket
+import tempfile
 
 from waitress import create_server
 
-from app import create_app, database
-from app.startup import prepare
+from app.config import Config  # reads `.env`; imports no prometheus_client
 
 log = logging.getLogger("app.run")  # under the package's logger, which has the handler
 
@@ -38,27 +47,112 @@ def server_settings(config):
     }
 
 
+def main():
+    # Waitress warns at every request that waits for a thread: under load that is most of
+    # them (10,000 lines in a 20 s benchmark), and waiting in its queue is the design.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    processes = max(1, Config.SERVER_PROCESSES)
+    shared_metrics = _share_metrics() if processes > 1 else None
+    try:
+        return _serve(processes)
+    finally:
+        if shared_metrics:
+            shutil.rmtree(shared_metrics, ignore_errors=True)
+
+
+def _serve(processes):
+    # Imported only now: prometheus_client decides at import whether counters go to files.
+    from app import create_app, database
+    from app.startup import load_store_data, prepare
+
+    app = create_app()
+    database.upgrade(app)
+    settings = server_settings(app.config)
+    _allow_descriptors(settings["connection_limit"] + 256)  # sockets, database, log files
+    sockets = _shared_port_sockets(settings, processes) if processes > 1 else None
+    if sockets is None:
+        if processes > 1:
+            log.warning("SO_REUSEPORT is not available: serving in one process")
+        prepare(app)
+        server = create_server(app, **settings)
+        _accept_all_pending(server, settings["connection_limit"])
+        log.info("serving on http://%s:%s", settings["host"], settings["port"])
+        server.run()
+        return 0
+
+    from app.extensions import db
+    from app.supervisor import supervise
+
+    load_store_data(app)
+    with app.app_context():  # no connection of the parent's may reach a child
+        for engine in db.engines.values():
+            engine.dispose()
+    log.info("serving on http://%s:%s in %d processes", settings["host"],
+             sockets[0].getsockname()[1], processes)
+    return supervise(processes, lambda index: _serve_child(sockets, index, settings))
+
+
+def _serve_child(sockets, index, settings):
+    """One serving process: its own app, report threads and event loop on `sockets[index]`."""
+    from app import create_app
+    from app.startup import start_report_work
+
+    for other, sock in enumerate(sockets):
+        if other != index:
+            sock.close()
+    app = create_app()
+    start_report_work(app)
+    adjustments = {k: v for k, v in settings.items() if k not in ("host", "port")}
+    server = create_server(app, sockets=[sockets[index]], **adjustments)
+    _accept_all_pending(server, settings["connection_limit"])
+    server.run()
+
+
+def _shared_port_sockets(settings, count):
+    """`count` listening sockets on HOST:PORT, each bound with SO_REUSEPORT; None where the
+    system lacks it. A child that dies leaves its socket open in the parent, so connections
+    waiting in its queue are served by the child that replaces it."""
+    family, kind, proto, _name, address = socket.getaddrinfo(
+        settings["host"], settings["port"], type=socket.SOCK_STREAM)[0]
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            except (AttributeError, OSError):  # not this system
+                for sock in sockets:
+                    sock.close()
+                return None
+            sock.bind(address)
+            address = sock.getsockname()  # PORT=0: the others join the port the first got
+            sock.listen(settings["backlog"])
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _share_metrics():
+    """Make every serving process write its counters where any `/metrics` sums them all
+    (prometheus_client's multiprocess mode, as under gunicorn): `PROMETHEUS_MULTIPROC_DIR`,
+    or a fresh temporary folder, returned to be removed at exit."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    folder = tempfile.mkdtemp(prefix="store-monitor-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    return folder
+
+
 def _allow_descriptors(wanted):
     """Raise this process's open-file limit towards `wanted` (as far as the hard limit lets)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-def main():
-    # Waitress warns at every request that waits for a thread: under load that is most of
-    # them (10,000 lines in a 20 s benchmark), and waiting in its queue is the design.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    app = create_app()
-    database.upgrade(app)
-    prepare(app)
-    settings = server_settings(app.config)
-    _allow_descriptors(settings["connection_limit"] + 256)  # sockets, database, log files
-    server = create_server(app, **settings)
-    _accept_all_pending(server, settings["connection_limit"])
-    log.info("serving on http://%s:%s", settings["host"], settings["port"])
-    server.run()
 
 
 def _accept_all_pending(server, limit):
@@ -82,4 +176,4 @@ def _accept_all_pending(server, limit):
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

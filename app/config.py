@@ -22,6 +22,13 @@ def database_url_from_environment():
     return url
 
 
+def usable_cpus():
+    """CPUs this process may run on (its affinity, which containers narrow), else all."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class Config:
     SQLALCHEMY_DATABASE_URI = database_url_from_environment()
     # The report queue's database; unset: the same as SQLALCHEMY_DATABASE_URI (see
@@ -33,6 +40,9 @@ class Config:
     HOST = os.environ.get("HOST", "127.0.0.1")
     PORT = int(os.environ.get("PORT", "5000"))
     # run.py (waitress): request threads, open connections, seconds before a silent one closes.
+    # Serving processes (each an event loop and SERVER_THREADS threads on one port, shared
+    # with SO_REUSEPORT); 1 serves in the process run.py starts.
+    SERVER_PROCESSES = int(os.environ.get("SERVER_PROCESSES") or usable_cpus())
     SERVER_THREADS = int(os.environ.get("SERVER_THREADS", "8"))
     SERVER_CONNECTION_LIMIT = int(os.environ.get("SERVER_CONNECTION_LIMIT", "4000"))
     SERVER_IDLE_TIMEOUT = int(os.environ.get("SERVER_IDLE_TIMEOUT", "30"))

@@ -9,10 +9,19 @@ log = logging.getLogger(__name__)
 
 
 def prepare(app):
-    """Fail reports orphaned by a stopped process, load `STORE_DATA` unless loaded before,
-    and start taking part in report work.
+    """Load the data (`load_store_data`), then start taking part in report work.
 
     Raises `SystemExit` with a one-line message when the data cannot be loaded.
+    """
+    load_store_data(app)
+    start_report_work(app)
+
+
+def load_store_data(app):
+    """Fail reports orphaned by a stopped process and load `STORE_DATA` unless loaded before.
+
+    Starts no thread: `run.py` calls it once in the parent of its serving processes, before
+    forking them. Raises `SystemExit` with a one-line message when the data cannot be loaded.
     """
     with app.app_context():
         recover_interrupted()
@@ -21,7 +30,11 @@ def prepare(app):
             _load(path)
         else:
             log.info("STORE_DATA is empty: no data loaded at start")
-    # Reports queued while no process was serving are picked up now.
+
+
+def start_report_work(app):
+    """Start this process's report threads: reports queued while no process was serving are
+    picked up now."""
     app.extensions["report_runner"].wake()
 
 
