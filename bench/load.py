@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import ipaddress
 import os
+import shlex
 import shutil
 import socket
 import statistics
@@ -36,10 +37,11 @@ from tests.servers import PROJECT_DIR, Server, free_port, poll_until_done
 MAX_CONNECTIONS = 5000
 MAX_SECONDS = 300
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+# The documented deployment's gunicorn settings (README, "PostgreSQL and several processes").
+GUNICORN_ARGS = "--workers 4 --threads 4"
 SERVERS = {
     "run.py": [sys.executable, "run.py"],
-    # The documented deployment's gunicorn command (README, "Operating").
-    "gunicorn": [sys.executable, "-m", "gunicorn", "--workers", "4", "--threads", "4", "wsgi:app"],
+    "gunicorn": [sys.executable, "-m", "gunicorn"],  # + GUNICORN_ARGS or --gunicorn-args
 }
 
 
@@ -202,15 +204,18 @@ def start_nginx(listen_port, upstream_port, prefix):
     raise RuntimeError("nginx did not start within 20 s")
 
 
-def start_server(name, work):
+def start_server(name, work, gunicorn_args=GUNICORN_ARGS):
     """Start a server on a fresh SQLite database with the bundled data; returns it (a
     `tests.servers.Server`, or a `_Both`) and the URL to load."""
     if name == "gunicorn+nginx":
-        server, _upstream = start_server("gunicorn", work)
+        server, _upstream = start_server("gunicorn", work, gunicorn_args)
         port = free_port()
         return _Both(server, start_nginx(port, server.port, work / "nginx")), \
             f"http://127.0.0.1:{port}"
-    server = Server(work, SERVERS[name], DATABASE_URL=f"sqlite:///{work / 'load.sqlite3'}",
+    command = SERVERS[name]
+    if name == "gunicorn":
+        command = [*command, *shlex.split(gunicorn_args), "wsgi:app"]
+    server = Server(work, command, DATABASE_URL=f"sqlite:///{work / 'load.sqlite3'}",
                     STORE_DATA=str(PROJECT_DIR / "data" / "store-monitoring-data.zip"),
                     LOG_LEVEL="WARNING")
     return server.start(timeout=120), server.url
@@ -258,6 +263,8 @@ def main(argv=None):
     parser.add_argument("--idle", type=int, default=0, help="idle sockets held meanwhile")
     parser.add_argument("--slow", type=int, default=0, help="slow-header clients meanwhile")
     parser.add_argument("--timeout", type=float, default=10, help="an answer slower is an error")
+    parser.add_argument("--gunicorn-args", default=GUNICORN_ARGS,
+                        help=f"gunicorn's settings (default: the README's, {GUNICORN_ARGS!r})")
     args = parser.parse_args(argv)
     if not 1 <= args.connections + args.idle + args.slow <= MAX_CONNECTIONS:
         parser.error(f"at most {MAX_CONNECTIONS} sockets in all")
@@ -270,7 +277,7 @@ def main(argv=None):
     try:
         if args.server:
             work = Path(tempfile.mkdtemp(prefix="store-monitor-load-"))
-            server, url = start_server(args.server, work)
+            server, url = start_server(args.server, work, args.gunicorn_args)
             process = server.process
         else:
             url = args.url.rstrip("/")
@@ -287,7 +294,8 @@ def main(argv=None):
     finally:
         if server is not None:
             server.stop(30)
-    print(f"server: {args.server or url}; {os.cpu_count()} CPUs; polling {path}")
+    gunicorn = f" ({args.gunicorn_args})" if "gunicorn" in (args.server or "") else ""
+    print(f"server: {args.server or url}{gunicorn}; {os.cpu_count()} CPUs; polling {path}")
     print(f"idle sockets: {args.idle}, slow-header clients: {args.slow}")
     print(f"connections {result['connections']}  served {result['served']}  "
           f"errors {result['errors']} {result['error_kinds'] or ''}")
