@@ -30,6 +30,28 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def child_pids(pid):
+    """Pids of the live (not zombie) processes whose parent is `pid`, from /proc (Linux)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if fields[1] == str(pid) and fields[0] != "Z":  # fields: state, parent pid, ...
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def is_running(pid):
+    """True while `pid` is a live process (not a zombie waiting for its parent)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def poll_until_done(fetch, timeout, pause=lambda: 0.05):
     """Call `fetch` (a poll of one report) until the answer is no longer Running.
 

@@ -2,26 +2,32 @@
 
 Functional checks only (the figures come from `python -m bench.load`): every connection is
 answered, and idle sockets or clients that send their headers a byte at a time do not
-keep a normal poll from being answered.
+keep a normal poll from being answered, with `run.py` in one process and in several; the
+several are stopped together, and one that dies is replaced while the others serve.
 """
 
 import asyncio
 import os
+import signal
 import socket
+import sys
 import time
 
 import pytest
 import requests
 
 from bench.load import NGINX, run_load, start_nginx
-from servers import free_port
-from servers import gunicorn
+from servers import child_pids, free_port, gunicorn, is_running
 
 pytestmark = pytest.mark.e2e
 # CI installs nginx and sets STORE_MONITOR_REQUIRE_NGINX, so there these tests always run.
 requires_nginx = pytest.mark.skipif(
     not os.path.exists(NGINX) and not os.environ.get("STORE_MONITOR_REQUIRE_NGINX"),
     reason="nginx is not installed (CI installs it and requires these tests)")
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="reads processes from /proc")
+# run.py in one process, and in two sharing the port (SO_REUSEPORT).
+PROCESSES = pytest.mark.parametrize("processes", ["1", "2"])
 
 
 def _nuisances(port, idle, slow):
@@ -42,9 +48,11 @@ def _timed_health(url):
     return response, time.monotonic() - began
 
 
-def test_idle_and_slow_header_sockets_do_not_block_a_poll(server_factory, database_url):
-    server = server_factory(DATABASE_URL=database_url, STORE_DATA="",
-                            SERVER_THREADS="4").start()
+@PROCESSES
+def test_idle_and_slow_header_sockets_do_not_block_a_poll(server_factory, database_url,
+                                                          processes):
+    server = server_factory(DATABASE_URL=database_url, STORE_DATA="", SERVER_THREADS="4",
+                            SERVER_PROCESSES=processes).start()
     # 300 idle and 100 slow sockets: three times waitress's old limit of 100 connections,
     # and 25 times the request threads.
     held = _nuisances(server.port, idle=300, slow=100)
@@ -62,8 +70,11 @@ def test_idle_and_slow_header_sockets_do_not_block_a_poll(server_factory, databa
             sock.close()
 
 
-def test_a_thousand_polling_connections_are_all_served(server_factory, database_url):
-    server = server_factory(DATABASE_URL=database_url, STORE_DATA="").start()
+@PROCESSES
+def test_a_thousand_polling_connections_are_all_served(server_factory, database_url,
+                                                       processes):
+    server = server_factory(DATABASE_URL=database_url, STORE_DATA="",
+                            SERVER_PROCESSES=processes).start()
     result = asyncio.run(run_load(server.url, "/health", connections=1000, seconds=5,
                                   timeout=60))
     # Every connection got at least one answer, and none failed.
@@ -87,6 +98,66 @@ def test_oversized_headers_are_refused_by_the_server_itself(server_factory, data
     response = requests.get(f"{server.url}/health", headers={"X-Big": "a" * 20_000}, timeout=10)
     assert response.status_code == 431
     assert requests.get(f"{server.url}/health", timeout=10).status_code == 200
+
+
+def _serving_processes(server, count, timeout=60):
+    """The pids of run.py's `count` serving processes, once that many are running."""
+    deadline = time.monotonic() + timeout
+    while len(pids := child_pids(server.process.pid)) != count:
+        assert time.monotonic() < deadline, f"serving processes: {pids}\n{server.log()}"
+        time.sleep(0.1)
+    return pids
+
+
+def _health_on_fresh_connections(url, count):
+    """`count` polls, each on a new connection (the kernel spreads them over the processes)."""
+    return [requests.get(f"{url}/health", headers={"Connection": "close"}, timeout=30)
+            .status_code for _ in range(count)]
+
+
+@linux_only
+def test_sigterm_stops_every_serving_process(server_factory, database_url):
+    server = server_factory(DATABASE_URL=database_url, STORE_DATA="",
+                            SERVER_PROCESSES="3").start()
+    children = _serving_processes(server, 3)
+    assert _health_on_fresh_connections(server.url, 20) == [200] * 20
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(30) == 0
+    assert [pid for pid in children if is_running(pid)] == []  # no orphan left serving
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{server.url}/health", timeout=5)
+
+
+@linux_only
+def test_serving_processes_end_when_the_parent_is_killed(server_factory, database_url):
+    server = server_factory(DATABASE_URL=database_url, STORE_DATA="",
+                            SERVER_PROCESSES="2").start()
+    children = _serving_processes(server, 2)
+    server.process.kill()  # SIGKILL: the parent cannot stop them itself
+    server.process.wait(10)
+    deadline = time.monotonic() + 20
+    while any(is_running(pid) for pid in children):
+        assert time.monotonic() < deadline, "orphaned serving processes kept running"
+        time.sleep(0.1)
+
+
+@linux_only
+def test_a_killed_serving_process_is_replaced_and_nobody_is_refused(server_factory,
+                                                                     database_url):
+    server = server_factory(DATABASE_URL=database_url, STORE_DATA="",
+                            SERVER_PROCESSES="2").start()
+    killed, survivor = _serving_processes(server, 2)
+    os.kill(killed, signal.SIGKILL)
+    # Connections the kernel gives the dead process's socket wait in its queue (the parent
+    # keeps the socket open) until the replacement takes them: all are answered.
+    assert _health_on_fresh_connections(server.url, 40) == [200] * 40
+    deadline = time.monotonic() + 60
+    while len(replaced := child_pids(server.process.pid)) != 2 or killed in replaced:
+        assert time.monotonic() < deadline, f"not replaced: {replaced}\n{server.log()}"
+        time.sleep(0.1)
+    assert survivor in replaced and server.process.poll() is None
+    assert f"serving process {killed} was killed by SIGKILL" in server.log()
+    assert _health_on_fresh_connections(server.url, 20) == [200] * 20
 
 
 @pytest.fixture

@@ -140,3 +140,26 @@ def test_gunicorn_workers_share_their_counts(server_factory, database_url, tmp_p
                                                    headers={"Connection": "close"}, timeout=10))
         assert value(samples, "store_monitor_http_requests_total", route="/healthz",
                      method="GET", status="200") == sent
+
+
+@pytest.mark.e2e
+def test_run_py_processes_share_their_counts(server_factory, database_url, tmp_path):
+    # No PROMETHEUS_MULTIPROC_DIR: run.py makes a temporary folder for its processes' counts
+    # (under TMPDIR) and removes it when it stops.
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    server = server_factory(DATABASE_URL=database_url, STORE_DATA="", SERVER_PROCESSES="2",
+                            TMPDIR=str(temporary)).start()
+    # New connections: the kernel spreads them over both processes (all 40 reaching one has
+    # a chance of 2 ** -39), so a process counting only its own could not answer 40.
+    for _ in range(40):
+        assert requests.get(f"{server.url}/healthz", headers={"Connection": "close"},
+                            timeout=5).status_code == 200
+    for _ in range(6):
+        samples = scrape(lambda path: requests.get(f"{server.url}{path}",
+                                                   headers={"Connection": "close"}, timeout=10))
+        assert value(samples, "store_monitor_http_requests_total", route="/healthz",
+                     method="GET", status="200") == 40
+    assert [path.name for path in temporary.iterdir()] != []  # the counts' folder
+    server.stop(30)
+    assert list(temporary.iterdir()) == []
