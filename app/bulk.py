@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from .database import (SQLITE_WRITER_WAIT_SECONDS, hold_lock, is_postgresql, is_sqlite,
-                       lift_statement_timeout, write_locking)
+                       lift_statement_timeout, one_process_at_a_time, write_locking)
 from .extensions import db
 
 CHUNK_ROWS = 200_000
@@ -53,10 +53,14 @@ def writing_transaction(wait=True):
 
     On SQLite, `BEGIN IMMEDIATE` avoids failing half-way when another writer appears; on
     PostgreSQL an advisory lock serialises ingests, so counts taken inside are exact. With
-    `wait` false, PostgreSQL raises `IngestBusy` instead of waiting for another ingest.
+    `wait` false, `IngestBusy` is raised instead of waiting for another ingest: PostgreSQL's
+    lock, or on a SQLite file a lock file every ingest holds (`run.py`'s processes share one
+    file, and its write lock would only make the second ingest wait).
     """
     engine = write_locking(db.engine, SQLITE_WRITER_WAIT_SECONDS)
-    with engine.connect() as conn:
+    with one_process_at_a_time(engine, "ingest", wait) as alone, engine.connect() as conn:
+        if not alone:
+            raise IngestBusy("another ingest is running")
         try:
             with conn.begin():
                 # A big ingest's statements (and the wait for another ingest) may take

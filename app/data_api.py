@@ -16,8 +16,8 @@ from .uploads import received
 
 bp = APIBlueprint("data", __name__, url_prefix="/api/v1", tag="Data")
 
-# One ingest at a time in this process; across processes the database lock decides
-# (PostgreSQL: any process; SQLite: a second writer waits for the first).
+# One ingest at a time in this process; across processes the ingest's lock decides
+# (`bulk.writing_transaction`: PostgreSQL's advisory lock, or a lock file beside SQLite's).
 _INGESTING = threading.Lock()
 BUSY = "another ingest is running; send this one again when it has finished"
 

@@ -12,9 +12,15 @@ SQLite), chosen with `is_postgresql` in `bulk.py` (ingest) and `snapshot.py` (re
 data); another database needs this file and those two loaders.
 """
 
+import contextlib
 import functools
 import logging
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: one process serves there (see `one_process_at_a_time`)
+    fcntl = None
 
 import flask_migrate
 import sqlalchemy as sa
@@ -170,6 +176,33 @@ def hold_lock(conn, key, wait=True):
     held = conn.execute(sa.text(f"SELECT {name}(:key, hashtext(current_schema()))"),
                         {"key": key}).scalar()
     return wait or bool(held)
+
+
+@contextlib.contextmanager
+def one_process_at_a_time(engine, name, wait=True):
+    """On a SQLite file, hold a lock file beside it (`<file>-<name>.lock`, `flock`) for the
+    block: one process (or thread) at a time, across processes, which SQLite's write lock
+    gives only by making the second writer wait. Yields False at once, holding nothing, when
+    another holds it and `wait` is false; True otherwise. PostgreSQL (see `hold_lock`) and
+    in-memory SQLite need no file: True.
+
+    The kernel drops the lock of a process that dies, so a crash never leaves it held.
+    """
+    name_in_url = engine.url.database or ""
+    if not is_sqlite(engine) or fcntl is None or name_in_url in ("", ":memory:") \
+            or name_in_url.startswith("file:") or engine.url.query.get("mode") == "memory":
+        yield True
+        return
+    with open(f"{name_in_url}-{name}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def lift_statement_timeout(conn):

@@ -62,7 +62,7 @@ def ingest(path, progress=None, once=False, shown=None, limits=None, wait=True):
     `progress(fraction, label)`, when given, is told how far the work has come. `shown`
     names the input in messages and in the ingest record (default: the path); `limits`
     bound a zip archive (default: the app's `ZIP_*` settings). Without `wait`, another
-    ingest in progress (on PostgreSQL: in any process) raises `bulk.IngestBusy`.
+    ingest in progress (in any process) raises `bulk.IngestBusy`.
     Raises `IngestError` (and loads nothing) when an input as a whole is unusable.
     """
     shown = shown or str(path)

@@ -3,6 +3,8 @@ accepted form, bad input refused whole, zip archives checked before reading, one
 a time, and the listing, rejection and data endpoints."""
 
 import io
+import subprocess
+import sys
 import threading
 import zipfile
 
@@ -240,8 +242,40 @@ def test_a_second_ingest_while_one_runs_gets_409(app, client, monkeypatch):
     assert row_counts(app)["ingest"] == 1
 
 
-@pytest.mark.skipif(TEST_DATABASE == "sqlite", reason="PostgreSQL's advisory lock; on SQLite "
-                    "one process serves (the in-process case is tested above)")
+# Another process that holds an ingest's lock file, as `run.py`'s serving processes share one
+# SQLite file: it prints a line once it holds the lock, and keeps it until stdin closes.
+HOLD_LOCK_FILE = """
+import fcntl, sys
+with open(sys.argv[1], "a") as handle:
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(TEST_DATABASE != "sqlite" or sys.platform == "win32",
+                    reason="the lock file beside a SQLite file (PostgreSQL: test below)")
+def test_ingest_held_by_another_process_gets_409_on_sqlite(app, client):
+    with app.app_context():
+        lock_file = f"{db.engine.url.database}-ingest.lock"  # as the README names it
+    # Leaving the block closes the holder's stdin and waits for it to end.
+    with subprocess.Popen([sys.executable, "-c", HOLD_LOCK_FILE, lock_file],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout.readline() == "held\n"
+        response = client.post("/api/v1/ingest", data=zipped(SPEC_CASE),
+                               content_type="application/zip")
+        assert response.status_code == 409
+        assert "another ingest" in response.get_json()["message"]
+        assert row_counts(app)["ingest"] == 0
+    # Once the other process has let go, the same upload is loaded.
+    response = client.post("/api/v1/ingest", data=zipped(SPEC_CASE),
+                           content_type="application/zip")
+    assert response.status_code == 201
+    assert row_counts(app)["ingest"] == 1
+
+
+@pytest.mark.skipif(TEST_DATABASE == "sqlite", reason="PostgreSQL's advisory lock (SQLite's "
+                    "lock file: test above)")
 def test_ingest_held_by_another_process_gets_409_on_postgresql(app, client):
     # Another connection (as another worker process would) holds the ingest lock.
     from app.bulk import _INGEST_LOCK_KEY

@@ -57,7 +57,9 @@ def test_million_row_csv_over_http_and_a_second_ingest_meanwhile(server_factory,
                                                                  tmp_path, capsys):
     big = tmp_path / "store_status.csv"
     size_mb = million_polls(big) / 2**20
-    server = server_factory(DATABASE_URL=database_url, STORE_DATA="").start()
+    # One serving process: the one whose memory is read below.
+    server = server_factory(DATABASE_URL=database_url, STORE_DATA="",
+                            SERVER_PROCESSES="1").start()
     before_mb = peak_rss_mb(server.process.pid)
 
     answers = {}
