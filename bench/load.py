@@ -2,6 +2,7 @@
 
     python -m bench.load --server run.py --connections 1000 --duration 20
     python -m bench.load --server gunicorn+nginx --connections 1000 --idle 200 --slow 100
+    python -m bench.load --server gunicorn+nginx --gunicorn-args "--workers 4"  # other settings
     python -m bench.load --url http://127.0.0.1:5000 --connections 1000   # a running server
 
 With `--server`, a fresh SQLite database gets the bundled data, the server starts on a free
