@@ -12,7 +12,12 @@ from .zones import DEFAULT_ZONE, resolve_zones
 
 
 class StoreCodes:
-    """The report's stores (those with polls) sorted as strings, and each poll's code.
+    """The report's stores (those with polls) and each poll's code.
+
+    Codes follow the store ids sorted as text (`by_id`), or the order in which the stores'
+    polls first appear: then the polls of a range of codes are one slice of the input
+    whenever the input holds each store's polls together (as the snapshot does), so chunks
+    of stores cost no gathering at all.
 
     Columns may hold store ids as text or, as the snapshot gives them, as a categorical;
     categoricals sharing the polls' categories are mapped through their integer codes.
@@ -21,7 +26,7 @@ class StoreCodes:
     every poll, and `PollOrder` reuses them.
     """
 
-    def __init__(self, store_id):
+    def __init__(self, store_id, by_id=True):
         if isinstance(store_id.dtype, pd.CategoricalDtype):
             self._categories = store_id.cat.categories
             input_codes = store_id.cat.codes.to_numpy()
@@ -31,9 +36,9 @@ class StoreCodes:
             input_codes, factorized = pd.factorize(store_id)
             known_ids = np.asarray(factorized, dtype=object)
         run_start, run_input_code = _runs(input_codes)
-        used = np.unique(run_input_code)
+        used, first_run = np.unique(run_input_code, return_index=True)
         distinct_ids = known_ids[used]
-        order = np.argsort(distinct_ids.astype(str), kind="stable")
+        order = np.argsort(distinct_ids.astype(str) if by_id else first_run, kind="stable")
         self.ids = distinct_ids[order]
         # int32 codes halve the memory traffic of the widest column after the instants.
         self._code_of = np.full(len(known_ids), -1, dtype=np.int32)
@@ -76,6 +81,7 @@ class PollOrder:
         run_start, run_store = _runs(store) if runs is None else runs
         run_length = np.diff(np.append(run_start, len(store)))
         self._order = None
+        self._in_code_order = False
         # As many runs as stores, each store having polls: every store is one run.
         if len(run_start) == n_stores and _ascending_within_runs(instant, run_start):
             count = np.zeros(n_stores, dtype=np.int64)
@@ -83,6 +89,7 @@ class PollOrder:
             self._run_start = np.empty(n_stores, dtype=np.int64)
             self._run_start[run_store] = run_start
             self._count = count
+            self._in_code_order = bool(np.all(run_store[1:] > run_store[:-1]))
         else:
             count = np.bincount(store, minlength=n_stores)
             first = instant.min()
@@ -95,9 +102,12 @@ class PollOrder:
         self.polls_before = np.concatenate([[0], np.cumsum(count)])
 
     def rows(self, first, last):
-        """Input positions of the polls of stores ``first .. last - 1``, sorted."""
+        """Input positions of the polls of stores ``first .. last - 1``, sorted: a slice
+        when the input holds those stores' polls in code order."""
         if self._order is not None:
             return self._order[self.polls_before[first]:self.polls_before[last]]
+        if self._in_code_order:
+            return slice(self.polls_before[first], self.polls_before[last])
         count = self._count[first:last]
         shift = self._run_start[first:last] - (np.cumsum(count) - count)
         return np.repeat(shift, count) + np.arange(count.sum())
