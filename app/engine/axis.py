@@ -31,6 +31,10 @@ class Timeline:
     def key(self, store, instant_us):
         return instant_us + self.offset[store]
 
+    def range_start(self, store):
+        """The key of each store's ``lo``."""
+        return self.lo[store] + self.offset[store]
+
 
 class BusinessMeasure:
     """How much business time lies before a point of the `Timeline`, and what lies inside.

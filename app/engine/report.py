@@ -153,7 +153,7 @@ class Observed:
     Attributes: `intervals` (store, start_us, end_us: merged business intervals),
     `timeline` and `business` (a `Timeline` and the `BusinessMeasure` of those intervals),
     and the observations in `O(s)` sorted by store then time: `store`, `instant`, `active`,
-    `span_start`, `span_end`.
+    `key` (on the timeline), `span_start`, `span_end` (found when first asked for).
     """
 
     def __init__(self, *, n_stores, zone_codes, clock, store, instant, active, hours, now_us):
@@ -167,9 +167,22 @@ class Observed:
         self.timeline = _timeline(first_obs, now_us, intervals=self.intervals)
         self.business = BusinessMeasure(self.timeline.key(iv_store, iv_start),
                                         self.timeline.key(iv_store, iv_end))
-        inside = self.business.contains(self.timeline.key(store, instant))
+        key = self.timeline.key(store, instant)
+        inside = self.business.contains(key)
         self.store, self.instant, self.active = store[inside], instant[inside], active[inside]
-        self.span_start, self.span_end = governed_spans(self.store, self.instant)
+        self.key = key[inside]
+
+    @cached_property
+    def _spans(self):
+        return governed_spans(self.store, self.instant)
+
+    @property
+    def span_start(self):
+        return self._spans[0]
+
+    @property
+    def span_end(self):
+        return self._spans[1]
 
     @cached_property
     def governed(self):
@@ -208,8 +221,7 @@ class Governed:
 
     def __init__(self, observed):
         timeline, business, store = observed.timeline, observed.business, observed.store
-        start = np.maximum(observed.span_start, timeline.lo[store])
-        self.business_before = business.up_to(timeline.key(store, start))
+        self.business_before = business.up_to(_span_start_keys(timeline, store, observed.key))
         # A span ends where the next one starts (the last one: after all business time).
         following = np.append(self.business_before[1:], business.before[-1])
         active_part = np.where(observed.active, following - self.business_before, 0)
@@ -226,6 +238,19 @@ class Governed:
                        0)
         return self.active_before[i] + np.where(self.active[i],
                                                 business_point - self.business_before[i], 0)
+
+
+def _span_start_keys(timeline, store, key):
+    """Where each observation's span starts on the `Timeline` (its store's range start for
+    a store's first one), from the observations' keys: as a store's instants all move by
+    the same offset, the midpoint of two keys is the key of the two instants' midpoint,
+    the rounding included (`governed_spans`)."""
+    start = np.empty_like(key)
+    start[1:] = (key[:-1] + key[1:]) // 2
+    first = np.ones(len(store), dtype=bool)
+    np.not_equal(store[1:], store[:-1], out=first[1:])
+    start[first] = timeline.range_start(store[first])
+    return start
 
 
 def _timeline(first_obs, now_us, *, intervals):
