@@ -137,12 +137,20 @@ def test_as_of_an_earlier_instant_is_the_reference_on_the_truncated_data(data, w
     assert_equals_reference(engine, expected)
 
 
+@pytest.mark.parametrize("arrangement", ["as drawn", "grouped, stores against id order"])
 @settings(SETTINGS, max_examples=100)
 @given(datasets())
-def test_chunks_computed_on_two_threads_equal_the_reference(data):
+def test_chunks_computed_on_two_threads_equal_the_reference(arrangement, data):
     # Chunks of about 3 polls: each store (and the `now` store) in a chunk of its own or
-    # two, computed by two threads at once.
+    # two, computed by two threads at once. Grouped as the snapshot gives them (each
+    # store's polls together, in time order), a chunk's polls are a slice of the input;
+    # here the stores come in descending id order, so the engine's store numbers differ
+    # from the rows' order in the report.
+    polls, hours, zones = data
+    if arrangement != "as drawn":
+        polls = sorted(sorted(polls, key=lambda poll: poll[1]), key=lambda poll: poll[0],
+                       reverse=True)
     with mock.patch.object(engine_module, "CHUNK_POLLS", 3):
-        engine = engine_report(*data, threads=2)
+        engine = engine_report(polls, hours, zones, threads=2)
     expected = reference_report(*data)
     assert_equals_reference(engine, expected)
