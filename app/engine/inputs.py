@@ -5,6 +5,8 @@ Stores become codes ``0..n-1`` in the report's order (store ids sorted as text),
 every later step works on int arrays; only stores with polls get a code.
 """
 
+from functools import cached_property
+
 import numpy as np
 import pandas as pd
 
@@ -43,9 +45,14 @@ class StoreCodes:
         # int32 codes halve the memory traffic of the widest column after the instants.
         self._code_of = np.full(len(known_ids), -1, dtype=np.int32)
         self._code_of[used[order]] = np.arange(len(order))
-        run_code = self._code_of[run_input_code]
-        self.polls = np.repeat(run_code, np.diff(np.append(run_start, len(input_codes))))
-        self.runs = run_start, run_code
+        self.runs = run_start, self._code_of[run_input_code]
+        self._n_polls = len(input_codes)
+
+    @cached_property
+    def polls(self):
+        """Each poll's code (the runs' codes repeated); only an unsorted input needs it."""
+        run_start, run_code = self.runs
+        return np.repeat(run_code, np.diff(np.append(run_start, self._n_polls)))
 
     def of(self, store_id):
         """Codes of another column's store ids; -1 for stores without polls."""
@@ -75,11 +82,11 @@ class PollOrder:
     unless the polls span centuries).
     """
 
-    def __init__(self, store, instant, n_stores, runs=None):
-        """`runs`: where each run of one store's polls starts and its store code, if known
-        (`StoreCodes.runs`)."""
-        run_start, run_store = _runs(store) if runs is None else runs
-        run_length = np.diff(np.append(run_start, len(store)))
+    def __init__(self, stores, instant):
+        """`stores`: the polls' `StoreCodes`."""
+        n_stores = len(stores.ids)
+        run_start, run_store = stores.runs
+        run_length = np.diff(np.append(run_start, len(instant)))
         self._order = None
         self._in_code_order = False
         # As many runs as stores, each store having polls: every store is one run.
@@ -91,6 +98,7 @@ class PollOrder:
             self._count = count
             self._in_code_order = bool(np.all(run_store[1:] > run_store[:-1]))
         else:
+            store = stores.polls
             count = np.bincount(store, minlength=n_stores)
             first = instant.min()
             span = int(instant.max() - first) + 1
@@ -100,6 +108,12 @@ class PollOrder:
                 self._order = np.argsort(store.astype(np.int64) * span + (instant - first),
                                          kind="stable")
         self.polls_before = np.concatenate([[0], np.cumsum(count)])
+
+    def stores(self, first, last):
+        """The store codes of `rows` (first .. last - 1), renumbered from 0: each code
+        repeated as often as its store has polls, as the rows are sorted by store."""
+        count = np.diff(self.polls_before[first:last + 1])
+        return np.repeat(np.arange(last - first, dtype=np.int32), count)
 
     def rows(self, first, last):
         """Input positions of the polls of stores ``first .. last - 1``, sorted: a slice

@@ -118,7 +118,7 @@ class ReportInputs:
         """`stores_by_id`: number the stores in the order of their ids as text, else in the
         order the polls give them (`StoreCodes`)."""
         stores = StoreCodes(polls["store_id"], by_id=stores_by_id)
-        self.store_ids, self.store = stores.ids, stores.polls
+        self.store_ids = stores.ids
         self.n_stores = len(self.store_ids)
         self.instant = polls["timestamp_us"].to_numpy(dtype=np.int64)
         self.active = polls["active"].to_numpy(dtype=bool)
@@ -126,7 +126,7 @@ class ReportInputs:
         self.now_us = latest if now_us is None else int(now_us)
         if self.now_us < latest:
             raise ValueError("now_us: earlier than the latest poll")
-        self.order = PollOrder(self.store, self.instant, self.n_stores, stores.runs)
+        self.order = PollOrder(stores, self.instant)
         self.zone_codes, self.zones, self.warnings = store_zones(stores, zones)
         # Local dates are needed from before the earliest observation (or the lookback) to
         # after `now`; a few days either side cover the wall times of those dates.
@@ -141,7 +141,7 @@ class ReportInputs:
         hours = {name: column[hours_from:hours_to] - (first if name == "store" else 0)
                  for name, column in self.hours.items()}
         return Observed(n_stores=last - first, zone_codes=self.zone_codes[first:last],
-                        clock=self.clock, store=self.store[rows] - first,
+                        clock=self.clock, store=self.order.stores(first, last),
                         instant=self.instant[rows], active=self.active[rows], hours=hours,
                         now_us=self.now_us)
 
