@@ -15,11 +15,13 @@ them and each loop walks only its share. The parent upgrades the schema and load
 before forking, then only watches over the children (`app.supervisor`).
 """
 
+import errno
 import logging
 import os
 import resource
 import shutil
 import socket
+import sys
 import tempfile
 
 from waitress import create_server
@@ -55,6 +57,12 @@ def main():
     shared_metrics = _share_metrics() if processes > 1 else None
     try:
         return _serve(processes)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        log.error("cannot serve on %s:%s: another server listens there", Config.HOST,
+                  Config.PORT)
+        return 1
     finally:
         if shared_metrics:
             shutil.rmtree(shared_metrics, ignore_errors=True)
@@ -72,7 +80,7 @@ def _serve(processes):
     sockets = _shared_port_sockets(settings, processes) if processes > 1 else None
     if sockets is None:
         if processes > 1:
-            log.warning("SO_REUSEPORT is not available: serving in one process")
+            log.warning("serving in one process: several need Linux's SO_REUSEPORT")
         prepare(app)
         server = create_server(app, **settings)
         _accept_all_pending(server, settings["connection_limit"])
@@ -87,6 +95,9 @@ def _serve(processes):
     with app.app_context():  # no connection of the parent's may reach a child
         for engine in db.engines.values():
             engine.dispose()
+    # Listening only now: during a long load, clients are refused rather than kept waiting.
+    for sock in sockets:
+        sock.listen(settings["backlog"])
     log.info("serving on http://%s:%s in %d processes", settings["host"],
              sockets[0].getsockname()[1], processes)
     return supervise(processes, lambda index: _serve_child(sockets, index, settings))
@@ -109,11 +120,16 @@ def _serve_child(sockets, index, settings):
 
 
 def _shared_port_sockets(settings, count):
-    """`count` listening sockets on HOST:PORT, each bound with SO_REUSEPORT; None where the
-    system lacks it. A child that dies leaves its socket open in the parent, so connections
-    waiting in its queue are served by the child that replaces it."""
+    """`count` sockets bound to HOST:PORT with SO_REUSEPORT (not yet listening); None off
+    Linux, whose kernel alone spreads connections over such sockets (macOS and the BSDs
+    give them all to one). A child that dies leaves its socket open in the parent, so
+    connections waiting in its queue are served by the child that replaces it."""
+    if not sys.platform.startswith("linux") or not hasattr(socket, "SO_REUSEPORT"):
+        return None
     family, kind, proto, _name, address = socket.getaddrinfo(
         settings["host"], settings["port"], type=socket.SOCK_STREAM)[0]
+    if address[1]:
+        _fail_if_in_use(family, address)
     sockets = []
     try:
         for _ in range(count):
@@ -128,12 +144,19 @@ def _shared_port_sockets(settings, count):
                 return None
             sock.bind(address)
             address = sock.getsockname()  # PORT=0: the others join the port the first got
-            sock.listen(settings["backlog"])
     except OSError:
         for sock in sockets:
             sock.close()
         raise
     return sockets
+
+
+def _fail_if_in_use(family, address):
+    """Raise OSError (address in use) when another server listens on `address`: sockets
+    with SO_REUSEPORT would join its port and share its clients instead."""
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT only
+        probe.bind(address)
 
 
 def _share_metrics():

@@ -62,7 +62,9 @@ def _configure_logging(app):
         handler = logging.StreamHandler(sys.stdout)
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # The process id tells apart the lines of run.py's or gunicorn's serving processes.
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"))
     package = logging.getLogger(__name__)
     package.handlers[:] = [handler]
     package.setLevel(app.config["LOG_LEVEL"])

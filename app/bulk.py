@@ -58,7 +58,8 @@ def writing_transaction(wait=True):
     file, and its write lock would only make the second ingest wait).
     """
     engine = write_locking(db.engine, SQLITE_WRITER_WAIT_SECONDS)
-    with one_process_at_a_time(engine, "ingest", wait) as alone, engine.connect() as conn:
+    with one_process_at_a_time(engine, "ingest", SQLITE_WRITER_WAIT_SECONDS if wait else 0) \
+            as alone, engine.connect() as conn:
         if not alone:
             raise IngestBusy("another ingest is running")
         try:

@@ -96,7 +96,7 @@ class Config:
     ZIP_MAX_RATIO = float(os.environ.get("ZIP_MAX_RATIO", "100"))
     ZIP_MAX_MEMBERS = int(os.environ.get("ZIP_MAX_MEMBERS", "1000"))
     # Threads computing one report's chunks of stores at once (default: one per CPU).
-    ENGINE_THREADS = int(os.environ.get("ENGINE_THREADS") or os.cpu_count() or 1)
+    ENGINE_THREADS = int(os.environ.get("ENGINE_THREADS") or usable_cpus())
     # A trigger when nothing was ingested since a Complete report gets that report's CSV
     # (0: compute every report, as `python -m bench.report --cold` measures).
     REUSE_REPORTS = os.environ.get("REUSE_REPORTS", "1").lower() in ("1", "true", "yes")

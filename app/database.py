@@ -15,6 +15,7 @@ data); another database needs this file and those two loaders.
 import contextlib
 import functools
 import logging
+import time
 from pathlib import Path
 
 try:
@@ -80,11 +81,9 @@ def queue_url(database_url):
     (`schema_engines`), run once before serving starts (`upgrade`).
     """
     url = make_url(database_url)
-    name = url.database or ""
-    if url.get_backend_name() != "sqlite" or name in ("", ":memory:") \
-            or name.startswith("file:") or url.query.get("mode") == "memory":
+    path = sqlite_file(url)
+    if path is None or (url.database or "").startswith("file:"):  # a URI: name it yourself
         return database_url
-    path = Path(name)
     queue = path.with_name(f"{path.stem}-queue{path.suffix}")
     return url.set(database=str(queue)).render_as_string(hide_password=False)
 
@@ -179,30 +178,46 @@ def hold_lock(conn, key, wait=True):
 
 
 @contextlib.contextmanager
-def one_process_at_a_time(engine, name, wait=True):
+def one_process_at_a_time(engine, name, wait_seconds=SQLITE_WRITER_WAIT_SECONDS):
     """On a SQLite file, hold a lock file beside it (`<file>-<name>.lock`, `flock`) for the
     block: one process (or thread) at a time, across processes, which SQLite's write lock
-    gives only by making the second writer wait. Yields False at once, holding nothing, when
-    another holds it and `wait` is false; True otherwise. PostgreSQL (see `hold_lock`) and
-    in-memory SQLite need no file: True.
+    gives only by making the second writer wait. Yields False, holding nothing, when another
+    still holds it after `wait_seconds` (0: at once), as SQLite's own wait would give up;
+    True otherwise. PostgreSQL (see `hold_lock`) and in-memory SQLite need no file: True.
 
     The kernel drops the lock of a process that dies, so a crash never leaves it held.
     """
-    name_in_url = engine.url.database or ""
-    if not is_sqlite(engine) or fcntl is None or name_in_url in ("", ":memory:") \
-            or name_in_url.startswith("file:") or engine.url.query.get("mode") == "memory":
+    path = sqlite_file(engine.url)
+    if path is None or fcntl is None:
         yield True
         return
-    with open(f"{name_in_url}-{name}.lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
+    with open(f"{path}-{name}.lock", "a") as handle:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.1)
         try:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def sqlite_file(url):
+    """The file of a SQLite database URL (a path, or a `file:` URI's path); None for other
+    databases and in-memory ones."""
+    url = make_url(url)
+    name = url.database or ""
+    if url.get_backend_name() != "sqlite" or url.query.get("mode") == "memory":
+        return None
+    if name.startswith("file:"):
+        name = name[len("file:"):].split("?", 1)[0]
+    return None if name in ("", ":memory:") else Path(name)
 
 
 def lift_statement_timeout(conn):

@@ -24,6 +24,7 @@ WATCHED = STOP_SIGNALS | {signal.SIGCHLD}
 # exits in a row end the server.
 EARLY_EXIT_SECONDS = 10
 MAX_EARLY_EXITS = 5
+RESTART_PAUSE_SECONDS = 0.5  # before the first restart after an early exit; doubles
 STOP_TIMEOUT_SECONDS = 10  # how long stopping children may take before they are killed
 _PR_SET_PDEATHSIG = 1
 
@@ -57,6 +58,16 @@ def supervise(count, serve):
                     return 1
                 log.warning("serving process %d %s after %.1f s; starting another", pid,
                             _describe(status), lived)
+                # A stop already waiting wins over a restart (a signal to the whole process
+                # group reaches the children first); after an early exit, wait a little
+                # longer each time, so that a short outage does not use up the attempts.
+                if STOP_SIGNALS & signal.sigpending():
+                    continue
+                if early_exits and signal.sigtimedwait(
+                        STOP_SIGNALS, min(RESTART_PAUSE_SECONDS * 2 ** (early_exits - 1),
+                                          EARLY_EXIT_SECONDS)) is not None:
+                    log.info("stopping %d serving processes", len(children))
+                    return 0
                 children[_fork(index, serve)] = (index, time.monotonic())
     finally:
         _stop(children)
@@ -84,8 +95,11 @@ def _fork(index, serve):
     except BaseException:
         traceback.print_exc()
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:  # a closed pipe: nothing more can be said, and the child
+            pass               # must still never go on into the parent's code
         os._exit(status)  # never the parent's exit handlers (its temporary folders)
 
 

@@ -15,6 +15,7 @@ polls servers with the tests' helpers (`tests/servers.py`). Run it from the repo
 """
 
 import importlib
+import math
 import multiprocessing
 import os
 import platform
@@ -31,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from app.database import is_postgresql
-from tests.servers import Server
+from tests.servers import Server, child_pids
 
 END_TO_END_TIMEOUT_S = 3600  # a report of tens of millions of polls on a busy machine
 
@@ -159,28 +160,19 @@ def run_end_to_end(database_url, log_dir, warm_up=False, **settings):
         if response.headers.get("X-Report-Status") != "Complete":
             raise RuntimeError(f"end-to-end report failed: {response.text[:200]}")
         pid = server.process.pid
-        return seconds, max(_vm_hwm_mb(each) for each in [pid, *_children(pid)])
+        peaks = [_vm_hwm_mb(each) for each in [pid, *child_pids(pid)]]
+        return seconds, max((mb for mb in peaks if not math.isnan(mb)), default=float("nan"))
     finally:
         server.stop(timeout=30)
 
 
-def _children(pid):
-    """Process ids whose parent is `pid` (run.py's serving processes)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # The field after the parenthesised command is the state, then the parent.
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended meanwhile
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def _vm_hwm_mb(pid):
-    """Peak resident memory of a running process, from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    """Peak resident memory of a running process, from /proc (NaN once it has ended)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    for line in status.splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")

@@ -6,7 +6,9 @@ import io
 import subprocess
 import sys
 import threading
+import time
 import zipfile
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -289,3 +291,39 @@ def test_ingest_held_by_another_process_gets_409_on_postgresql(app, client):
         other.dispose()
     assert response.status_code == 409
     assert row_counts(app)["ingest"] == 0
+
+
+@pytest.mark.skipif(TEST_DATABASE != "sqlite" or sys.platform == "win32",
+                    reason="the lock file beside a SQLite file")
+def test_waiting_for_another_process_s_ingest_is_bounded(app):
+    # An ingest that may wait (the CLI, the start-up load) waits for the other process's
+    # lock file no longer than it is told, then gives up holding nothing.
+    from app.database import one_process_at_a_time
+
+    with app.app_context():
+        engine = db.engine
+    with subprocess.Popen([sys.executable, "-c", HOLD_LOCK_FILE,
+                           f"{engine.url.database}-ingest.lock"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout.readline() == "held\n"
+        began = time.monotonic()
+        with one_process_at_a_time(engine, "ingest", wait_seconds=0.5) as alone:
+            waited = time.monotonic() - began
+        assert alone is False and 0.5 <= waited < 5
+    with one_process_at_a_time(engine, "ingest", wait_seconds=0.5) as alone:
+        assert alone is True
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("sqlite:///data/store.sqlite3", "data/store.sqlite3"),
+    ("sqlite:////srv/store.sqlite3", "/srv/store.sqlite3"),
+    ("sqlite:///file:data/store.sqlite3?mode=rwc&uri=true", "data/store.sqlite3"),
+    ("sqlite://", None),
+    ("sqlite:///:memory:", None),
+    ("sqlite:///file:shared?mode=memory&cache=shared&uri=true", None),
+    ("postgresql+psycopg://user@db.example/store", None),
+])
+def test_the_file_of_a_sqlite_url(url, expected):
+    from app.database import sqlite_file
+
+    assert sqlite_file(url) == (None if expected is None else Path(expected))

@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -17,7 +18,7 @@ import pytest
 import requests
 
 from bench.load import NGINX, run_load, start_nginx
-from servers import child_pids, free_port, gunicorn, is_running
+from servers import PROJECT_DIR, child_pids, free_port, gunicorn, is_running
 
 pytestmark = pytest.mark.e2e
 # CI installs nginx and sets STORE_MONITOR_REQUIRE_NGINX, so there these tests always run.
@@ -126,6 +127,24 @@ def test_sigterm_stops_every_serving_process(server_factory, database_url):
     assert [pid for pid in children if is_running(pid)] == []  # no orphan left serving
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{server.url}/health", timeout=5)
+
+
+@linux_only
+@PROCESSES
+def test_a_port_in_use_is_refused_not_shared(server_factory, database_url, processes):
+    # SO_REUSEPORT would let a second server join a port another one listens on, and
+    # share its clients; run.py checks first and stops with a one-line reason.
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # as another run.py's
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        server = server_factory(DATABASE_URL=database_url, STORE_DATA="",
+                                SERVER_PROCESSES=processes, PORT=str(other.getsockname()[1]))
+        done = subprocess.run(server.command, cwd=PROJECT_DIR, env=server.env, timeout=120,
+                              capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "another server listens there" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 @linux_only

@@ -3,6 +3,7 @@ server with a non-zero status instead of being restarted forever."""
 
 import subprocess
 import sys
+import time
 
 from app import supervisor
 from servers import PROJECT_DIR
@@ -20,6 +21,7 @@ sys.exit(supervise(2, serve))
 
 
 def test_children_dying_at_start_end_the_server_with_status_1():
+    began = time.monotonic()
     done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=PROJECT_DIR, timeout=60,
                           capture_output=True, text=True)
     assert done.returncode == 1, done.stderr
@@ -28,3 +30,7 @@ def test_children_dying_at_start_end_the_server_with_status_1():
     assert done.stderr.count("starting another") == supervisor.MAX_EARLY_EXITS - 1
     assert done.stderr.count("cannot start") >= supervisor.MAX_EARLY_EXITS
     assert "giving up" in done.stderr
+    # Before each restart after an early exit the parent waits, twice as long each time.
+    pauses = sum(supervisor.RESTART_PAUSE_SECONDS * 2 ** n
+                 for n in range(supervisor.MAX_EARLY_EXITS - 1))
+    assert time.monotonic() - began >= pauses

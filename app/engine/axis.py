@@ -32,7 +32,8 @@ class Timeline:
         return instant_us + self.offset[store]
 
     def range_start(self, store):
-        """The key of each store's ``lo``."""
+        """The key of each store's ``lo``: where its range starts on the axis (the start
+        of a store's first observation span, which reaches back to -inf)."""
         return self.lo[store] + self.offset[store]
 
 

@@ -84,7 +84,8 @@ def build_report(polls, hours, zones, now_us=None, threads=1):
     by_id = np.argsort(inputs.store_ids.astype(str), kind="stable")
     frame = pd.DataFrame({"store_id": inputs.store_ids[by_id],
                           **dict(zip(COLUMNS, seconds[:, by_id]))})
-    warnings = inputs.warnings.sort_values("store_id", kind="stable", ignore_index=True)
+    warnings = inputs.warnings.sort_values("store_id", key=lambda ids: ids.astype(str),
+                                           kind="stable", ignore_index=True)
     return ReportResult(frame, warnings, int(inputs.now_us))
 
 
@@ -172,16 +173,20 @@ class Observed:
         self.store, self.instant, self.active = store[inside], instant[inside], active[inside]
         self.key = key[inside]
 
+    # The report reads span starts off `key` (`Governed`); only the timelines need the
+    # spans as instants, so they are found when first asked for.
     @cached_property
     def _spans(self):
         return governed_spans(self.store, self.instant)
 
     @property
     def span_start(self):
+        """Where each observation's span starts [µs, UTC] (int64 min for a store's first)."""
         return self._spans[0]
 
     @property
     def span_end(self):
+        """Where each observation's span ends [µs, UTC] (int64 max for a store's last)."""
         return self._spans[1]
 
     @cached_property
