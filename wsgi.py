@@ -1,4 +1,5 @@
-"""The WSGI application, ready to serve: `gunicorn -w 4 --threads 4 wsgi:app`.
+"""The WSGI application, ready to serve: `gunicorn --workers 2 --threads 8 wsgi:app` (one
+worker per CPU).
 
 Every process that imports it runs the start-up work of `app.startup.prepare`; the database
 locks inside make that safe when several workers start together. The schema must be current

@@ -39,7 +39,7 @@ MAX_CONNECTIONS = 5000
 MAX_SECONDS = 300
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 # The documented deployment's gunicorn settings (README, "PostgreSQL and several processes").
-GUNICORN_ARGS = "--workers 4 --threads 4"
+GUNICORN_ARGS = "--workers 2 --threads 8"  # the README's: one worker per CPU (2 here)
 SERVERS = {
     "run.py": [sys.executable, "run.py"],
     "gunicorn": [sys.executable, "-m", "gunicorn"],  # + GUNICORN_ARGS or --gunicorn-args
