@@ -1,8 +1,9 @@
 """The engine's input frames turned into integer arrays: store codes, each store's polls in
 time order, zones and hours rows per store code.
 
-Stores become codes ``0..n-1`` in the report's order (store ids sorted as text), so that
-every later step works on int arrays; only stores with polls get a code.
+Stores become codes ``0..n-1`` (store ids sorted as text, or in the order the polls give
+them: `StoreCodes`), so that every later step works on int arrays; only stores with polls
+get a code.
 """
 
 from functools import cached_property
@@ -37,7 +38,7 @@ class StoreCodes:
             self._categories = None
             input_codes, factorized = pd.factorize(store_id)
             known_ids = np.asarray(factorized, dtype=object)
-        run_start, run_input_code = _runs(input_codes)
+        run_start, run_input_code = runs(input_codes)
         used, first_run = np.unique(run_input_code, return_index=True)
         distinct_ids = known_ids[used]
         order = np.argsort(distinct_ids.astype(str) if by_id else first_run, kind="stable")
@@ -63,7 +64,7 @@ class StoreCodes:
         return pd.Index(self.ids).get_indexer(np.asarray(store_id, dtype=object))
 
 
-def _runs(codes):
+def runs(codes):
     """Where each run of equal codes starts, and its code."""
     change = np.empty(len(codes), dtype=bool)
     change[:1] = True

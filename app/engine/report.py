@@ -14,7 +14,7 @@ import pandas as pd
 from .axis import BusinessMeasure, Timeline
 from .columns import REPORT_COLUMNS
 from .hours import business_intervals
-from .inputs import PollOrder, StoreCodes, hours_arrays, store_zones
+from .inputs import PollOrder, StoreCodes, hours_arrays, runs, store_zones
 from .status import governed_spans
 from .zones import DAY_US, ZoneClock
 
@@ -252,9 +252,8 @@ def _span_start_keys(timeline, store, key):
     the rounding included (`governed_spans`)."""
     start = np.empty_like(key)
     start[1:] = (key[:-1] + key[1:]) // 2
-    first = np.ones(len(store), dtype=bool)
-    np.not_equal(store[1:], store[:-1], out=first[1:])
-    start[first] = timeline.range_start(store[first])
+    first, first_store = runs(store)
+    start[first] = timeline.range_start(first_store)
     return start
 
 
