@@ -33,13 +33,15 @@ from urllib.parse import urlsplit
 
 import requests
 
-from tests.servers import PROJECT_DIR, Server, free_port, poll_until_done
+from tests.servers import (PROJECT_DIR, Server, child_pids, free_port, poll_until_done,
+                           stat_fields)
 
 MAX_CONNECTIONS = 5000
 MAX_SECONDS = 300
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-# The documented deployment's gunicorn settings (README, "PostgreSQL and several processes").
-GUNICORN_ARGS = "--workers 2 --threads 8"  # the README's: one worker per CPU (2 here)
+# The documented deployment's gunicorn settings (README, "PostgreSQL and several processes":
+# one worker per CPU, 2 here).
+GUNICORN_ARGS = "--workers 2 --threads 8"
 SERVERS = {
     "run.py": [sys.executable, "run.py"],
     "gunicorn": [sys.executable, "-m", "gunicorn"],  # + GUNICORN_ARGS or --gunicorn-args
@@ -166,12 +168,9 @@ def cpu_seconds(pid):
     """CPU time (user + system) of a process and its children alive now, from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if stat.parent.name == str(pid) or fields[1] == str(pid):  # fields[1]: parent pid
+    for each in [pid, *child_pids(pid)]:
+        fields = stat_fields(each)
+        if fields is not None:
             total += (int(fields[11]) + int(fields[12])) / tick
     return total
 

@@ -30,26 +30,29 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def stat_fields(pid):
+    """The fields of `/proc/<pid>/stat` after the command (state, parent pid, ..., so that
+    user and system CPU ticks are fields 11 and 12); None once the process has ended."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def child_pids(pid):
     """Pids of the live (not zombie) processes whose parent is `pid`, from /proc (Linux)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # it ended meanwhile
-            continue
-        if fields[1] == str(pid) and fields[0] != "Z":  # fields: state, parent pid, ...
+        fields = stat_fields(stat.parent.name)
+        if fields is not None and fields[1] == str(pid) and fields[0] != "Z":
             found.append(int(stat.parent.name))
     return sorted(found)
 
 
 def is_running(pid):
     """True while `pid` is a live process (not a zombie waiting for its parent)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 def poll_until_done(fetch, timeout, pause=lambda: 0.05):
