@@ -45,6 +45,15 @@ def abandoned(report):
     return report.status == Report.RUNNING and lease_expired(report.heartbeat_at)
 
 
+def settled(report, read_again):
+    """`report` (a row, a `Report` or None), or, when it was abandoned, the same report read
+    again by `read_again()` once it has been failed ("interrupted")."""
+    if report is None or not abandoned(report):
+        return report
+    fail_interrupted([(report.id, report.worker)])
+    return read_again()
+
+
 def owner_is_dead(worker):
     """True when `worker` names a process of this host that no longer exists."""
     host, pid, _token = (worker.split(":") + ["", ""])[:3]

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .database import queue_engine
-from .liveness import abandoned, fail_interrupted
+from .liveness import settled
 from .models import Report
 
 MAX_CACHED = 4096  # finished states per process; the least recently read go first
@@ -41,10 +41,7 @@ def read(report_id):
     row = cache.get(report_id, current_app.config["FINISHED_STATE_SECONDS"])
     if row is not None:
         return row
-    row = _select(report_id)
-    if row is not None and abandoned(row):
-        fail_interrupted([(row.id, row.worker)])
-        row = _select(report_id)
+    row = settled(_select(report_id), lambda: _select(report_id))
     if row is not None and row.status in Report.FINISHED:
         cache.put(report_id, row)
     return row

@@ -14,7 +14,7 @@ from sqlalchemy.orm import defer
 
 from .database import queue_engine, seconds_between, write_locking
 from .extensions import db
-from .liveness import abandoned, fail_interrupted, worker_id
+from .liveness import settled, worker_id
 from .models import DataVersion, Report, utcnow
 from .ratelimit import QueueFull
 
@@ -61,11 +61,8 @@ def get_report(report_id):
 
     The CSV (up to megabytes) is loaded only if read: most polls never need it.
     """
-    report = db.session.get(Report, report_id, options=[defer(Report.csv)])
-    if report is not None and abandoned(report):
-        fail_interrupted([(report.id, report.worker)])
-        report = db.session.get(Report, report_id)
-    return report
+    return settled(db.session.get(Report, report_id, options=[defer(Report.csv)]),
+                   lambda: db.session.get(Report, report_id))
 
 
 def claim_next():
