@@ -12,7 +12,7 @@ That loop walks every open connection in Python at each turn: with 1,000 clients
 process spent most of its time walking. So several processes serve, each with its own
 listening socket on the same port (SO_REUSEPORT): the kernel spreads new connections among
 them and each loop walks only its share. The parent upgrades the schema and loads the data
-before forking, then only watches over the children (`app.supervisor`).
+before forking, then only watches over the children (`app.ops.supervisor`).
 """
 
 import errno
@@ -70,8 +70,9 @@ def main():
 
 def _serve(processes):
     # Imported only now: prometheus_client decides at import whether counters go to files.
-    from app import create_app, database
-    from app.startup import load_store_data, prepare
+    from app import create_app
+    from app.ops.startup import load_store_data, prepare
+    from app.storage import database
 
     app = create_app()
     database.upgrade(app)
@@ -89,7 +90,7 @@ def _serve(processes):
         return 0
 
     from app.extensions import db
-    from app.supervisor import supervise
+    from app.ops.supervisor import supervise
 
     load_store_data(app)
     with app.app_context():  # no connection of the parent's may reach a child
@@ -106,7 +107,7 @@ def _serve(processes):
 def _serve_child(sockets, index, settings):
     """One serving process: its own app, report threads and event loop on `sockets[index]`."""
     from app import create_app
-    from app.startup import start_report_work
+    from app.ops.startup import start_report_work
 
     for other, sock in enumerate(sockets):
         if other != index:

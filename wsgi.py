@@ -1,7 +1,7 @@
 """The WSGI application, ready to serve: `gunicorn --workers 2 --threads 8 wsgi:app` (one
 worker per CPU).
 
-Every process that imports it runs the start-up work of `app.startup.prepare`; the database
+Every process that imports it runs the start-up work of `app.ops.startup.prepare`; the database
 locks inside make that safe when several workers start together. The schema must be current
 first: gunicorn's master upgrades it once, before it starts any worker (`on_starting` in
 `gunicorn.conf.py`, which gunicorn reads from the working folder); under another server, run
@@ -9,7 +9,7 @@ first: gunicorn's master upgrades it once, before it starts any worker (`on_star
 """
 
 from app import create_app  # app.config reads the environment and `.env`
-from app.startup import prepare
+from app.ops.startup import prepare
 
 app = create_app()
 prepare(app)

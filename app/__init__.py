@@ -7,14 +7,15 @@ from pathlib import Path
 from apiflask import APIFlask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import openapi
-from .config import Config
+from app.api import openapi
+from app.config import Config
 
 
 def create_app(test_config=None):
     """Build an app from `Config`, with `test_config` (a mapping) overriding it."""
     app = APIFlask(__name__, title=openapi.TITLE, version=openapi.VERSION,
                    docs_oauth2_redirect_path=None,
+                   static_folder="web/static", template_folder="web/templates",
                    instance_relative_config=True)
     app.config.from_object(Config)
     if test_config:
@@ -23,24 +24,29 @@ def create_app(test_config=None):
     if not app.testing:
         _configure_logging(app)
 
-    from . import (api, cli, data_api, database, errors, health, keys, metrics, pages,
-                   poll_state, ratelimit, reports_api, runner, signin)
+    from app import cli
+    from app.api import data, errors, reports, trigger
+    from app.auth import guard, ratelimit, signin
+    from app.ops import health, metrics
+    from app.reports import runner, state
+    from app.storage import database
+    from app.web import pages
 
     database.init_app(app)
-    poll_state.init_app(app)
+    state.init_app(app)
     runner.init_app(app)
-    keys.init_app(app)  # before the limiter: limits count per key
+    guard.init_app(app)  # before the limiter: limits count per key
     signin.init_app(app)
     ratelimit.init_app(app)
     errors.init_app(app)
     openapi.init_app(app)
     cli.init_app(app)
     metrics.init_app(app)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(reports_api.bp)
+    app.register_blueprint(trigger.bp)
+    app.register_blueprint(reports.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
-    app.register_blueprint(data_api.bp)
+    app.register_blueprint(data.bp)
     if app.config["TRUSTED_PROXIES"]:
         # Behind nginx (deploy/nginx.conf): the client's address from X-Forwarded-For.
         count = app.config["TRUSTED_PROXIES"]

@@ -32,7 +32,7 @@ def usable_cpus():
 class Config:
     SQLALCHEMY_DATABASE_URI = database_url_from_environment()
     # The report queue's database; unset: the same as SQLALCHEMY_DATABASE_URI (see
-    # `app.database.queue_url`).
+    # `app.storage.database.queue_url`).
     QUEUE_DATABASE_URL = os.environ.get("QUEUE_DATABASE_URL") or None
     # A zip archive, a folder or a single CSV file loaded when a server starts; "" loads
     # nothing.
@@ -46,7 +46,7 @@ class Config:
     SERVER_THREADS = int(os.environ.get("SERVER_THREADS", "8"))
     SERVER_CONNECTION_LIMIT = int(os.environ.get("SERVER_CONNECTION_LIMIT", "4000"))
     SERVER_IDLE_TIMEOUT = int(os.environ.get("SERVER_IDLE_TIMEOUT", "30"))
-    # The dashboard's sign-in cookie (app.signin): signed with SECRET_KEY (unset: a random key
+    # The dashboard's sign-in cookie (app.auth.signin): signed with SECRET_KEY (unset: a random key
     # kept in the instance folder; several hosts need one shared value), never sent with
     # another site's POST, and with SESSION_COOKIE_SECURE=1 (behind HTTPS) never over HTTP.
     SECRET_KEY = os.environ.get("SECRET_KEY") or None
@@ -65,7 +65,7 @@ class Config:
     # Which finished reports keep their CSV: "" all, "100" the newest 100 reports, "7d" those
     # of the last 7 days ("12h": hours). Older ones are emptied by the heartbeat; 410 after.
     REPORT_RETENTION = os.environ.get("REPORT_RETENTION", "")
-    # How long a process keeps a finished report's state for polls (app.poll_state): a report
+    # How long a process keeps a finished report's state for polls (app.reports.state): a report
     # that another process's retention expired answers 410 here at most this late.
     FINISHED_STATE_SECONDS = float(os.environ.get("FINISHED_STATE_SECONDS", "2"))
     REPORT_WORKERS = int(os.environ.get("REPORT_WORKERS", "2"))
@@ -80,7 +80,7 @@ class Config:
     # Where reports keep the columnar copy of the current data (None: the instance folder's
     # snapshot-copies; "": keep none, always read the database).
     SNAPSHOT_COPY_DIR = os.environ.get("SNAPSHOT_COPY_DIR")
-    # Bounded waits on the database (seconds): see `app.database.engine_options`. A request
+    # Bounded waits on the database (seconds): see `app.storage.database.engine_options`. A request
     # that needs the database while it is unavailable answers 503 with this Retry-After.
     DATABASE_CONNECT_TIMEOUT = float(os.environ.get("DATABASE_CONNECT_TIMEOUT", "5"))
     DATABASE_STATEMENT_TIMEOUT = float(os.environ.get("DATABASE_STATEMENT_TIMEOUT", "30"))
@@ -105,7 +105,6 @@ class Config:
     # LOG_TO_STDOUT=1 sends them to standard output, LOG_FILE to a file instead.
     LOG_TO_STDOUT = os.environ.get("LOG_TO_STDOUT", "0").lower() in ("1", "true", "yes")
     LOG_FILE = os.environ.get("LOG_FILE", "")
-    JSON_SORT_KEYS = False
     # Reports on a Dask cluster (README, "Past one machine"): the scheduler's address, such
     # as tcp://10.0.0.5:8786; empty computes reports in this process.
     DASK_SCHEDULER = os.environ.get("DASK_SCHEDULER", "")

@@ -33,8 +33,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from tests.servers import (PROJECT_DIR, Server, child_pids, free_port, poll_until_done,
-                           stat_fields)
+from tests.servers import PROJECT_DIR, Server, child_pids, free_port, poll_until_done, stat_fields
 
 MAX_CONNECTIONS = 5000
 MAX_SECONDS = 300

@@ -80,7 +80,8 @@ def time_pages(app, echo, repeat=20, seed=0):
 @click.option("--repeat", default=20, show_default=True, help="Requests per kind after the first.")
 def main(database_url, repeat):
     """Server time of the dashboard's pages and JSON on an existing database."""
-    from app import create_app, database
+    from app import create_app
+    from app.storage import database
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "STORE_DATA": "",
                       "TESTING": True})

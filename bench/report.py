@@ -31,7 +31,7 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from app.database import is_postgresql
+from app.storage.database import is_postgresql
 from tests.servers import Server, child_pids
 
 END_TO_END_TIMEOUT_S = 3600  # a report of tens of millions of polls on a busy machine
@@ -39,7 +39,7 @@ END_TO_END_TIMEOUT_S = 3600  # a report of tens of millions of polls on a busy m
 
 def dataset_path(cache_dir, stores, days, seed):
     """Generate the data set once per (stores, days, seed) and return its folder."""
-    from app.generate import generate_dataset, write_dataset
+    from bench.generate import generate_dataset, write_dataset
 
     folder = Path(cache_dir) / f"stores{stores}-days{days}-seed{seed}"
     if not (folder / "store_status.csv").exists():
@@ -48,7 +48,8 @@ def dataset_path(cache_dir, stores, days, seed):
 
 
 def _app(database_url):
-    from app import create_app, database
+    from app import create_app
+    from app.storage import database
 
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
                       "STORE_DATA": ""})
@@ -57,7 +58,7 @@ def _app(database_url):
 
 
 def _step_ingest(database_url, path):
-    from app.ingest import ingest
+    from app.ingest.load import ingest
 
     with _app(database_url).app_context():
         began = time.perf_counter()
@@ -66,7 +67,7 @@ def _step_ingest(database_url, path):
 
 
 def _step_snapshot(database_url, _path):
-    from app.snapshot import read_snapshot
+    from app.storage.snapshot import read_snapshot
 
     with _app(database_url).app_context():
         began = time.perf_counter()
@@ -76,8 +77,8 @@ def _step_snapshot(database_url, _path):
 
 def _step_engine(database_url, _path):
     from app.engine import build_report
-    from app.export import report_csv
-    from app.snapshot import read_snapshot
+    from app.reports.export import report_csv
+    from app.storage.snapshot import read_snapshot
 
     app = _app(database_url)
     with app.app_context():
@@ -91,9 +92,9 @@ def _step_engine(database_url, _path):
 
 def _step_cluster(database_url, _path):
     """The report on the cluster named by DASK_SCHEDULER, as a job computes it (-> CSV)."""
-    from app.cluster import Settings, compute_on_cluster
-    from app.export import report_csv
+    from app.cluster.compute import Settings, compute_on_cluster
     from app.extensions import db
+    from app.reports.export import report_csv
 
     importlib.import_module("distributed")  # once per service process, not per report
     app = _app(database_url)
@@ -251,7 +252,7 @@ def _cluster_steps(database_url, path, work, workers):
         # A new worker imports the app with its first task (seconds); a running cluster has
         # done that long before, so it is done here before anything is timed. So is the
         # service's own first import of Dask: the server's second report is the one timed.
-        client.run(importlib.import_module, "app.cluster")
+        client.run(importlib.import_module, "app.cluster.compute")
         os.environ["DASK_SCHEDULER"] = cluster.scheduler_address  # for the spawned step
         try:
             job = run_step("cluster", database_url, path)

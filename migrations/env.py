@@ -2,15 +2,20 @@
 
 Several processes may upgrade at once (say, servers started together). Each migration
 transaction takes the database's write lock as it begins (SQLite) and a lock of its own
-(PostgreSQL), before the version table is read (see `app.database.write_locking` and
+(PostgreSQL), before the version table is read (see `app.storage.database.write_locking` and
 `hold_lock`). The second process then finds the schema current and does nothing.
 """
 
 from alembic import context
 from flask import current_app
 
-from app.database import (SQLITE_WRITER_WAIT_SECONDS, hold_lock, is_sqlite, schema_engines,
-                          write_locking)
+from app.storage.database import (
+    SQLITE_WRITER_WAIT_SECONDS,
+    hold_lock,
+    is_sqlite,
+    schema_engines,
+    write_locking,
+)
 
 _MIGRATION_LOCK_KEY = 0x4D494752  # any int32 shared by all processes ("MIGR")
 

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from servers import PROJECT_DIR, RUN_PY, Server, poll_until_done
 from sqlalchemy.engine import make_url
 
-from app import create_app, database
+from app import create_app
 from app.extensions import db
-
-from servers import PROJECT_DIR, RUN_PY, Server, poll_until_done
+from app.storage import database
 
 # Golden cases and the real 2023 sample files travel with the repository.
 GOLDEN_DIR = PROJECT_DIR / "tests" / "golden"
@@ -57,7 +57,7 @@ def big_store_data(tmp_path_factory):
 
     Generated once per session, in a folder the servers under test load as STORE_DATA.
     """
-    from app.generate import generate_dataset, write_dataset
+    from bench.generate import generate_dataset, write_dataset
 
     folder = tmp_path_factory.mktemp("big-store-data")
     write_dataset(generate_dataset(14_000, 8, seed=3), folder)

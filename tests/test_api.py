@@ -9,12 +9,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
-
-from app import liveness, pipeline, report_queue
-from app.extensions import db
-from app.ingest import ingest
-from app.models import Report, utcnow
 from conftest import GOLDEN_DIR, Reports, close_app, make_app
+
+from app.extensions import db
+from app.ingest.load import ingest
+from app.reports import liveness, pipeline
+from app.reports import queue as report_queue
+from app.storage.models import Report, utcnow
 
 SPEC_CASE = GOLDEN_DIR / "a_spec_example"
 

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright import sync_api as playwright_api
-
 from conftest import GOLDEN_DIR, PROJECT_DIR
+from playwright import sync_api as playwright_api
 from servers import Server
 
 pytestmark = pytest.mark.e2e

@@ -5,7 +5,6 @@ import zipfile
 import pandas as pd
 import pytest
 import requests
-
 from conftest import BUNDLED_DATA, GOLDEN_DIR, PROJECT_DIR
 
 

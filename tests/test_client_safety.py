@@ -9,12 +9,13 @@ import threading
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
-
-from app import pipeline, report_queue
-from app.export import report_csv, store_ids_from_csv
-from app.extensions import db
-from app.ingest import ingest
 from conftest import write_csv
+
+from app.extensions import db
+from app.ingest.load import ingest
+from app.reports import pipeline
+from app.reports import queue as report_queue
+from app.reports.export import report_csv, store_ids_from_csv
 
 ZERO_COLUMNS = {f"{kind}_last_{window}_s": 0.0 for kind in ("uptime", "downtime")
                 for window in ("hour", "day", "week")}

@@ -14,17 +14,17 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
-
-from app.cluster import Settings, compute_on_cluster
-from app.export import report_csv
-from app.extensions import db
-from app.ingest import ingest
-from app.models import Report
-from app.pipeline import compute_report
 from conftest import BUNDLED_DATA, TEST_DATABASE, Reports, close_app, make_app, write_csv
 from servers import free_port
+from sqlalchemy.engine import make_url
 from test_golden import CASE_IDS, CASES
+
+from app.cluster.compute import Settings, compute_on_cluster
+from app.extensions import db
+from app.ingest.load import ingest
+from app.reports.export import report_csv
+from app.reports.pipeline import compute_report
+from app.storage.models import Report
 
 distributed = pytest.importorskip("distributed")
 

@@ -12,11 +12,11 @@ import statistics
 import threading
 
 import pytest
-
-from app import pipeline
-from app.ingest import ingest
-from app.report_table import ReportTable
 from conftest import BUNDLED_DATA, GOLDEN_DIR, write_csv
+
+from app.ingest.load import ingest
+from app.reports import pipeline
+from app.reports.table import ReportTable
 
 SPEC_CASE = GOLDEN_DIR / "a_spec_example"
 NUMERIC = ["uptime_last_hour", "uptime_last_day", "uptime_last_week", "downtime_last_hour",

@@ -5,7 +5,6 @@ import time
 import pytest
 import requests
 import sqlalchemy as sa
-
 from conftest import PROJECT_DIR
 
 pytestmark = pytest.mark.e2e

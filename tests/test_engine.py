@@ -8,7 +8,7 @@ from app.engine import COLUMNS, build_report
 from app.engine.axis import BusinessMeasure
 from app.engine.hours import merge_intervals
 from app.engine.status import governed_spans
-from app.export import report_csv
+from app.reports.export import report_csv
 
 H = 3600  # seconds in an hour
 

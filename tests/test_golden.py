@@ -11,10 +11,10 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-
-from app.ingest import ingest
-from app.pipeline import compute_report
 from conftest import GOLDEN_DIR, SHARED_GOLDEN_DIR
+
+from app.ingest.load import ingest
+from app.reports.pipeline import compute_report
 
 # Each case's README.md is prose about the case; only data files have to match.
 NOT_DATA = {"README.md"}

@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import sqlalchemy as sa
-
-from app import bulk, parse
-from app.extensions import db
-from app.ingest import IngestError, ingest, last_of_each_key, sorted_polls
 from conftest import BUNDLED_DATA, GOLDEN_DIR, LOOP_DATA_DIR, write_csv
+
+from app.extensions import db
+from app.ingest import bulk, parse
+from app.ingest.load import IngestError, ingest, last_of_each_key, sorted_polls
 
 STATUS_HEADER = "store_id,timestamp_utc,status"
 

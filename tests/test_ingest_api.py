@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
-from app import data_api
-from app.extensions import db
 from conftest import BUNDLED_DATA, GOLDEN_DIR, TEST_DATABASE
+
+from app.api import data as data_api
+from app.extensions import db
 
 SPEC_CASE = GOLDEN_DIR / "a_spec_example"
 CASE_M = GOLDEN_DIR / "m_formats_aliases_rejects"
@@ -280,8 +280,8 @@ def test_ingest_held_by_another_process_gets_409_on_sqlite(app, client):
                     "lock file: test above)")
 def test_ingest_held_by_another_process_gets_409_on_postgresql(app, client):
     # Another connection (as another worker process would) holds the ingest lock.
-    from app.bulk import _INGEST_LOCK_KEY
-    from app.database import hold_lock
+    from app.ingest.bulk import _INGEST_LOCK_KEY
+    from app.storage.database import hold_lock
     with app.app_context():
         other = sa.create_engine(db.engine.url)
         with other.connect() as conn, conn.begin():  # the lock lasts as long as the transaction
@@ -298,7 +298,7 @@ def test_ingest_held_by_another_process_gets_409_on_postgresql(app, client):
 def test_waiting_for_another_process_s_ingest_is_bounded(app):
     # An ingest that may wait (the CLI, the start-up load) waits for the other process's
     # lock file no longer than it is told, then gives up holding nothing.
-    from app.database import one_process_at_a_time
+    from app.storage.database import one_process_at_a_time
 
     with app.app_context():
         engine = db.engine
@@ -324,6 +324,6 @@ def test_waiting_for_another_process_s_ingest_is_bounded(app):
     ("postgresql+psycopg://user@db.example/store", None),
 ])
 def test_the_file_of_a_sqlite_url(url, expected):
-    from app.database import sqlite_file
+    from app.storage.database import sqlite_file
 
     assert sqlite_file(url) == (None if expected is None else Path(expected))

@@ -5,9 +5,10 @@ queue is a file of its own (the default on SQLite) and reports read the data thr
 import sqlite3
 import time
 
-from app.generate import generate_dataset, write_dataset
-from app.ingest import ingest
 from conftest import close_app, make_app
+
+from app.ingest.load import ingest
+from bench.generate import generate_dataset, write_dataset
 
 
 def test_triggers_and_reports_go_on_while_the_data_file_is_locked(tmp_path):

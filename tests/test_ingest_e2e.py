@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import requests
 
-from app.parse import BLOCK_BYTES
-from app.uploads import received
+from app.ingest.parse import BLOCK_BYTES
+from app.ingest.uploads import received
 
 pytestmark = pytest.mark.e2e
 

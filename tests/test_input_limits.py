@@ -7,13 +7,13 @@ import sys
 import zipfile
 
 import pytest
+from conftest import PROJECT_DIR, write_csv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.extensions import db
-from app.ingest import IngestError, ingest
-from app.inputstream import CheckedStream, LineTooLong
-from conftest import PROJECT_DIR, write_csv
+from app.ingest.inputstream import CheckedStream, LineTooLong
+from app.ingest.load import IngestError, ingest
 
 STATUS_HEADER = "store_id,timestamp_utc,status"
 POLL = b"1,2023-01-25 18:13:22.47922 UTC,active\n"

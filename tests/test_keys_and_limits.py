@@ -6,10 +6,10 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-
-from app import report_queue
-from app.extensions import db
 from conftest import Reports, close_app, make_app
+
+from app.extensions import db
+from app.reports import queue as report_queue
 
 REDIS_URL = "redis://127.0.0.1:6379"
 

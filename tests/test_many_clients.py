@@ -16,9 +16,9 @@ import time
 
 import pytest
 import requests
+from servers import PROJECT_DIR, child_pids, free_port, gunicorn, is_running
 
 from bench.load import NGINX, run_load, start_nginx
-from servers import PROJECT_DIR, child_pids, free_port, gunicorn, is_running
 
 pytestmark = pytest.mark.e2e
 # CI installs nginx and sets STORE_MONITOR_REQUIRE_NGINX, so there these tests always run.

@@ -5,13 +5,13 @@ from datetime import datetime, timezone
 
 import pytest
 import requests
+from conftest import write_csv
 from prometheus_client.parser import text_string_to_metric_families
+from servers import gunicorn
 
 from app.extensions import db
-from app.ingest import ingest
-from app.models import Report, utcnow
-from conftest import write_csv
-from servers import gunicorn
+from app.ingest.load import ingest
+from app.storage.models import Report, utcnow
 
 
 def scrape(get):

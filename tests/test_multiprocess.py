@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 import sqlalchemy as sa
-
-from app.database import queue_url
-from app.liveness import INTERRUPTED
 from conftest import PROJECT_DIR
 from servers import gunicorn
+
+from app.reports.liveness import INTERRUPTED
+from app.storage.database import queue_url
 
 pytestmark = pytest.mark.e2e
 

@@ -3,7 +3,6 @@
 import re
 
 
-
 def _is_api(app, endpoint):
     view = app.view_functions[endpoint]
     return endpoint != "static" and not endpoint.startswith("openapi.") \

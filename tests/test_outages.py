@@ -7,9 +7,9 @@ import time
 
 import pytest
 import sqlalchemy as sa
-
-from app.database import queue_url
 from conftest import close_app, make_app
+
+from app.storage.database import queue_url
 
 UNKNOWN = "/get_report?report_id=00000000-0000-4000-8000-000000000000"
 

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference import reference_report
 
 from app.engine import COLUMNS, build_report, report_as_of
 from app.engine import report as engine_module
-from app.export import report_csv
-from reference import reference_report
+from app.reports.export import report_csv
 
 HOUR_US = 3_600_000_000
 # Zones with DST changes of every kind: US and EU rules, a 30-minute change (Lord Howe),

@@ -7,15 +7,15 @@ import time
 
 import pytest
 import sqlalchemy as sa
-
-from app import pipeline
-from app.database import queue_url
-from app.generate import generate_dataset, write_dataset
-from app.ingest import ingest
-from app.models import Report
-from app.outage import is_unavailable
-from app.retry import with_retries
 from conftest import close_app, make_app
+
+from app.ingest.load import ingest
+from app.reports import pipeline
+from app.storage.database import queue_url
+from app.storage.models import Report
+from app.storage.outage import is_unavailable
+from app.storage.retry import with_retries
+from bench.generate import generate_dataset, write_dataset
 
 STALE = 3  # seconds: STALE_REPORT_SECONDS in these tests
 # Past the end of the last fault: the lease (STALE), a heartbeat round, and time for the

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from conftest import GOLDEN_DIR
 
 from app.extensions import db
-from app.ingest import ingest
-from app.models import Report, utcnow
-from app.retention import expire_reports, parse_policy
-from conftest import GOLDEN_DIR
+from app.ingest.load import ingest
+from app.reports.retention import expire_reports, parse_policy
+from app.storage.models import Report, utcnow
 
 
 def test_policies_parse():
@@ -86,7 +86,7 @@ def test_the_heartbeat_applies_the_policy(app, client, reports):
 
 
 def test_polls_see_an_expiry_by_another_process_within_the_cache_time(app, client):
-    """Finished states are kept per process (app.poll_state): an expiry written by another
+    """Finished states are kept per process (app.reports.state): an expiry written by another
     process shows after at most FINISHED_STATE_SECONDS; one by this process, at once."""
     app.config["FINISHED_STATE_SECONDS"] = 0.5
     elsewhere, here = _report(app, timedelta(hours=2)), _report(app, timedelta(hours=1))

@@ -3,10 +3,11 @@ ingest changes the data."""
 
 import logging
 
-from app.extensions import db
-from app.ingest import ingest
-from app.models import Report
 from conftest import GOLDEN_DIR, write_csv
+
+from app.extensions import db
+from app.ingest.load import ingest
+from app.storage.models import Report
 
 
 def state(client, report_id):

@@ -8,11 +8,11 @@ import sys
 import flask_migrate
 import pytest
 import sqlalchemy as sa
-
-from app import database
-from app.extensions import db
 from conftest import PROJECT_DIR, TEST_DATABASE, make_app
 from servers import gunicorn
+
+from app.extensions import db
+from app.storage import database
 
 # Two revisions in a row of migrations/versions, before the latest: API keys, then the
 # report's data version.

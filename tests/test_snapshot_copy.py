@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import sqlalchemy as sa
-
-from app import pipeline
-from app.extensions import db
-from app.ingest import ingest
 from conftest import GOLDEN_DIR, write_csv
+
+from app.extensions import db
+from app.ingest.load import ingest
+from app.reports import pipeline
 
 
 def report(app):

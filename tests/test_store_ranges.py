@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.store_ranges import store_ranges
+from app.cluster.store_ranges import store_ranges
 
 
 def test_even_stores_fill_ranges_up_to_the_limit():

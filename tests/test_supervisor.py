@@ -1,16 +1,17 @@
-"""app.supervisor on its own, in a process of its own: children that cannot start end the
+"""app.ops.supervisor on its own, in a process of its own: children that cannot start end the
 server with a non-zero status instead of being restarted forever."""
 
 import subprocess
 import sys
 import time
 
-from app import supervisor
 from servers import PROJECT_DIR
+
+from app.ops import supervisor
 
 SCRIPT = """
 import logging, sys
-from app.supervisor import supervise
+from app.ops.supervisor import supervise
 logging.basicConfig(level=logging.INFO)
 
 def serve(index):

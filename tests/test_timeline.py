@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
-
-from app.engine import build_report
-from app.engine.timeline import build_timelines, local_days
 from reference import EPOCH, _inside, _zone, business_time, reference_report
 from test_engine import hms, us
 from test_properties import SETTINGS, datasets, frames
+
+from app.engine import build_report
+from app.engine.timeline import build_timelines, local_days
 
 MIN_US = 60_000_000
 

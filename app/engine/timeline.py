@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .report import WINDOWS_US, ReportInputs, uptime_by_window
 from .axis import BusinessMeasure
+from .report import WINDOWS_US, ReportInputs, uptime_by_window
 from .zones import DAY_US, local_to_utc, utc_to_local
 
 WEEK_US = WINDOWS_US["week"]

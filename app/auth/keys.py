@@ -1,0 +1,84 @@
+"""API keys: making, revoking and finding them, and which paths need none.
+
+While no active key exists the API is open. Once one does, every request except the open
+paths (health, metrics, the API description) needs ``Authorization: Bearer <key>``
+(`app.auth.guard` checks it). A key is 32 random bytes; only its SHA-256 is stored, which is
+enough for a key of that entropy (nothing to guess from the hash), and cheap to check.
+"""
+
+import hashlib
+import secrets
+import time
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.extensions import db
+from app.storage.database import read_apart
+from app.storage.models import ApiKey, utcnow
+
+KEY_PREFIX = "smk_"
+# Paths any client may reach, keys or not: probes, metrics and the API's own description.
+OPEN_PATHS = ("/health", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs",
+              "/signin", "/signout")
+OPEN_PREFIXES = ("/docs/", "/static/")
+# How long a process trusts its answer to "is there an active key?"; a key created by
+# another process is enforced after at most this long. Revocation is checked every time.
+ACTIVE_CACHE_SECONDS = 2.0
+
+
+def init_app(app):
+    app.extensions["api_keys_active"] = (0.0, False)  # (valid until, any active key)
+
+
+def hash_key(key):
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(name):
+    """Store a new key named `name`; returns the key, which is not kept anywhere."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    db.session.add(ApiKey(name=name, key_hash=hash_key(key), prefix=key[:12]))
+    db.session.commit()
+    _forget_active()
+    return key
+
+
+def revoke_key(name):
+    """Revoke the key named `name`; False when there is no such active key."""
+    changed = db.session.execute(
+        sa.update(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())).rowcount
+    db.session.commit()
+    _forget_active()
+    return changed == 1
+
+
+def any_active():
+    """Whether some key is active (cached for `ACTIVE_CACHE_SECONDS`)."""
+    until, active = current_app.extensions["api_keys_active"]
+    now = time.monotonic()
+    if now >= until:
+        with read_apart() as conn:
+            active = conn.execute(sa.select(ApiKey.id).where(ApiKey.revoked_at.is_(None))
+                                  .limit(1)).first() is not None
+        current_app.extensions["api_keys_active"] = (now + ACTIVE_CACHE_SECONDS, active)
+    return active
+
+
+def _forget_active():
+    current_app.extensions["api_keys_active"] = (0.0, False)
+
+
+def find_key(key):
+    """The key's row (name, revoked_at), or None for a key never created."""
+    return find_hash(hash_key(key))
+
+
+def find_hash(key_hash):
+    """The row of the key with this SHA-256, or None."""
+    with read_apart() as conn:
+        return conn.execute(sa.select(ApiKey.name, ApiKey.revoked_at)
+                            .where(ApiKey.key_hash == key_hash)).first()
+
+

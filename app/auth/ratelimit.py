@@ -1,0 +1,51 @@
+"""Rate limits (Flask-Limiter): `429` with `Retry-After` (answered by `app.api.errors`).
+
+Limits count per client: its API key when it sent a valid one, else its address. Starting a
+report has its own limit (`TRIGGER_RATE_LIMIT`); every other request that is not a probe
+shares `REQUEST_RATE_LIMIT` (none by default). Counters live in memory, per process, unless
+`RATELIMIT_STORAGE_URI` names a shared store such as ``redis://host:6379``, which all
+processes then use: gunicorn workers count together.
+"""
+
+import math
+import time
+
+from flask import current_app, g, request
+from flask_limiter import Limiter
+
+from app.auth import keys
+
+# Endpoints that start a report.
+TRIGGER_ENDPOINTS = {"api.trigger_report"}
+
+
+def init_app(app):
+    # One limiter per app: a module-wide one would share its counters between apps.
+    limiter = Limiter(key_func=_client, app=app, default_limits=[_limit],
+                      default_limits_exempt_when=lambda: not _limit())
+    # A request without a limit (every poll, by default) skips the limiter's check and its
+    # storage (docs/architecture.md, "Rate limits and the request path").
+    limiter.request_filter(lambda: not _limit())
+    app.extensions["rate_limiter"] = limiter
+
+
+def retry_after_seconds(limiter):
+    """Seconds until the window of the limit that was just exceeded frees up (at least 1)."""
+    current = limiter.current_limit
+    reset_at = current.reset_at if current else time.time() + 1
+    return max(1, math.ceil(reset_at - time.time()))
+
+
+def _client():
+    name = g.get("api_key_name")
+    return f"key:{name}" if name else f"address:{request.remote_addr}"
+
+
+def _limit():
+    """This request's limit, "" for none: probes and metrics are never limited."""
+    path = request.path
+    if path in keys.OPEN_PATHS or path.startswith(keys.OPEN_PREFIXES):
+        return ""
+    if request.endpoint in TRIGGER_ENDPOINTS:
+        return current_app.config["TRIGGER_RATE_LIMIT"]
+    return current_app.config["REQUEST_RATE_LIMIT"]

@@ -1,0 +1,308 @@
+"""Bulk statements for ingest: whole columns per statement, no Python object per row.
+
+Rows go to the database as Arrow columns written in C, then one set-based statement
+(`INSERT ... SELECT ... ON CONFLICT`) puts them in place:
+
+- PostgreSQL: `COPY` (CSV that Arrow writes) into a temporary table, or straight into an
+  empty polls table, where nothing can conflict.
+- SQLite: the ADBC driver writes the columns into a private staging file, which the
+  ingest's own connection attaches. `executemany` would build a Python tuple per row and
+  bind it (about 1.5 µs a row: most of an ingest of millions of polls). The driver brings
+  its own copy of the SQLite library, and two copies must never open the same file (each
+  would drop the other's locks). They do not: the driver alone opens the staging file
+  until it has closed it, then only the ingest connection does.
+"""
+
+import io
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, contextmanager
+
+import adbc_driver_sqlite.dbapi as adbc_sqlite
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.storage.database import (
+    SQLITE_WRITER_WAIT_SECONDS,
+    hold_lock,
+    is_postgresql,
+    is_sqlite,
+    lift_statement_timeout,
+    one_process_at_a_time,
+    write_locking,
+)
+
+CHUNK_ROWS = 200_000
+# SQLite: from this many rows on, a staging file written in C beats `executemany`; and
+# at most this many files per transaction (SQLite attaches at most 10 databases).
+STAGE_FILE_ROWS = 20_000
+MAX_STAGING_FILES = 8
+# SQLite: at least this many rows per part when rows are staged in parts (`_staged_parts`).
+STAGE_PART_ROWS = 400_000
+MAX_STAGE_PARTS = 4
+# Any constant works: it only has to be the same for every process of this service (the
+# lock is per schema: see `database.hold_lock`).
+_INGEST_LOCK_KEY = 0x53544F52  # "STOR"
+
+
+class IngestBusy(Exception):
+    """Another ingest holds the lock (raised only when asked not to wait for it)."""
+
+
+@contextmanager
+def writing_transaction(wait=True):
+    """A transaction that holds the database's write lock for ingest from its first statement.
+
+    On SQLite, `BEGIN IMMEDIATE` avoids failing half-way when another writer appears; on
+    PostgreSQL an advisory lock serialises ingests, so counts taken inside are exact. With
+    `wait` false, `IngestBusy` is raised instead of waiting for another ingest: PostgreSQL's
+    lock, or on a SQLite file a lock file every ingest holds (`run.py`'s processes share one
+    file, and its write lock would only make the second ingest wait).
+    """
+    engine = write_locking(db.engine, SQLITE_WRITER_WAIT_SECONDS)
+    with one_process_at_a_time(engine, "ingest", SQLITE_WRITER_WAIT_SECONDS if wait else 0) \
+            as alone, engine.connect() as conn:
+        if not alone:
+            raise IngestBusy("another ingest is running")
+        try:
+            with conn.begin():
+                # A big ingest's statements (and the wait for another ingest) may take
+                # longer than the statement timeout that bounds requests.
+                lift_statement_timeout(conn)
+                if not hold_lock(conn, _INGEST_LOCK_KEY, wait):
+                    raise IngestBusy("another ingest is running")
+                yield conn
+        finally:
+            # SQLite only lets go of an attached file once the transaction is over; the
+            # driver's own connection runs it, outside any transaction.
+            if is_sqlite(conn):
+                raw = conn.connection.dbapi_connection
+                for row in raw.execute("PRAGMA database_list").fetchall():
+                    if row[1].startswith(_STAGING):
+                        raw.execute(f"DETACH DATABASE {row[1]}")
+
+
+# Tables whose rows COPY sends in PostgreSQL's binary format: each column's type as numpy
+# writes it (big-endian, the width of the column's SQL type).
+_BINARY_COLUMNS = {"store_status": {"store_pk": ">i4", "timestamp_us": ">i8", "active": "?"}}
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no extension
+_BINARY_TRAILER = b"\xff\xff"
+
+
+def _copy(conn, table, names, columns, like_table=None):
+    """PostgreSQL: COPY the rows into `table` (whose columns are typed as in `like_table`),
+    in binary when `_BINARY_COLUMNS` knows the columns' types, else as CSV that Arrow
+    writes."""
+    types = _BINARY_COLUMNS.get(like_table or table)
+    if types is not None and set(names) <= set(types):
+        return _copy_binary(conn, table, names, columns, [types[name] for name in names])
+    total = len(columns[0])
+    with conn.connection.cursor() as cursor, cursor.copy(
+            f"COPY {table} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)") as copy:
+        for start in range(0, total, CHUNK_ROWS):
+            part = pa.table({name: pa.array(np.asarray(column)[start:start + CHUNK_ROWS])
+                             for name, column in zip(names, columns)})
+            buffer = io.BytesIO()
+            # Quoting every value keeps an empty string apart from NULL.
+            pacsv.write_csv(part, buffer, pacsv.WriteOptions(include_header=False,
+                                                             quoting_style="all_valid"))
+            copy.write(buffer.getvalue())
+
+
+def _copy_binary(conn, table, names, columns, types):
+    """COPY in the binary format, each block of rows one numpy record array (a field
+    count, then each value behind its length): nothing is written or parsed as text, which
+    was most of the server's work for millions of polls."""
+    fields = [("count", ">i2")]
+    for index, kind in enumerate(types):
+        fields += [(f"length{index}", ">i4"), (f"value{index}", kind)]
+    record = np.dtype(fields)
+    total = len(columns[0])
+    with conn.connection.cursor() as cursor, cursor.copy(
+            f"COPY {table} ({', '.join(names)}) FROM STDIN WITH (FORMAT binary)") as copy:
+        copy.write(_BINARY_HEADER)
+        for start in range(0, total, CHUNK_ROWS):
+            rows = np.empty(min(CHUNK_ROWS, total - start), dtype=record)
+            rows["count"] = len(types)
+            for index, (kind, column) in enumerate(zip(types, columns)):
+                rows[f"length{index}"] = np.dtype(kind).itemsize
+                rows[f"value{index}"] = np.asarray(column)[start:start + len(rows)]
+            copy.write(rows.tobytes())
+        copy.write(_BINARY_TRAILER)
+
+
+def _staged(conn, like_table, names, columns):
+    """Put the rows somewhere one SQL statement of `conn` can select them from; returns
+    that table's name. Its columns are `names`, typed as in `like_table`."""
+    if is_postgresql(conn):
+        conn.exec_driver_sql("DROP TABLE IF EXISTS pg_temp.staging")
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE staging ON COMMIT DROP AS "
+                             f"SELECT {', '.join(names)} FROM {like_table} WITH NO DATA")
+        _copy(conn, "staging", names, columns, like_table)
+        return "staging"
+    attached = sorted(n for n in _attached(conn) if n.startswith(_STAGING))
+    if len(columns[0]) < STAGE_FILE_ROWS or len(attached) >= MAX_STAGING_FILES:
+        return _staged_by_executemany(conn, names, columns)
+    # One file per call: an attached file stays attached until the transaction ends.
+    alias = f"{_STAGING}{len(attached)}"
+    with tempfile.TemporaryDirectory(prefix="store-monitor-ingest-") as folder:
+        path = _staging_file(os.path.join(folder, "rows.sqlite3"), names, columns)
+        # Still readable once its folder is gone: the connection keeps the file open.
+        conn.exec_driver_sql(f"ATTACH DATABASE ? AS {alias}", (path,))
+    return f"{alias}.rows"
+
+
+def _staged_parts(conn, like_table, names, columns):
+    """Like `_staged`, but yields the rows as consecutive parts, each once it can be
+    selected from.
+
+    On SQLite, many rows go in up to MAX_STAGE_PARTS files: a thread writes the next
+    part's file (in the driver's C code, without the GIL) while `conn` copies the part
+    before into its table (in SQLite's C code, also without the GIL), so the two steps
+    overlap on two cores instead of following each other. The driver is done with a file
+    before `conn` attaches it.
+    """
+    total = len(columns[0])
+    attached = 0 if is_postgresql(conn) else len(
+        [n for n in _attached(conn) if n.startswith(_STAGING)])
+    parts = min(MAX_STAGE_PARTS, total // STAGE_PART_ROWS, MAX_STAGING_FILES - attached)
+    if is_postgresql(conn) or parts < 2:
+        yield _staged(conn, like_table, names, columns)
+        return
+    bounds = np.linspace(0, total, parts + 1).astype(np.int64)
+    with tempfile.TemporaryDirectory(prefix="store-monitor-ingest-") as folder, \
+            ThreadPoolExecutor(1, thread_name_prefix="staging") as pool:
+        files = [pool.submit(_staging_file, os.path.join(folder, f"rows{part}.sqlite3"), names,
+                             [np.asarray(column)[low:high] for column in columns])
+                 for part, (low, high) in enumerate(zip(bounds[:-1], bounds[1:]))]
+        try:
+            for part, file in enumerate(files):
+                alias = f"{_STAGING}{attached + part}"
+                conn.exec_driver_sql(f"ATTACH DATABASE ? AS {alias}", (file.result(),))
+                yield f"{alias}.rows"
+        finally:
+            for file in files:
+                file.cancel()
+
+
+def _staging_file(path, names, columns):
+    """Write the rows into a new SQLite file at `path` (table `rows`) and close it."""
+    with closing(adbc_sqlite.connect(path, autocommit=True)) as staging, \
+            closing(staging.cursor()) as cursor:
+        # A throwaway file: no journal, no waiting for the disk.
+        cursor.execute("PRAGMA journal_mode = OFF")
+        cursor.execute("PRAGMA synchronous = OFF")
+        cursor.adbc_ingest("rows", pa.table(dict(zip(names, columns))), mode="create")
+    return path
+
+
+def _staged_by_executemany(conn, names, columns):
+    """SQLite: a temporary table filled row by row (for few rows, a file costs more)."""
+    conn.exec_driver_sql("DROP TABLE IF EXISTS temp.staging")
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE staging ({', '.join(names)})")
+    rows = list(zip(*(np.asarray(column).tolist() for column in columns)))
+    conn.exec_driver_sql(f"INSERT INTO temp.staging VALUES ({', '.join('?' * len(names))})",
+                         rows)
+    return "temp.staging"
+
+
+_STAGING = "ingest_staging"
+
+
+def _attached(conn):
+    return {row[1] for row in conn.exec_driver_sql("PRAGMA database_list")}
+
+
+def _insert(conn, table, names, columns, on_conflict=""):
+    """Insert rows given as parallel columns, in their order, with an ON CONFLICT clause."""
+    if len(columns[0]) == 0:
+        return
+    listed = ", ".join(names)
+    for source in _staged_parts(conn, table, names, columns):
+        # "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT.
+        conn.exec_driver_sql(f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {source} "
+                             f"WHERE true {on_conflict}")
+
+
+def _on_conflict(key, update=()):
+    """The ON CONFLICT clause of an upsert on `key`: overwrite `update` columns, or skip."""
+    action = ("DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in update)
+              if update else "DO NOTHING")
+    return f"ON CONFLICT ({', '.join(key)}) {action}"
+
+
+def insert_rows(conn, table, names, columns):
+    """Insert the rows given as parallel columns into `table` (a table name)."""
+    if len(columns[0]) and is_postgresql(conn):
+        _copy(conn, table, names, columns)
+    else:
+        _insert(conn, table, names, columns)
+
+
+def store_pks(conn, store_ids, known=None):
+    """Map store ids to `store.id`, registering the ids not seen before.
+
+    `known` is the Series this function returned before in the same transaction, if any;
+    the table is read again only when ids are new. Returns a Series of primary keys indexed
+    by store id.
+    """
+    def read_after(last_id):
+        rows = conn.execute(sa.text("SELECT store_id, id FROM store WHERE id > :last"),
+                            {"last": last_id}).all()
+        return pd.Series([r[1] for r in rows], index=pd.Index([r[0] for r in rows], dtype=object),
+                         dtype=np.int64)
+
+    pks = read_after(-1) if known is None else known
+    new = pd.Index(store_ids, dtype=object).difference(pks.index)
+    if len(new):
+        # Only ingest adds stores, one ingest at a time (under its lock), and new rows get
+        # ids above every existing one: reading those is enough, not the whole table again
+        # for each block of a file.
+        _insert(conn, "store", ["store_id"], [new.to_numpy()], _on_conflict(["store_id"]))
+        pks = pd.concat([pks, read_after(int(pks.max()) if len(pks) else -1)])
+    return pks
+
+
+def count_rows(conn, table):
+    return conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+
+def add_polls(conn, store_pk, timestamp_us, active):
+    """Insert polls, overwriting the status of a store and instant already present.
+
+    The rows must be sorted by store and instant, without two of the same: the order of the
+    table's key, so that each new row lands next to the one before. Returns how many rows
+    were new (exact under the ingest lock).
+    """
+    names = ["store_pk", "timestamp_us", "active"]
+    columns = [store_pk, timestamp_us, active]
+    if len(store_pk) == 0:
+        return 0
+    empty = conn.execute(sa.text("SELECT NOT EXISTS (SELECT 1 FROM store_status)")).scalar()
+    if empty:  # nothing can conflict: no key lookups, and no staging on PostgreSQL
+        insert_rows(conn, "store_status", names, columns)
+        return len(store_pk)
+    before = count_rows(conn, "store_status")
+    _insert(conn, "store_status", names, columns,
+            _on_conflict(["store_pk", "timestamp_us"], ["active"]))
+    return count_rows(conn, "store_status") - before
+
+
+def replace_hours(conn, named_pks, columns):
+    """Drop the hours of the stores in `named_pks`, then insert the given rows."""
+    if len(named_pks):
+        named = _staged(conn, "business_hours", ["store_pk"], [named_pks])
+        conn.exec_driver_sql(f"DELETE FROM business_hours WHERE store_pk IN "
+                             f"(SELECT store_pk FROM {named})")
+    insert_rows(conn, "business_hours",
+                ["store_pk", "day_of_week", "start_local_s", "end_local_s"], columns)
+
+
+def upsert_timezones(conn, store_pk, timezone_str):
+    _insert(conn, "store_timezone", ["store_pk", "timezone_str"], [store_pk, timezone_str],
+            _on_conflict(["store_pk"], ["timezone_str"]))

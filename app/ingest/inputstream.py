@@ -1,0 +1,139 @@
+"""The byte stream Arrow parses: it refuses over-long lines and bytes that are not UTF-8,
+and it can be stopped.
+
+Three problems of reading CSV with Arrow from a Python file object are solved here:
+
+- A line has no length limit in CSV, so one 3 GB line would be read whole into memory.
+  Every line is checked as the bytes pass through, and the first one longer than the limit
+  fails the file before Arrow (or `readline`) holds it.
+- A row that is not UTF-8 and has the wrong number of fields makes pyarrow print a
+  traceback ("Exception ignored in ...") as it hands the row to our handler. Such bytes
+  fail the file here first, with one line.
+- Arrow reads the stream ahead on a thread of its own, which calls `read` here. When the
+  ingest gives up (a bad file), that thread may still be inside Python at interpreter exit,
+  which aborts the process ("Fatal Python error: PyGILState_Release"). `stop()` waits for a
+  read in progress and makes every later read return end-of-file at once.
+"""
+
+import codecs
+import threading
+
+from app.ingest.sources import IngestError
+
+# Lines of the real data are under 100 bytes; a megabyte leaves room for any sane file.
+DEFAULT_MAX_LINE_BYTES = 1 << 20
+
+
+class LineTooLong(IngestError):
+    """A line of an input file exceeds the configured limit."""
+
+
+class NotUtf8(IngestError):
+    """An input file holds bytes that are not UTF-8 text."""
+
+
+class CheckedStream:
+    """A read-only view of `raw` that raises `LineTooLong` for a line over `max_line` bytes.
+
+    The limit counts the bytes of a line without its newline. Checking costs a few `find`
+    calls per `max_line` bytes read: between two newlines at most `max_line` bytes apart,
+    jumping from one to the last newline within reach crosses any clean block in two steps.
+    """
+
+    def __init__(self, raw, name, max_line=DEFAULT_MAX_LINE_BYTES):
+        self._raw = raw
+        self._name = name
+        self._max = max_line
+        self._run = 0  # bytes since the last newline
+        self._offset = 0  # bytes read before the current block
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._drained = threading.Event()  # a read answered end-of-file after stop()
+        self._at_end = False  # the underlying stream said end-of-file
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+
+    # The file-object surface Arrow uses.
+    closed = property(lambda self: self._raw.closed)
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return False
+
+    def tell(self):
+        return self._raw.tell()
+
+    def read(self, size=-1):
+        with self._lock:
+            if self._stopped:
+                self._drained.set()
+                return b""
+            data = self._raw.read(size)
+            self._at_end = not data
+            self._check(data)
+            return data
+
+    def readline(self):
+        """One line, read at most one byte past the limit."""
+        with self._lock:
+            data = self._raw.readline(self._max + 2)  # the line, its newline, maybe "\r"
+            self._check(data)
+            return data
+
+    def peek(self, size=1):
+        return self._raw.peek(size)
+
+    def stop(self, timeout=2.0):
+        """Make every later read answer end-of-file, and wait until the reading thread is
+        done with Python: it reached the end of the file, or read that end-of-file after
+        this call, or (a reader that paused its read-ahead) `timeout` seconds passed."""
+        with self._lock:  # waits for a read in progress
+            self._stopped = True
+            if self._at_end:
+                return
+        self._drained.wait(timeout)
+
+    def _check(self, data):
+        self._check_utf8(data)
+        self._check_lines(data)
+
+    def _check_utf8(self, data):
+        """Decode only blocks with non-ASCII bytes (the decoder carries a split character)."""
+        try:
+            if not data.isascii() or self._utf8.getstate()[0]:
+                self._utf8.decode(data, final=not data)
+            elif not data:
+                self._utf8.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise NotUtf8(f"{self._name}: not UTF-8 text (at byte "
+                          f"{self._offset + exc.start:,})") from None
+
+    def _check_lines(self, data):
+        start = self._offset - self._run  # where the current line began
+        self._offset += len(data)
+        first = data.find(b"\n")
+        if first < 0:
+            self._run += len(data)
+            if self._run > self._max:
+                self._fail(start)
+            return
+        if self._run + first > self._max:
+            self._fail(start)
+        base = self._offset - len(data)
+        last = data.rfind(b"\n")
+        position = first
+        while position < last:
+            # The last newline within reach of this one; none means the line is too long.
+            reach = data.rfind(b"\n", position + 1, position + self._max + 2)
+            if reach < 0:
+                self._fail(base + position + 1)
+            position = reach
+        self._run = len(data) - last - 1
+        if self._run > self._max:
+            self._fail(base + last + 1)
+
+    def _fail(self, start):
+        # Counting lines would cost more than the check itself: the message gives the offset.
+        raise LineTooLong(f"{self._name}: the line starting at byte {start:,} is longer than "
+                          f"{self._max:,} bytes (MAX_LINE_BYTES)")

@@ -1,0 +1,129 @@
+"""What has been loaded: ingest records, their rejected rows, and a summary of the data.
+
+Read-only queries for the API; each answer is plain dicts and lists, ready for a schema.
+"""
+
+import sqlalchemy as sa
+
+from app.engine.instants import iso_datetime, iso_instant
+from app.engine.zones import resolve_zones
+from app.extensions import db
+from app.storage.database import read_apart, text_before
+from app.storage.models import (
+    BusinessHours,
+    Ingest,
+    IngestFile,
+    IngestRejection,
+    Store,
+    StoreStatus,
+    StoreTimezone,
+)
+
+SHOWN_REJECTIONS = 20  # in the answer to an upload; all of them are paged separately
+_COUNTS = ("read", "loaded", "duplicate", "rejected")
+
+
+def describe_ingests(ingest_ids):
+    """Each ingest's record and per-file accounting, in the order of `ingest_ids`."""
+    ingests = db.session.execute(sa.select(Ingest).where(Ingest.id.in_(ingest_ids))).scalars()
+    files = db.session.execute(sa.select(IngestFile).where(IngestFile.ingest_id.in_(ingest_ids))
+                               .order_by(IngestFile.id)).scalars()
+    by_id = {i.id: {"ingest_id": i.id, "source": i.source, "fingerprint": i.fingerprint,
+                    "created_at": iso_datetime(i.created_at), "files": [],
+                    **{name: 0 for name in _COUNTS}} for i in ingests}
+    for f in files:
+        entry = by_id[f.ingest_id]
+        entry["files"].append({"kind": f.kind, "name": f.name,
+                               **{name: getattr(f, name) for name in _COUNTS}})
+        for name in _COUNTS:
+            entry[name] += getattr(f, name)
+    return [by_id[i] for i in ingest_ids if i in by_id]
+
+
+def describe_ingest(ingest_id, rejections=SHOWN_REJECTIONS):
+    """One ingest with its first rejected rows; None when there is no such ingest."""
+    found = describe_ingests([ingest_id])
+    if not found:
+        return None
+    found[0]["rejections"] = rejection_page(ingest_id, 0, rejections)
+    return found[0]
+
+
+def list_ingests(page, per_page):
+    """``(total, ingests)``: one page of ingests, newest first."""
+    total = db.session.execute(sa.select(sa.func.count()).select_from(Ingest)).scalar()
+    ids = db.session.execute(sa.select(Ingest.id).order_by(Ingest.id.desc())
+                             .offset((page - 1) * per_page).limit(per_page)).scalars().all()
+    return total, describe_ingests(ids)
+
+
+def ingest_exists(ingest_id):
+    return db.session.get(Ingest, ingest_id) is not None
+
+
+def count_rejections(ingest_id):
+    return db.session.execute(sa.select(sa.func.count()).select_from(IngestRejection)
+                              .where(IngestRejection.ingest_id == ingest_id)).scalar()
+
+
+def rejection_page(ingest_id, offset, limit):
+    """Rejected rows of an ingest in the order they were met: file, line, reason."""
+    rows = db.session.execute(
+        sa.select(IngestRejection.file, IngestRejection.line, IngestRejection.reason)
+        .where(IngestRejection.ingest_id == ingest_id).order_by(IngestRejection.id)
+        .offset(offset).limit(limit)).all()
+    return [{"file": r.file, "line": r.line, "reason": r.reason} for r in rows]
+
+
+def first_poll_us():
+    """The earliest poll [µs, UTC], or None without polls (read apart: a report is queued
+    next)."""
+    with read_apart() as conn:
+        return conn.execute(sa.select(sa.func.min(StoreStatus.timestamp_us))).scalar()
+
+
+def data_summary():
+    """How much data is loaded, how fresh it is, and what is missing or was rejected."""
+    has_polls = sa.exists().where(StoreStatus.store_pk == Store.id)
+    has_hours = sa.exists().where(BusinessHours.store_pk == Store.id)
+    has_zone = sa.exists().where(StoreTimezone.store_pk == Store.id)
+
+    def count_stores(*conditions):
+        return db.session.execute(sa.select(sa.func.count()).select_from(Store)
+                                  .where(*conditions)).scalar()
+
+    polls, first_us, latest_us = db.session.execute(sa.select(
+        sa.func.count(), sa.func.min(StoreStatus.timestamp_us),
+        sa.func.max(StoreStatus.timestamp_us))).one()
+    zone_names = db.session.execute(sa.select(StoreTimezone.timezone_str, sa.func.count())
+                                    .group_by(StoreTimezone.timezone_str)).all()
+    unknown_zone = 0
+    if zone_names:
+        _codes, _zones, unknown = resolve_zones([name for name, _count in zone_names])
+        unknown_zone = sum(count for (_name, count), bad in zip(zone_names, unknown) if bad)
+    by_reason = _rejections_by_reason()
+    return {
+        "stores": count_stores(),
+        "stores_with_polls": count_stores(has_polls),
+        "polls": polls,
+        "first_poll": iso_instant(first_us),
+        "latest_poll": iso_instant(latest_us),
+        "stores_without_business_hours": count_stores(~has_hours),
+        "stores_without_timezone": count_stores(~has_zone),
+        "stores_with_unknown_timezone": unknown_zone,
+        "ingests": db.session.execute(sa.select(sa.func.count()).select_from(Ingest)).scalar(),
+        "rejected_rows": sum(by_reason.values()),
+        "rejected_by_reason": by_reason,
+    }
+
+
+def _rejections_by_reason():
+    """Rejected rows counted by reason, without the quoted value that some reasons carry
+    ("unknown status 'x'" counts as "unknown status")."""
+    kind = text_before(IngestRejection.reason, " '")
+    rows = db.session.execute(sa.select(kind.label("kind"), sa.func.count())
+                              .group_by(kind).order_by(sa.func.count().desc())).all()
+    counts = {}
+    for name, count in rows:
+        counts[name.rstrip(":")] = counts.get(name.rstrip(":"), 0) + count
+    return counts

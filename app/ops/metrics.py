@@ -1,0 +1,174 @@
+"""Prometheus metrics at `/metrics`.
+
+Two kinds of figures:
+
+- Events seen by this process (requests and their latency, reports it finished and how
+  long they took) are `prometheus_client` counters and histograms. Under gunicorn each worker
+  counts its own; with `PROMETHEUS_MULTIPROC_DIR` set (an empty folder, before the server
+  starts) the workers write them to files there and any worker's `/metrics` sums them all.
+- The state of the service (reports by state, queue depth, rows ingested by outcome, the
+  latest poll, readiness) is read from the database at each scrape, so every process reports
+  the same values and nothing is counted twice.
+"""
+
+import functools
+import os
+import time
+
+import sqlalchemy as sa
+from apiflask import APIBlueprint
+from flask import Response, current_app, g, request
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    multiprocess,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
+
+from app.extensions import db
+from app.ops.health import readiness
+from app.reports.counters import PREFIX
+from app.storage.models import Ingest, IngestFile, Report
+
+bp = APIBlueprint("metrics", __name__, tag="Service")
+
+disable_created_metrics()  # the `*_created` series double the output and serve no alert
+
+
+REQUESTS = Counter(PREFIX + "http_requests", "HTTP requests answered, by route, method "
+                   "and status", ["route", "method", "status"])
+REQUEST_SECONDS = Histogram(
+    PREFIX + "http_request_duration_seconds", "Time to answer an HTTP request, by route",
+    ["route", "method"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+
+def init_app(app):
+    app.register_blueprint(bp)
+    app.before_request(_start_timer)
+    app.after_request(_count_request)
+
+
+def _start_timer():
+    g.metrics_started = time.perf_counter()
+
+
+def _count_request(response):
+    # Unknown paths share one label, so that scanners cannot create series without end.
+    rule = request.url_rule
+    route = rule.rule if rule else "unmatched"
+    method = request.method
+    counter, histogram = _series(route, method, response.status_code)
+    counter.inc()
+    started = g.get("metrics_started")
+    if started is not None:
+        histogram.observe(time.perf_counter() - started)
+    return response
+
+
+@functools.lru_cache(maxsize=1024)
+def _series(route, method, status):
+    """The request counter and latency histogram of these labels: `labels()` checks and
+    locks at each call, a twentieth of a poll's time; routes, methods and statuses are few."""
+    return REQUESTS.labels(route, method, str(status)), REQUEST_SECONDS.labels(route, method)
+
+
+@bp.get("/metrics")
+@bp.doc(operation_id="metrics", responses={200: {
+    "description": "Prometheus text exposition format",
+    "content": {"text/plain": {"schema": {"type": "string"}}}}})
+def metrics():
+    """Metrics for Prometheus"""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        events = CollectorRegistry()
+        multiprocess.MultiProcessCollector(events)
+    else:
+        events = REGISTRY
+    state = CollectorRegistry()
+    state.register(_StateCollector(current_app._get_current_object()))
+    # The text format version the scraper asks for (Prometheus sends an Accept header).
+    encode, content_type = choose_encoder(request.headers.get("Accept"))
+    return Response(encode(events) + encode(state), content_type=content_type)
+
+
+class _StateCollector:
+    """Figures read from the database at scrape time."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def collect(self):
+        checks = readiness()
+        ready = GaugeMetricFamily(PREFIX + "ready", "1 when /readyz answers 200")
+        ready.add_metric([], float(all(v == "ok" for v in checks.values())))
+        yield ready
+        up = GaugeMetricFamily(PREFIX + "database_up", "1 when the database answered the "
+                               "readiness check")
+        up.add_metric([], float(checks["database"] == "ok"))
+        yield up
+        if checks["database"] != "ok":
+            return  # the other figures need the database
+        try:
+            yield from self._from_database()
+        finally:
+            db.session.remove()
+
+    def _from_database(self):
+        states = GaugeMetricFamily(PREFIX + "reports", "Reports stored, by state",
+                                   labels=["state"])
+        counts = report_counts()
+        for state, count in counts.items():
+            states.add_metric([state], count)
+        yield states
+        queue = GaugeMetricFamily(PREFIX + "report_queue_depth",
+                                  "Reports waiting for a thread to compute them")
+        queue.add_metric([], counts["queued"])
+        yield queue
+
+        rows = CounterMetricFamily(PREFIX + "ingest_rows", "Rows of input files ingested, by "
+                                   "file kind and outcome", labels=["kind", "outcome"])
+        for kind, loaded, duplicate, rejected in db.session.execute(sa.select(
+                IngestFile.kind, sa.func.sum(IngestFile.loaded),
+                sa.func.sum(IngestFile.duplicate), sa.func.sum(IngestFile.rejected))
+                .group_by(IngestFile.kind)):
+            for outcome, value in (("loaded", loaded), ("duplicate", duplicate),
+                                   ("rejected", rejected)):
+                rows.add_metric([kind, outcome], value or 0)
+        yield rows
+
+        latest = latest_poll_us(self.app)
+        if latest is not None:
+            stamp = GaugeMetricFamily(PREFIX + "latest_poll_timestamp_seconds",
+                                      "Instant of the latest poll in the database (Unix time)")
+            stamp.add_metric([], latest / 1e6)
+            yield stamp
+            age = GaugeMetricFamily(PREFIX + "latest_poll_age_seconds",
+                                    "How old the latest poll in the database is")
+            age.add_metric([], time.time() - latest / 1e6)
+            yield age
+
+
+def report_counts():
+    """How many reports are in each state: queued, running, complete, error."""
+    counts = dict.fromkeys(Report.STATES, 0)
+    counts.update(db.session.execute(
+        sa.select(Report.status, sa.func.count()).group_by(Report.status)).all())
+    return counts
+
+
+def latest_poll_us(app):
+    """The latest poll's instant (µs), or None without polls.
+
+    Finding it scans the polls table, so the answer is kept until the next ingest (polls only
+    change through ingests).
+    """
+    last_ingest = db.session.execute(sa.select(sa.func.max(Ingest.id))).scalar()
+    cached = app.extensions.get("latest_poll")
+    if cached is None or cached[0] != last_ingest:
+        latest = db.session.execute(sa.text("SELECT max(timestamp_us) FROM store_status")
+                                    ).scalar()
+        cached = app.extensions["latest_poll"] = (last_ingest, latest)
+    return cached[1]

@@ -1,0 +1,121 @@
+"""What the dashboard pages and the /api/v1 endpoints show: reports, their rows, and a
+store's week. Plain dicts and lists, ready for a template or for JSON (instants written by
+`app.engine.instants`)."""
+
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from flask import url_for
+
+from app.engine.instants import iso_local, iso_utc
+from app.engine.timeline import build_timelines, local_days
+from app.reports import state
+from app.reports.retention import ReportGone
+from app.reports.table import TABLES
+from app.storage.store_snapshot import read_store
+
+RECENT_REPORTS = 20
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+# Reports -----------------------------------------------------------------------------------
+
+def find_report(report_id):
+    """The report's `ReportState` (after failing it if its worker is gone), or None; raises
+    `ReportGone` once retention deleted its CSV."""
+    report = state.read(report_id)
+    if report is not None and report.expired:
+        raise ReportGone(report_id)
+    return report
+
+
+def download_url(report_id):
+    """Where a Complete report's CSV is downloaded (`GET /get_report`)."""
+    return url_for("api.get_report", report_id=report_id, format="csv", _external=True)
+
+
+def recent_reports(limit=RECENT_REPORTS):
+    """The newest reports as JSON, newest first."""
+    return [report.as_json(download_url(report.report_id)) for report in state.recent(limit)]
+
+
+def report_table(report):
+    """The rows of a Complete report, parsed once per process."""
+    return TABLES.get(report.report_id, lambda: state.csv_text(report.report_id))
+
+
+def report_summary(report):
+    """State and, once Complete, headline figures, histogram and the top downtime stores."""
+    summary = report.as_json(download_url(report.report_id))
+    if report.complete:
+        table = report_table(report)
+        summary.update(figures=table.figures(), histogram=table.histogram(),
+                       top_downtime=table.top_downtime())
+    return summary
+
+
+def report_rows(report, sort, order, query, page, per_page):
+    rows, total = report_table(report).page(sort, order == "desc", query, page, per_page)
+    return {"report_id": report.report_id, "sort": sort, "order": order, "q": query,
+            "page": page, "per_page": per_page, "total": total,
+            "pages": max(1, -(-total // per_page)), "rows": rows}
+
+
+# One store's week --------------------------------------------------------------------------
+
+def store_timeline(store_id):
+    """A store's last 7 days as the report computed them; None for a store without polls."""
+    snapshot = read_store(store_id)
+    if snapshot is None:
+        return None
+    timelines = build_timelines(snapshot.polls, snapshot.hours, snapshot.zones,
+                                snapshot.now_us)
+    week_start, now = timelines.window
+    zone_name = timelines.timezone[0]
+    zone = ZoneInfo(zone_name)
+    instants = snapshot.polls["timestamp_us"].to_numpy()
+    active = snapshot.polls["active"].to_numpy()
+    in_week = (instants >= week_start) & (instants <= now)
+    business, segments = timelines.business, timelines.segments
+    seg_start, seg_end, seg_active = segments.start_us, segments.end_us, segments.active
+    down = np.flatnonzero(~seg_active)[::-1]  # newest first
+    starts, ends = seg_start[down], seg_end[down]
+    days = local_days(seg_start, seg_end, seg_active, zone, week_start, now)
+    uptime_s, downtime_s = float(timelines.uptime_s[0]), float(timelines.downtime_s[0])
+    return {
+        "store_id": store_id,
+        "timezone": zone_name,
+        "timezone_given": (snapshot.zones["timezone_str"].to_numpy()[0]
+                           if len(snapshot.zones) else None),
+        "now": iso_utc([now])[0],
+        "window": iso_utc([week_start, now]),
+        "business": [list(pair) for pair in zip(iso_utc(business.start_us),
+                                                 iso_utc(business.end_us))],
+        "polls": [[t, a] for t, a in zip(iso_utc(instants[in_week]),
+                                         active[in_week].tolist())],
+        "segments": [[a, b, s] for a, b, s in zip(iso_utc(seg_start), iso_utc(seg_end),
+                                                  seg_active.tolist())],
+        "incidents": [{"start": a, "end": b, "start_local": la, "end_local": lb,
+                       "minutes": round(m, 4)} for a, b, la, lb, m in zip(
+            iso_utc(starts), iso_utc(ends), iso_local(starts, zone), iso_local(ends, zone),
+            ((ends - starts) / 60e6).tolist())],
+        "days": [{"date": d, "business_hours": round(b / 3600, 4),
+                  "uptime_hours": round(u / 3600, 4), "downtime_hours": round((b - u) / 3600, 4)}
+                 for d, b, u in zip(days["date"], days["business_s"].tolist(),
+                                    days["uptime_s"].tolist())],
+        "uptime_last_week_hours": round(uptime_s / 3600, 4),
+        "downtime_last_week_hours": round(downtime_s / 3600, 4),
+        "hours": _hours_table(snapshot.hours),
+    }
+
+
+def _hours_table(hours):
+    """The weekly hours rows as local text; an empty list means open 24x7."""
+    def clock(seconds):
+        seconds = 86_400 if seconds == 86_399 else seconds
+        return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}" + (
+            f":{seconds % 60:02d}" if seconds % 60 else "")
+    return [{"day_of_week": d, "day": WEEKDAYS[d], "start": clock(a), "end": clock(b),
+             "overnight": b <= a and b != 86_399}
+            for d, a, b in zip(*(hours[c].to_numpy().tolist()
+                                 for c in ("day_of_week", "start_local_s", "end_local_s")))]

@@ -1,0 +1,9 @@
+"""Storage: where the data and the report queue live, and how they are read back.
+
+Owns the engine binding and its SQLite/PostgreSQL differences (`database`), the tables
+(`models`), consistent snapshots of the data and the columnar copy that makes them cheap
+(`snapshot`, `columnar`), one store's rows (`store_snapshot`), and telling a database
+outage from a bug (`outage`, `retry`).
+
+May import: `app.engine`, `app.config`, `app.extensions`.
+"""

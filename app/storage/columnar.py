@@ -1,0 +1,116 @@
+"""The columnar copy of one data version: Arrow IPC files that reports memory-map.
+
+Reading millions of polls out of a database takes seconds; mapping an uncompressed Arrow
+IPC file takes milliseconds and shares the pages between processes. The copy lives in the
+instance folder (so on PostgreSQL every host keeps its own), in a folder per database and,
+inside it, a folder named by the data version (`data_version.version`, a new random value
+for every committed ingest). A folder is complete or absent: it is written under a
+temporary name and renamed into place. A report uses only the copy of the version it
+reads in the same transaction as `now`, so a copy is never stale; delete the folder and
+reports read the database again (and write a new copy).
+"""
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+from flask import current_app
+
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+TABLES = ("polls", "hours", "stores", "zones")
+# Temporary folders left by a process that died while writing are removed after this.
+STALE_TEMPORARY_SECONDS = 3600
+
+
+def for_current_app():
+    """The copies of the current app's database (disabled when `SNAPSHOT_COPY_DIR` is "")."""
+    root = current_app.config.get("SNAPSHOT_COPY_DIR")
+    if root is None:
+        root = Path(current_app.instance_path) / "snapshot-copies"
+    if not root:
+        return Copies(None)
+    url = db.engine.url.render_as_string(hide_password=False)
+    return Copies(Path(root) / hashlib.sha256(url.encode()).hexdigest()[:16])
+
+
+class Copies:
+    """The copies of one database's data versions, in `folder` (None: keep none)."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    @property
+    def enabled(self):
+        return self.folder is not None
+
+    def has(self, version):
+        return self.enabled and version is not None and (self.folder / version).is_dir()
+
+    def load(self, version):
+        """The tables of `version`, memory-mapped; None when there is no such copy."""
+        if not self.has(version):
+            return None
+        try:
+            return {name: pa.ipc.open_file(pa.memory_map(str(self.folder / version /
+                                                             f"{name}.arrow"))).read_all()
+                    for name in TABLES}
+        except (OSError, pa.ArrowInvalid):  # removed meanwhile, or damaged: use the database
+            log.warning("columnar copy %s unreadable; reading the database", version,
+                        exc_info=True)
+            return None
+
+    def save(self, version, tables):
+        """Write the copy of `version` unless it exists; remove the other versions' copies.
+
+        Failing to write is logged, never raised: the copy only saves time.
+        """
+        if not self.enabled or version is None or self.has(version):
+            return
+        began = time.perf_counter()
+        temporary = self.folder / f".{version}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        try:
+            temporary.mkdir(parents=True)
+            for name in TABLES:
+                table = _normalized(name, tables[name])
+                with pa.OSFile(str(temporary / f"{name}.arrow"), "wb") as sink, \
+                        pa.ipc.new_file(sink, table.schema) as writer:
+                    writer.write_table(table)
+            try:
+                os.rename(temporary, self.folder / version)
+            except OSError:  # another process put the same version in place first
+                shutil.rmtree(temporary, ignore_errors=True)
+            else:
+                log.info("columnar copy of data version %s written in %.2f s", version,
+                         time.perf_counter() - began)
+            self._remove_others(version)
+        except OSError:
+            log.warning("could not write the columnar copy of %s", version, exc_info=True)
+            shutil.rmtree(temporary, ignore_errors=True)
+
+    def _remove_others(self, version):
+        """Drop other versions' copies (a report that mapped one keeps reading it) and
+        temporary folders abandoned long ago."""
+        for path in self.folder.iterdir():
+            if path.name == version:
+                continue
+            if path.name.startswith("."):
+                if time.time() - path.stat().st_mtime < STALE_TEMPORARY_SECONDS:
+                    continue
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _normalized(name, table):
+    """One chunk per column, and polls' `active` as one byte (viewed as bool when read)."""
+    table = table.combine_chunks()
+    if name == "polls" and table.schema.field("active").type != pa.uint8():
+        index = table.schema.get_field_index("active")
+        table = table.set_column(index, "active", table["active"].cast(pa.uint8()))
+    return table

@@ -1,0 +1,156 @@
+"""Tables of the service.
+
+Store ids are opaque strings; every other table refers to a store through the small integer
+`Store.id`, which keeps the hot tables narrow and lets a report read millions of polls as
+integer columns. Instants are stored as integer microseconds since the Unix epoch, in UTC
+(`*_us` columns): exact, compact, and read without any date parsing.
+"""
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+
+
+def utcnow():
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Store(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[str] = mapped_column(unique=True)
+
+
+class StoreStatus(db.Model):
+    """One poll: the store was `active` (True) or not at `timestamp_us`.
+
+    `store_pk` has no foreign key on purpose: checking one for each of millions of rows
+    tripled the time of a bulk load on PostgreSQL, and ingest registers every store in
+    the same transaction before it writes its polls.
+    """
+
+    __tablename__ = "store_status"
+    store_pk: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    timestamp_us: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True,
+                                              autoincrement=False)
+    active: Mapped[bool]
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class BusinessHours(db.Model):
+    """One weekly opening span in local wall time, in seconds after local midnight."""
+
+    __tablename__ = "business_hours"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_pk: Mapped[int] = mapped_column(sa.ForeignKey("store.id"), index=True)
+    day_of_week: Mapped[int] = mapped_column(sa.SmallInteger)  # 0 = Monday
+    start_local_s: Mapped[int]
+    end_local_s: Mapped[int]
+
+
+class StoreTimezone(db.Model):
+    """The zone name as given; the engine resolves unknown names to the default zone."""
+
+    __tablename__ = "store_timezone"
+    store_pk: Mapped[int] = mapped_column(sa.ForeignKey("store.id"), primary_key=True,
+                                          autoincrement=False)
+    timezone_str: Mapped[str]
+
+
+class Report(db.Model):
+    """A report job and, once complete, its CSV, so that any process can serve it.
+
+    It lives in the report queue's database (`app.storage.database.queue_url`). Its job state is
+    one of `STATES`: queued (no process claimed it yet), running (`worker` holds its lease),
+    complete or error. Clients are told `PUBLIC_STATUS[status]`, the seed's three words.
+    """
+
+    __bind_key__ = "queue"
+    QUEUED, RUNNING, COMPLETE, ERROR = "queued", "running", "complete", "error"
+    STATES = (QUEUED, RUNNING, COMPLETE, ERROR)
+    FINISHED = (COMPLETE, ERROR)
+    # What the API and pages answer: queued and running are both "Running" to a client.
+    PUBLIC_STATUS = {QUEUED: "Running", RUNNING: "Running", COMPLETE: "Complete",
+                     ERROR: "Error"}
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default=QUEUED, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    # The process that claimed the job (None: queued), and its lease: refreshed while the
+    # job runs, so a stale heartbeat means that process died.
+    worker: Mapped[str | None] = mapped_column(sa.String(200))
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    progress: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    row_count: Mapped[int | None]
+    csv: Mapped[str | None] = mapped_column(sa.Text)
+    # Set when the retention policy (REPORT_RETENTION) deleted the CSV: the id answers 410.
+    expired_at: Mapped[datetime | None]
+    # The data version the CSV is the report of, and the report it was copied from when
+    # nothing had been ingested since that one completed (None: computed).
+    data_version: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    reused_from: Mapped[str | None] = mapped_column(sa.String(36))
+    # Asked for as of this instant (None: the latest poll); the `now` it was computed with.
+    as_of_us: Mapped[int | None] = mapped_column(sa.BigInteger)
+    now_us: Mapped[int | None] = mapped_column(sa.BigInteger)
+    __table_args__ = (sa.CheckConstraint(
+        "status IN ('queued', 'running', 'complete', 'error')", name="report_status_known"),)
+
+
+class DataVersion(db.Model):
+    """The single row naming the committed data: a new random `version` per ingest."""
+
+    __tablename__ = "data_version"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[str] = mapped_column(sa.String(32))
+    __table_args__ = (sa.CheckConstraint("id = 1", name="data_version_single_row"),)
+
+
+class Ingest(db.Model):
+    """One load of input files; `fingerprint` lets start-up skip data it already loaded."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str]
+    fingerprint: Mapped[str] = mapped_column(sa.String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IngestFile(db.Model):
+    """Row accounting of one file: read = loaded + duplicate + rejected."""
+
+    __tablename__ = "ingest_file"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ingest_id: Mapped[int] = mapped_column(sa.ForeignKey("ingest.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    name: Mapped[str]
+    read: Mapped[int]
+    loaded: Mapped[int]
+    duplicate: Mapped[int]
+    rejected: Mapped[int]
+
+
+class IngestRejection(db.Model):
+    """A row that was not loaded, and why."""
+
+    __tablename__ = "ingest_rejection"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ingest_id: Mapped[int] = mapped_column(sa.ForeignKey("ingest.id"), index=True)
+    file: Mapped[str]
+    line: Mapped[int]
+    reason: Mapped[str]
+
+
+class ApiKey(db.Model):
+    """A client's key. Only its SHA-256 is kept: the key itself is shown once, at creation."""
+
+    __tablename__ = "api_key"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(sa.String(12))  # shown by `flask keys list`
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

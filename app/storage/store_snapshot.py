@@ -1,0 +1,93 @@
+"""Read what the engine needs to draw one store: its polls, hours and zone, and `now`.
+
+A store's polls are found through the primary key (store, instant), so this costs a few
+milliseconds whatever the size of the data. `now` (the latest poll of all stores) would
+need a scan of every poll; it only changes with an ingest, so each process keeps it per
+data version (`data_version`, new with every ingest).
+"""
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.storage.models import BusinessHours, DataVersion, Store, StoreStatus, StoreTimezone
+
+
+@dataclass
+class StoreSnapshot:
+    """The frames `build_timelines` takes, for one store, and the `now` of all the data."""
+
+    store_id: str
+    polls: pd.DataFrame
+    hours: pd.DataFrame
+    zones: pd.DataFrame
+    now_us: int
+
+
+_latest = {"key": None, "now_us": None}
+_latest_lock = threading.Lock()
+
+
+def latest_poll_us(conn, data_version):
+    """The latest poll of all stores, read once per `data_version` (new with every ingest).
+
+    Each store's latest poll is one step down the primary key (store, instant), so the
+    maximum over stores costs one index probe per store, not a scan of every poll.
+    """
+    key = (str(db.engine.url), data_version)
+    with _latest_lock:
+        if _latest["key"] == key:
+            return _latest["now_us"]
+    store_latest = (sa.select(StoreStatus.timestamp_us).where(StoreStatus.store_pk == Store.id)
+                    .order_by(StoreStatus.timestamp_us.desc()).limit(1)
+                    .correlate(Store).scalar_subquery())
+    now_us = conn.execute(sa.select(sa.func.max(store_latest)).select_from(Store)).scalar()
+    with _latest_lock:
+        _latest.update(key=key, now_us=now_us)
+    return now_us
+
+
+def read_store(store_id):
+    """One store's rows and `now`, from one consistent view; None if it has no polls."""
+    with db.engine.begin() as conn:
+        found = conn.execute(
+            sa.select(Store.id, StoreTimezone.timezone_str,
+                      sa.select(DataVersion.version).scalar_subquery())
+            .outerjoin(StoreTimezone, StoreTimezone.store_pk == Store.id)
+            .where(Store.store_id == store_id)).first()
+        if found is None:
+            return None
+        store_pk, zone, data_version = found
+        polls = conn.execute(
+            sa.select(StoreStatus.timestamp_us, StoreStatus.active)
+            .where(StoreStatus.store_pk == store_pk).order_by(StoreStatus.timestamp_us)).all()
+        if not polls:
+            return None
+        hours = conn.execute(
+            sa.select(BusinessHours.day_of_week, BusinessHours.start_local_s,
+                      BusinessHours.end_local_s)
+            .where(BusinessHours.store_pk == store_pk)
+            .order_by(BusinessHours.day_of_week, BusinessHours.start_local_s)).all()
+        now_us = latest_poll_us(conn, data_version)
+    instants, active = zip(*polls)
+    # Store ids as categoricals sharing one category: the engine then maps stores by code.
+    def ids(count):
+        return pd.Categorical.from_codes(np.zeros(count, dtype=np.int8), categories=[store_id])
+    return StoreSnapshot(
+        store_id=store_id,
+        polls=pd.DataFrame({"store_id": ids(len(polls)),
+                            "timestamp_us": np.array(instants, dtype=np.int64),
+                            "active": np.array(active, dtype=bool)}),
+        hours=pd.DataFrame({
+            "store_id": ids(len(hours)),
+            **{name: np.array([row[i] for row in hours], dtype=np.int64)
+               for i, name in enumerate(("day_of_week", "start_local_s", "end_local_s"))}}),
+        zones=pd.DataFrame({"store_id": ids(1 if zone is not None else 0),
+                            "timezone_str": pd.Series([zone] if zone is not None else [],
+                                                      dtype=object)}),
+        now_us=max(int(now_us), int(instants[-1])),
+    )
