@@ -8,7 +8,8 @@ command line or GUNICORN_CMD_ARGS.
 
 
 def on_starting(server):
-    from app import create_app, database
+    from app import create_app
+    from app.storage import database
     from app.extensions import db
 
     app = create_app()

@@ -208,7 +208,7 @@ def test_report_as_of_an_instant(client, reports, spec_data):
 def test_plain_report_says_its_now_is_the_latest_poll(client, reports, spec_data):
     report_id = reports.trigger()
     status = reports.wait(report_id, headers={"Accept": "application/json"}).get_json()
-    assert status["now"] == "2023-01-25T18:00:00Z" and "as_of" not in status
+    assert status["now"] == "2023-01-25T18:00:00Z" and status["as_of"] is None
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -226,3 +226,17 @@ def test_as_of_outside_the_data_is_400(client, spec_data, kwargs, words):
 def test_as_of_without_data_is_400(client):
     response = client.post("/trigger_report", json={"as_of": "2023-01-24T12:00:00Z"})
     assert response.status_code == 400 and "no polls" in response.get_json()["message"]
+
+
+def test_one_report_has_one_json_shape_wherever_it_is_read(client, reports, spec_data):
+    """The poll, the report list and the report's own page of /api/v1 show the same state."""
+    report_id = reports.trigger()
+    polled = reports.wait(report_id, headers={"Accept": "application/json"}).get_json()
+    listed = client.get("/api/v1/reports").get_json()["reports"][0]
+    summary = client.get(f"/api/v1/reports/{report_id}").get_json()
+    assert polled == listed == {key: summary[key] for key in polled}
+    assert set(polled) == {"report_id", "status", "progress", "error", "rows", "created_at",
+                           "finished_at", "seconds", "as_of", "now", "reused_from",
+                           "download_url"}
+    assert polled["status"] == "Complete" and polled["error"] is None
+    assert polled["created_at"].endswith("Z") and polled["finished_at"].endswith("Z")

@@ -24,8 +24,8 @@ ZEROS = ",0.00,0.00,0.00,0.00,0.00,0.00"
 
 def test_formula_cells_are_neutralised_in_the_csv():
     # OWASP: a cell starting with = + - @ tab or CR (or ', to stay reversible) gets a
-    # leading ' and is quoted; other
-    # cells are written as before (quoted only when they hold a comma, quote or newline).
+    # leading ' and is quoted; other cells are quoted only when they hold a comma, quote or
+    # newline.
     ids = ["=1+2", "+cmd", "-5", "@SUM(A1)", "\tx", "\rx", "a,b", 'say "hi"', "plain", "a=b",
            "'quoted"]
     text = report_csv(pd.DataFrame({"store_id": ids, **ZERO_COLUMNS}))

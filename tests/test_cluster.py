@@ -25,6 +25,7 @@ from app.ingest.load import ingest
 from app.reports.export import report_csv
 from app.reports.pipeline import compute_report
 from app.storage.models import Report
+from bench.generate import generate_dataset, write_dataset
 
 distributed = pytest.importorskip("distributed")
 
@@ -120,9 +121,7 @@ def test_bundled_data_through_the_api_matches_one_process(cluster_app, tmp_path)
 @needs_postgresql
 def test_generated_200k_polls_match_one_process(cluster_app, tmp_path):
     data = tmp_path / "generated"
-    result = cluster_app.test_cli_runner().invoke(args=[
-        "generate-data", str(data), "--stores", "1110", "--days", "8", "--seed", "13"])
-    assert result.exit_code == 0, result.output
+    write_dataset(generate_dataset(1110, 8, seed=13), data)
     with cluster_app.app_context():
         ingest(data)
         assert _poll_count() >= 200_000
@@ -188,9 +187,7 @@ def test_killed_worker_leaves_the_report_complete_or_error(cluster_database, tmp
     data = tmp_path / "generated"
     app = _make_app(cluster_database, "", DASK_MAX_POLLS_PER_TASK=2_000)
     try:
-        result = app.test_cli_runner().invoke(args=[
-            "generate-data", str(data), "--stores", "400", "--days", "8", "--seed", "7"])
-        assert result.exit_code == 0, result.output
+        write_dataset(generate_dataset(400, 8, seed=7), data)
         with app.app_context():
             ingest(data)
             expected = _single_process_csv(app)

@@ -10,6 +10,7 @@ import csv
 import io
 import statistics
 import threading
+from datetime import datetime
 
 import pytest
 from conftest import BUNDLED_DATA, GOLDEN_DIR, write_csv
@@ -101,7 +102,12 @@ def test_summary_figures_histogram_and_top_stores(client, bundled_report):
 
     listed = client.get("/api/v1/reports").get_json()["reports"]
     assert [r["report_id"] for r in listed] == [report_id]
-    assert listed[0]["rows"] == len(rows) and listed[0]["seconds"] >= 0
+    assert listed[0]["rows"] == len(rows)
+    # The time from trigger to end, worked out from the two instants the list shows.
+    created, finished = (datetime.fromisoformat(listed[0][k]) for k in ("created_at",
+                                                                         "finished_at"))
+    assert listed[0]["seconds"] == round((finished - created).total_seconds(), 2)
+    assert finished >= created
 
 
 def test_timeline_totals_equal_the_report_row(client, bundled_report):

@@ -42,22 +42,27 @@ def test_polls_stay_fast_while_a_big_report_runs(server_factory, database_url,
         timeout=180)
     unknown = f"{server.url}/get_report?report_id=00000000-0000-4000-8000-000000000000"
 
+    # Four reports of 2.5 M polls (three as of earlier instants, which are never reused)
+    # keep the engine busy for a second or more, so that many polls meet it at work.
+    as_of = [None, "2023-01-25T12:00:00Z", "2023-01-24T12:00:00Z", "2023-01-23T12:00:00Z"]
     with requests.Session() as http:
-        big = http.post(f"{server.url}/trigger_report", timeout=5).json()["report_id"]
-        latencies, running = [], 0
+        ids = [http.post(f"{server.url}/trigger_report", timeout=5,
+                         json={"as_of": when} if when else None).json()["report_id"]
+               for when in as_of]
+        latencies, running, states = [], 0, {}
         while True:
             began = time.perf_counter()
             assert http.get(unknown, timeout=5).status_code == 404
             latencies.append(time.perf_counter() - began)
-            status = http.get(f"{server.url}/get_report", params={"report_id": big},
-                              timeout=5).headers["X-Report-Status"]
-            if status != "Running":
+            states = {i: http.get(f"{server.url}/get_report", params={"report_id": i},
+                                  timeout=5).headers["X-Report-Status"] for i in ids}
+            if "Running" not in states.values():
                 break
             running += 1
             time.sleep(0.01)
-    assert status == "Complete"
+    assert set(states.values()) == {"Complete"}
     # The engine was busy for many of these polls, and none of them waited for it.
-    assert running >= 10, f"the report finished too fast to show anything ({running} polls)"
+    assert running >= 10, f"the reports finished too fast to show anything ({running} polls)"
     latencies.sort()
     assert latencies[len(latencies) // 2] < 0.05, latencies
     assert latencies[-1] < 0.5, latencies
