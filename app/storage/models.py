@@ -154,3 +154,14 @@ class ApiKey(db.Model):
     prefix: Mapped[str] = mapped_column(sa.String(12))  # shown by `flask keys list`
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+class WebSession(db.Model):
+    """A dashboard sign-in (app.auth.signin): the browser's cookie holds a random token, this
+    row its SHA-256, so that signing out (deleting the row) ends the session everywhere."""
+
+    __tablename__ = "web_session"
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
