@@ -16,6 +16,8 @@ before forking, then only watches over the children (`app.ops.supervisor`).
 """
 
 import errno
+import ipaddress
+import json
 import logging
 import os
 import resource
@@ -25,6 +27,8 @@ import sys
 import tempfile
 
 from waitress import create_server
+from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
 
 from app.config import Config  # reads `.env`; imports no prometheus_client
 
@@ -45,8 +49,76 @@ def server_settings(config):
         "channel_timeout": config["SERVER_IDLE_TIMEOUT"],
         "cleanup_interval": max(1, config["SERVER_IDLE_TIMEOUT"] // 2),
         "max_request_header_size": 16 * 1024,
+        # Bodies are bounded here, before the app (and its key check) sees them: waitress
+        # answers 413 as soon as the headers announce a larger Content-Length, and when a
+        # chunked body grows past it, instead of storing it first. (It refuses a body of
+        # exactly this size, hence the byte more.)
+        "max_request_body_size": max_body_bytes(config) + 1,
         "ident": "store-monitor",
     }
+
+
+def max_body_bytes(config):
+    """The largest request body served: MAX_UPLOAD_MB, the upload limit."""
+    return int(config["MAX_UPLOAD_MB"] * (1 << 20))
+
+
+class _JsonErrorTask(ErrorTask):
+    """Waitress's own refusals (a body over the limit, headers too large, a malformed
+    request) in the API's JSON shape, like every other error a client sees."""
+
+    MESSAGES = {400: "malformed request", 413: "the request body is larger than "
+                "MAX_UPLOAD_MB", 431: "the request's headers are over 16 KB"}
+
+    def execute(self):
+        error = self.request.error
+        body = json.dumps({"error": error.reason, "message": self.MESSAGES.get(
+            error.code, error.reason.lower())}).encode() + b"\n"
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _Channel(HTTPChannel):
+    error_task_class = _JsonErrorTask
+
+
+def _server(app, **settings):
+    server = create_server(app, **settings)
+    server.channel_class = _Channel
+    _accept_all_pending(server, settings["connection_limit"])
+    return server
+
+
+def is_loopback(host):
+    """Whether every address `host` names is a loopback one (127.0.0.0/8, ::1)."""
+    if not host:
+        return False  # every interface
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return bool(infos) and all(
+        ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+def refuses_to_serve_open(app):
+    """True (after one line in the log) when the server would listen beyond loopback while
+    no API key is active: anyone could load data and read reports. ALLOW_OPEN=1 serves so
+    anyway; on loopback (the default HOST) the service stays open for a first try."""
+    from app.auth.keys import any_active
+
+    host = app.config["HOST"]
+    if app.config["ALLOW_OPEN"] or is_loopback(host):
+        return False
+    with app.app_context():
+        if any_active():
+            return False
+    log.error("refusing to serve on %s:%s without an API key: create one (flask keys create "
+              "NAME), or set ALLOW_OPEN=1 to serve everyone", host, app.config["PORT"])
+    return True
 
 
 def main():
@@ -71,11 +143,13 @@ def main():
 def _serve(processes):
     # Imported only now: prometheus_client decides at import whether counters go to files.
     from app import create_app
-    from app.ops.startup import load_store_data, prepare
+    from app.ops.startup import announce, load_store_data, prepare
     from app.storage import database
 
     app = create_app()
     database.upgrade(app)
+    if refuses_to_serve_open(app):
+        return 1
     settings = server_settings(app.config)
     _allow_descriptors(settings["connection_limit"] + 256)  # sockets, database, log files
     sockets = _shared_port_sockets(settings, processes) if processes > 1 else None
@@ -83,9 +157,8 @@ def _serve(processes):
         if processes > 1:
             log.warning("serving in one process: several need Linux's SO_REUSEPORT")
         prepare(app)
-        server = create_server(app, **settings)
-        _accept_all_pending(server, settings["connection_limit"])
-        log.info("serving on http://%s:%s", settings["host"], settings["port"])
+        server = _server(app, **settings)
+        announce(app, settings["host"], settings["port"], 1)
         server.run()
         return 0
 
@@ -99,8 +172,7 @@ def _serve(processes):
     # Listening only now: during a long load, clients are refused rather than kept waiting.
     for sock in sockets:
         sock.listen(settings["backlog"])
-    log.info("serving on http://%s:%s in %d processes", settings["host"],
-             sockets[0].getsockname()[1], processes)
+    announce(app, settings["host"], sockets[0].getsockname()[1], processes)
     return supervise(processes, lambda index: _serve_child(sockets, index, settings))
 
 
@@ -115,9 +187,7 @@ def _serve_child(sockets, index, settings):
     app = create_app()
     start_report_work(app)
     adjustments = {k: v for k, v in settings.items() if k not in ("host", "port")}
-    server = create_server(app, sockets=[sockets[index]], **adjustments)
-    _accept_all_pending(server, settings["connection_limit"])
-    server.run()
+    _server(app, sockets=[sockets[index]], **adjustments).run()
 
 
 def _shared_port_sockets(settings, count):

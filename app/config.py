@@ -53,6 +53,16 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "0").lower() in (
         "1", "true", "yes")
+    # Hours a dashboard sign-in lasts (the server forgets it then, or at sign-out).
+    SESSION_HOURS = float(os.environ.get("SESSION_HOURS", "12"))
+    # The address clients reach the service at, such as https://monitor.example.com: links
+    # in answers (download_url, the OpenAPI servers) start with it. Unset: links are built
+    # from the request's Host, which TRUSTED_HOSTS (comma-separated names) then bounds.
+    PUBLIC_URL = os.environ.get("PUBLIC_URL", "").rstrip("/")
+    TRUSTED_HOSTS = [h.strip() for h in os.environ.get("TRUSTED_HOSTS", "").split(",")
+                     if h.strip()] or None
+    # run.py refuses to listen beyond loopback while no API key is active, unless this is 1.
+    ALLOW_OPEN = os.environ.get("ALLOW_OPEN", "0").lower() in ("1", "true", "yes")
     # Rate limits (Flask-Limiter syntax, e.g. "30 per minute"; "" = none), per API key or
     # address; counters in memory, or shared when RATELIMIT_STORAGE_URI is redis://...
     TRIGGER_RATE_LIMIT = os.environ.get("TRIGGER_RATE_LIMIT", "30 per minute")
@@ -75,6 +85,8 @@ class Config:
     # How long a finished report's thread retries recording Complete or Error through a
     # database outage; after that its lease expires and the report ends in Error.
     FINAL_WRITE_SECONDS = float(os.environ.get("FINAL_WRITE_SECONDS", "60"))
+    # A poll later than the server's clock plus this many minutes is a rejected row.
+    MAX_FUTURE_MINUTES = float(os.environ.get("MAX_FUTURE_MINUTES", "60"))
     # Ingest refuses a file with a line longer than this (bytes), before reading it whole.
     MAX_LINE_BYTES = int(os.environ.get("MAX_LINE_BYTES", str(1 << 20)))
     # Where reports keep the columnar copy of the current data (None: the instance folder's

@@ -142,6 +142,12 @@ def test_a_full_queue_refuses_triggers_with_429_until_there_is_room(app, client,
     assert second
 
 
+def csrf_token(page):
+    """The CSRF token a page carries (its forms' hidden field, or its meta element)."""
+    return re.search(r'name="csrf[-_]token" (?:value|content)="([^"]+)"',
+                     page.get_data(as_text=True)).group(1)
+
+
 def test_browsers_sign_in_with_a_key_and_revoking_it_ends_the_session(app, client, runner):
     key = _create(runner, "browser")
     page = client.get("/")
@@ -149,13 +155,17 @@ def test_browsers_sign_in_with_a_key_and_revoking_it_ends_the_session(app, clien
     assert client.get(f"/get_report?report_id={uuid.uuid4()}").status_code == 401  # API: JSON
     wrong = client.post("/signin", data={"key": "smk_wrong", "next": "/"})
     assert wrong.status_code == 401 and "not valid" in wrong.get_data(as_text=True)
-    elsewhere = client.post("/signin", data={"key": key, "next": "//evil.example/"})
+    # Forms carry the page's CSRF token (app.auth.csrf), scripts send it as X-CSRFToken.
+    elsewhere = client.post("/signin", data={"key": key, "next": "//evil.example/",
+                                             "csrf_token": csrf_token(wrong)})
     assert elsewhere.status_code == 303 and elsewhere.headers["Location"] == "/"
     cookie = elsewhere.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and key not in cookie
     # Signed in: pages, and the pages' own calls to the API, pass with the cookie alone.
-    assert client.get("/").status_code == 200
-    report_id = client.post("/trigger_report").get_json()["report_id"]
+    dashboard = client.get("/")
+    assert dashboard.status_code == 200
+    report_id = client.post("/trigger_report", headers={
+        "X-CSRFToken": csrf_token(dashboard)}).get_json()["report_id"]
     assert client.get(f"/get_report?report_id={report_id}&format=json").status_code == 200
     assert client.get("/signin").headers["Location"] == "/"  # nothing to do: signed in
     assert runner.invoke(args=["keys", "revoke", "browser"]).exit_code == 0
@@ -163,4 +173,5 @@ def test_browsers_sign_in_with_a_key_and_revoking_it_ends_the_session(app, clien
     assert client.get("/").headers["Location"].startswith("/signin")  # a page: sign in again
     client.post("/signin", data={"key": key})  # refused: revoked
     assert client.get(f"/get_report?report_id={report_id}").status_code == 401
-    assert client.post("/signout").headers["Location"] == "/signin"
+    assert client.post("/signout", data={"csrf_token": csrf_token(
+        client.get("/signin"))}).headers["Location"] == "/signin"

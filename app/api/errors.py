@@ -7,7 +7,7 @@ from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.http import HTTP_STATUS_CODES
 
-from app.auth.ratelimit import retry_after_seconds
+from app.auth.ratelimit import retry_after_seconds, storage_failed
 from app.extensions import db
 from app.reports import failures
 from app.reports.queue import QueueFull
@@ -17,6 +17,7 @@ from app.storage.outage import is_unavailable
 log = logging.getLogger(__name__)
 
 UNAVAILABLE = "the database is unavailable at the moment; retry later"
+LIMITER_UNAVAILABLE = "the rate limiter's storage is unavailable at the moment; retry later"
 
 
 def error_response(status, message=None, headers=None):
@@ -63,9 +64,18 @@ def init_app(app):
     def handle_report_gone(exc):
         return error_response(410, str(exc))
 
+    @app.errorhandler(RecursionError)
+    def handle_too_deep(exc):
+        # Only client input nests without bound (JSON, parsed by the standard library).
+        return error_response(400, "the request body is nested too deeply")
+
     @app.errorhandler(Exception)
     def handle_unexpected(exc):
         _discard_session()
+        if storage_failed(exc):
+            log.warning("rate limiter storage failed: %s", exc)
+            return error_response(503, LIMITER_UNAVAILABLE, {
+                "Retry-After": str(current_app.config["RETRY_AFTER_SECONDS"])})
         if is_unavailable(exc):
             # The outage log has a line for the whole outage; one per request would flood it.
             app.extensions["database_outages"].failed(exc)

@@ -45,7 +45,7 @@ def report_rows(report_id, query):
                                             for k, v in query.items()})
 
 
-@bp.get("/stores/<store_id>/timeline")
+@bp.get("/stores/<path:store_id>/timeline")  # an id may hold "/"
 @bp.output(Timeline)
 @bp.doc(responses={404: "No store with polls has this id"})
 def store_timeline(store_id):

@@ -82,7 +82,9 @@ class IngestQuery(Schema):
 
 
 class FileCounts(Schema):
-    kind = String(required=True, validate=OneOf(["status", "hours", "timezone"]))
+    kind = String(required=True, validate=OneOf(["status", "hours", "timezone", "deleted"]),
+                  metadata={"description": "deleted: polls removed (`flask data delete`); "
+                                           "read and loaded count them"})
     name = String(required=True)
     read = Integer(required=True)
     loaded = Integer(required=True)

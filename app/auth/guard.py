@@ -9,13 +9,15 @@ from flask import g, redirect, request, url_for
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, Unauthorized
 
-from app.auth import keys, signin
+from app.auth import csrf, headers, keys, signin
 from app.auth.keys import OPEN_PATHS, OPEN_PREFIXES, any_active, find_hash, find_key
 
 
 def init_app(app):
     keys.init_app(app)
     app.before_request(check_request)
+    csrf.init_app(app)  # after the key check: a request without a key gets its 401 first
+    headers.init_app(app)
     earlier = app.spec_callback  # APIFlask keeps one processor: keep any earlier one too
     app.spec_processor(lambda spec: document(earlier(spec) if earlier else spec))
 

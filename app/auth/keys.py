@@ -23,12 +23,19 @@ OPEN_PATHS = ("/health", "/healthz", "/readyz", "/metrics", "/openapi.json", "/d
               "/signin", "/signout")
 OPEN_PREFIXES = ("/docs/", "/static/")
 # How long a process trusts its answer to "is there an active key?"; a key created by
-# another process is enforced after at most this long. Revocation is checked every time.
+# another process is enforced after at most this long.
 ACTIVE_CACHE_SECONDS = 2.0
+# How long a process trusts what it read about one key (its name, whether it is revoked):
+# a key revoked by another process is refused everywhere at most this long after. A keyed
+# request then costs a SHA-256 and a look-up in memory, not a query. Known or not, at most
+# KEY_CACHE_SIZE keys are remembered (beyond that, the memory starts afresh).
+KEY_CACHE_SECONDS = 2.0
+KEY_CACHE_SIZE = 4096
 
 
 def init_app(app):
     app.extensions["api_keys_active"] = (0.0, False)  # (valid until, any active key)
+    app.extensions["api_key_rows"] = {}  # key hash -> (valid until, row or None)
 
 
 def hash_key(key):
@@ -68,6 +75,7 @@ def any_active():
 
 def _forget_active():
     current_app.extensions["api_keys_active"] = (0.0, False)
+    current_app.extensions["api_key_rows"].clear()
 
 
 def find_key(key):
@@ -76,9 +84,18 @@ def find_key(key):
 
 
 def find_hash(key_hash):
-    """The row of the key with this SHA-256, or None."""
+    """The row of the key with this SHA-256, or None (cached for `KEY_CACHE_SECONDS`)."""
+    rows = current_app.extensions["api_key_rows"]
+    now = time.monotonic()
+    known = rows.get(key_hash)
+    if known is not None and known[0] > now:
+        return known[1]
     with read_apart() as conn:
-        return conn.execute(sa.select(ApiKey.name, ApiKey.revoked_at)
-                            .where(ApiKey.key_hash == key_hash)).first()
+        row = conn.execute(sa.select(ApiKey.name, ApiKey.revoked_at)
+                           .where(ApiKey.key_hash == key_hash)).first()
+    if len(rows) >= KEY_CACHE_SIZE:
+        rows.clear()
+    rows[key_hash] = (now + KEY_CACHE_SECONDS, row)
+    return row
 
 

@@ -3,42 +3,86 @@ header from a link or a form.
 
 Once keys exist the pages show the same report data the API guards, so they are guarded
 too: a page asked for without a key leads to `/signin`, where the user pastes a key. The
-server checks it and keeps its SHA-256 (never the key) in Flask's signed session cookie:
-HttpOnly, SameSite=Lax (a link from elsewhere opens a page signed in, but no other site's
-form or script can make the browser send it with a POST, which is how reports are started
-and data uploaded) and closed with the browser. Every request made with the cookie, pages
-and the pages' own calls to the API alike, passes the key check again, so revoking the key
-ends the session at once.
+server checks it and starts a session that it keeps itself (table `web_session`): the
+browser's cookie holds only a random session token, signed (Flask's session cookie),
+HttpOnly, SameSite=Lax and closed with the browser; the table holds the token's SHA-256,
+the hash of the key, and when the session ends (`SESSION_HOURS` after sign-in). Signing out
+deletes the row, so a copy of the cookie is worth nothing afterwards, and every request
+made with the cookie passes the key check again, so revoking the key ends the session too.
+State-changing requests made with the cookie also need the page's CSRF token
+(`app.auth.csrf`).
 """
 
+import hashlib
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from apiflask import APIBlueprint
-from flask import redirect, render_template, request, session, url_for
+from flask import current_app, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
 from app.auth import keys
+from app.extensions import db
+from app.storage.database import read_apart
+from app.storage.models import WebSession, utcnow
 
 bp = APIBlueprint("signin", __name__)
-SESSION_FIELD = "api_key_hash"
+SESSION_FIELD = "sid"
 
 
 def init_app(app):
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path) / "secret_key")
+    # The cookie's signature expires with the session (Flask's default is 31 days).
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=app.config["SESSION_HOURS"])
     app.session_interface = _SessionsOnlyWithACookie()
     app.register_blueprint(bp)
 
 
+def _token_hash(token):
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def session_key_hash():
-    """The hash of the key this browser signed in with, or None."""
-    return session.get(SESSION_FIELD)
+    """The hash of the key this browser signed in with, or None (no session, or one that
+    was signed out or has expired)."""
+    token = session.get(SESSION_FIELD)
+    if not isinstance(token, str):
+        return None
+    with read_apart() as conn:
+        return conn.execute(sa.select(WebSession.key_hash).where(
+            WebSession.id == _token_hash(token), WebSession.expires_at > utcnow())).scalar()
+
+
+def signed_in():
+    """Whether this browser's cookie names a session (checked against the server or not)."""
+    return SESSION_FIELD in session
 
 
 def forget_session():
-    session.pop(SESSION_FIELD, None)
+    """End this browser's session: on the server, and in its cookie."""
+    token = session.get(SESSION_FIELD)
+    if isinstance(token, str):
+        db.session.execute(sa.delete(WebSession).where(WebSession.id == _token_hash(token)))
+        db.session.commit()
+    session.clear()
+
+
+def _start_session(key):
+    now = utcnow()
+    token = secrets.token_urlsafe(32)
+    # Sessions that ended are removed as new ones start (an index on expires_at).
+    db.session.execute(sa.delete(WebSession).where(WebSession.expires_at <= now))
+    db.session.add(WebSession(
+        id=_token_hash(token), key_hash=keys.hash_key(key), created_at=now,
+        expires_at=now + timedelta(hours=current_app.config["SESSION_HOURS"])))
+    db.session.commit()
+    session.clear()  # nothing from before sign-in (a CSRF token included) carries over
+    session[SESSION_FIELD] = token
 
 
 @bp.get("/signin")
@@ -47,8 +91,8 @@ def signin_form():
     """The form; straight on when there is nothing to sign in to, or this browser is in."""
     if not keys.any_active():
         return redirect(url_for("pages.index"))
-    signed_in = session_key_hash()
-    found = keys.find_hash(signed_in) if signed_in else None
+    signed_in_hash = session_key_hash()
+    found = keys.find_hash(signed_in_hash) if signed_in_hash else None
     if found is not None and found.revoked_at is None:
         return redirect(_next_page())
     return render_template("signin.html", next=_next_page())
@@ -63,7 +107,7 @@ def signin():
         message = "That key was revoked." if found is not None else "That key is not valid."
         return render_template("signin.html", next=_next_page(), error=message), \
             403 if found is not None else 401
-    session[SESSION_FIELD] = keys.hash_key(key)
+    _start_session(key)
     return redirect(_next_page(), 303)
 
 
@@ -86,11 +130,21 @@ class _SessionsOnlyWithACookie(SecureCookieSessionInterface):
 
 
 def _next_page():
-    """Where to go after signing in: a path of this site only (never another host)."""
+    """Where to go after signing in: a path of this site, or the dashboard."""
     wanted = request.values.get("next", "")
-    if wanted.startswith("/") and not wanted.startswith(("//", "/\\")):
-        return wanted
-    return url_for("pages.index")
+    return wanted if is_local_path(wanted) else url_for("pages.index")
+
+
+def is_local_path(target):
+    """Whether `target` is a path on this site and nothing else, as a browser would read it:
+    printable characters only (browsers drop tabs and line breaks from a URL, so that
+    "/\t/evil.example" becomes "//evil.example"), no backslash (read as a slash), no
+    scheme, no host, and one leading slash (two make a host)."""
+    if not target or not target.isprintable() or "\\" in target:
+        return False
+    parts = urlsplit(target)
+    return (target.startswith("/") and not target.startswith("//") and not parts.scheme
+            and not parts.netloc)
 
 
 def _instance_secret(path):

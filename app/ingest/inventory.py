@@ -3,6 +3,8 @@
 Read-only queries for the API; each answer is plain dicts and lists, ready for a schema.
 """
 
+from pathlib import PurePath
+
 import sqlalchemy as sa
 
 from app.engine.instants import iso_datetime, iso_instant
@@ -28,7 +30,8 @@ def describe_ingests(ingest_ids):
     ingests = db.session.execute(sa.select(Ingest).where(Ingest.id.in_(ingest_ids))).scalars()
     files = db.session.execute(sa.select(IngestFile).where(IngestFile.ingest_id.in_(ingest_ids))
                                .order_by(IngestFile.id)).scalars()
-    by_id = {i.id: {"ingest_id": i.id, "source": i.source, "fingerprint": i.fingerprint,
+    by_id = {i.id: {"ingest_id": i.id, "source": shown_source(i.source),
+                    "fingerprint": i.fingerprint,
                     "created_at": iso_datetime(i.created_at), "files": [],
                     **{name: 0 for name in _COUNTS}} for i in ingests}
     for f in files:
@@ -38,6 +41,14 @@ def describe_ingests(ingest_ids):
         for name in _COUNTS:
             entry[name] += getattr(f, name)
     return [by_id[i] for i in ingest_ids if i in by_id]
+
+
+def shown_source(source):
+    """What clients see of an ingest's source: an upload or a removal as recorded, a path
+    of the server by its last part only (the server's folders are nobody's business)."""
+    if source.startswith(("upload ", "delete ")):
+        return source
+    return PurePath(source).name or source
 
 
 def describe_ingest(ingest_id, rejections=SHOWN_REJECTIONS):

@@ -6,6 +6,8 @@ column order.
 """
 
 import csv
+import functools
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -48,6 +50,10 @@ BLOCK_BYTES = 32 << 20
 PARSE_THREADS = 2
 # How much of an offending value a rejection message quotes.
 QUOTED_CHARS = 100
+# Polls later than the clock plus this many minutes are rejected, outside an app too.
+DEFAULT_MAX_FUTURE_MINUTES = 60.0
+# A NUL character: PostgreSQL's text cannot hold it, so no file may bring one, on any database.
+NUL = "\x00"
 
 
 @dataclass
@@ -77,7 +83,7 @@ def read_batches(stream, name, kind):
         reasons.append(f"expected {row.expected_columns} fields, found {row.actual_columns}")
         return "skip"
 
-    good_before, reported = 0, 0
+    good_before, reported, blocks = 0, 0, 0
     for batch in _blocks(stream, placeholders, on_invalid_row, name):
         lines = _good_row_lines(good_before, batch.num_rows, bad_lines)
         table = pa.Table.from_batches([batch.select(list(keep))]).rename_columns(
@@ -87,7 +93,14 @@ def read_batches(stream, name, kind):
         # is reported once, with the block during which it was met.
         rejected = rejection_frame(name, bad_lines[reported:], reasons[reported:])
         reported = len(bad_lines)
+        blocks += 1
         yield table, rejected
+    if not blocks or reported < len(bad_lines):
+        # Only bad rows (the reader hands out no block then), or bad rows after the last
+        # block: an empty block carries their rejections.
+        empty = pa.table({**{c: pa.array([], pa.string()) for c in keep.values()},
+                          "line": pa.array([], pa.int64())})
+        yield empty, rejection_frame(name, bad_lines[reported:], reasons[reported:])
 
 
 def _columns(stream, name, kind):
@@ -213,13 +226,30 @@ def _texts(column, rows):
         texts = column.take(pa.array(rows)).to_pylist()
     else:
         texts = np.asarray(column, dtype=object)[rows].astype(str)
-    # A message quotes at most QUOTED_CHARS of the value.
-    return np.asarray([text[:QUOTED_CHARS] for text in texts], dtype=object)
+    # A message quotes at most QUOTED_CHARS of the value, NUL characters written as \0.
+    return np.asarray([text[:QUOTED_CHARS].replace(NUL, "\\0") for text in texts],
+                      dtype=object)
 
 
-def parse_status(name, table):
+def _has_nul(column):
+    """Which values of a text column (pandas or Arrow) hold a NUL character."""
+    if isinstance(column, pd.Series):
+        return column.str.contains(NUL, regex=False).to_numpy(dtype=bool)
+    return _bools(pc.match_substring(column, NUL))
+
+
+def latest_poll_allowed_us():
+    """The latest instant [µs] a poll may have: the clock plus `MAX_FUTURE_MINUTES` (one
+    far-future poll would move every report's `now` and break them all)."""
+    minutes = current_app.config["MAX_FUTURE_MINUTES"] if has_app_context() \
+        else DEFAULT_MAX_FUTURE_MINUTES
+    return int((time.time() + minutes * 60) * 1e6), minutes
+
+
+def parse_status(name, table, latest=None):
     """``(valid, rejected)`` polls; valid ones have `store_id` (a categorical of text),
-    `timestamp_us` (UTC), `active` (bool) and `line`.
+    `timestamp_us` (UTC), `active` (bool) and `line`. A poll after `latest` (``(instant
+    [µs], minutes)`` of `latest_poll_allowed_us`, computed now when not given) is rejected.
 
     Works on Arrow columns, without a Python object per row. Store ids and statuses repeat,
     so each distinct text is trimmed (and lower-cased) once, through a dictionary encoding.
@@ -230,10 +260,16 @@ def parse_status(name, table):
     status = _trimmed_dictionary(table["status"])
     status_name = pc.utf8_lower(status.dictionary).to_numpy(zero_copy_only=False)
     status_code = status.indices.to_numpy(zero_copy_only=False)
+    id_code = store_id.indices.to_numpy(zero_copy_only=False)
+    latest_us, minutes = latest or latest_poll_allowed_us()
     failure = _first_problem([
-        ((store_id.dictionary.to_numpy(zero_copy_only=False) == "")[
-            store_id.indices.to_numpy(zero_copy_only=False)], "empty store_id", None),
+        ((store_id.dictionary.to_numpy(zero_copy_only=False) == "")[id_code],
+         "empty store_id", None),
+        (_has_nul(store_id.dictionary)[id_code], "NUL character in store_id", None),
         (~parsed, "unparseable timestamp_utc", text),
+        (parsed & (instant > latest_us),
+         f"timestamp_utc later than the server's clock plus MAX_FUTURE_MINUTES ({minutes:g})",
+         text),
         (~np.isin(status_name, ["active", "inactive"])[status_code], "unknown status",
          table["status"]),
     ])
@@ -268,6 +304,7 @@ def parse_hours(name, table):
     end = _seconds_of_day(table["end_time_local"])
     failure = _first_problem([
         ((store_id == "").to_numpy(), "empty store_id", None),
+        (_has_nul(store_id), "NUL character in store_id", None),
         ((day.isna() | ~day.between(0, 6)).to_numpy(), "dayOfWeek not in 0-6:", day_text),
         (np.isnan(start), "unparseable start_time_local", frame["start_time_local"]),
         (np.isnan(end), "unparseable end_time_local", frame["end_time_local"]),
@@ -284,9 +321,12 @@ def parse_timezone(name, table):
     given, even when unknown) and `line`."""
     frame = table.to_pandas()
     store_id = frame["store_id"].str.strip()
-    failure = _first_problem([((store_id == "").to_numpy(), "empty store_id", None)])
+    zone = frame["timezone_str"].str.strip()
+    failure = _first_problem([((store_id == "").to_numpy(), "empty store_id", None),
+                              (_has_nul(store_id), "NUL character in store_id", None),
+                              (_has_nul(zone), "NUL character in timezone_str", None)])
     rows = pd.DataFrame({"store_id": store_id.astype(object), "line": frame["line"],
-                         "timezone_str": frame["timezone_str"].str.strip().astype(object)})
+                         "timezone_str": zone.astype(object)})
     return _split(name, rows, failure)
 
 
@@ -311,11 +351,15 @@ def parse_batches(source, progress=None):
     has been read.
     """
     size = max(source.size, 1)
+    # Read in the app's context: the blocks are validated on threads without one.
+    parse = PARSERS[source.kind] if source.kind != "status" else functools.partial(
+        parse_status, latest=latest_poll_allowed_us())
     with source.open() as stream, ThreadPoolExecutor(PARSE_THREADS,
                                                      thread_name_prefix="parse") as pool:
         pending = deque()
         for table, read_rejected in read_batches(stream, source.name, source.kind):
-            pending.append(pool.submit(_parse_block, source, table, read_rejected))
+            pending.append(pool.submit(_parse_block, parse, source.name, table,
+                                       read_rejected))
             if len(pending) > PARSE_THREADS:
                 yield pending.popleft().result()
             if progress:
@@ -324,8 +368,8 @@ def parse_batches(source, progress=None):
             yield pending.popleft().result()
 
 
-def _parse_block(source, table, read_rejected):
-    rows, rejected = PARSERS[source.kind](source.name, table)
+def _parse_block(parse, name, table, read_rejected):
+    rows, rejected = parse(name, table)
     return Parsed(rows, pd.concat([read_rejected, rejected], ignore_index=True),
                   table.num_rows + len(read_rejected))
 

@@ -79,5 +79,7 @@ def _csv_name(kind, name):
 
 def _safe_name(name):
     """The last part of a client-given file name, shortened; None when there is none."""
-    base = PurePosixPath((name or "").replace("\\", "/")).name.strip()
+    base = PurePosixPath((name or "").replace("\\", "/")).name
+    # Printable characters only: a NUL cannot be stored in PostgreSQL, and a name is shown.
+    base = "".join(character for character in base if character.isprintable()).strip()
     return base[:120] or None

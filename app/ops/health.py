@@ -15,6 +15,7 @@ from apiflask.fields import Dict, String
 from apiflask.validators import OneOf
 from flask import current_app
 
+from app.auth.ratelimit import storage_check
 from app.storage.database import MIGRATIONS_DIR, engine_options, schema_engines
 from app.storage.outage import is_unavailable
 
@@ -70,8 +71,13 @@ def readyz():
 
 
 def readiness():
-    """Each check's outcome: "ok", or a short reason fit for any client to read."""
-    return {"database": _database_check(), "report_runner": _runner_check()}
+    """Each check's outcome: "ok", or a short reason fit for any client to read. The rate
+    limiter's storage is checked when it is shared (Redis): triggers need it."""
+    checks = {"database": _database_check(), "report_runner": _runner_check()}
+    limiter = storage_check()
+    if limiter is not None:
+        checks["rate_limit_storage"] = limiter
+    return checks
 
 
 def _database_check():

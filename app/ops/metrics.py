@@ -46,6 +46,10 @@ REQUEST_SECONDS = Histogram(
     ["route", "method"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
 
+# The method label takes these values and "other": any client may send any method name.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def init_app(app):
     app.register_blueprint(bp)
     app.before_request(_start_timer)
@@ -60,7 +64,7 @@ def _count_request(response):
     # Unknown paths share one label, so that scanners cannot create series without end.
     rule = request.url_rule
     route = rule.rule if rule else "unmatched"
-    method = request.method
+    method = request.method if request.method in KNOWN_METHODS else "other"
     counter, histogram = _series(route, method, response.status_code)
     counter.inc()
     started = g.get("metrics_started")

@@ -5,7 +5,7 @@ store's week. Plain dicts and lists, ready for a template or for JSON (instants 
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from flask import url_for
+from flask import current_app, url_for
 
 from app.engine.instants import iso_local, iso_utc
 from app.engine.timeline import build_timelines, local_days
@@ -30,7 +30,11 @@ def find_report(report_id):
 
 
 def download_url(report_id):
-    """Where a Complete report's CSV is downloaded (`GET /get_report`)."""
+    """Where a Complete report's CSV is downloaded (`GET /get_report`): under `PUBLIC_URL`
+    when it is set, else at the request's host (which `TRUSTED_HOSTS` bounds)."""
+    public = current_app.config["PUBLIC_URL"]
+    if public:
+        return public + url_for("api.get_report", report_id=report_id, format="csv")
     return url_for("api.get_report", report_id=report_id, format="csv", _external=True)
 
 

@@ -53,6 +53,8 @@ def latest_poll_us(conn, data_version):
 
 def read_store(store_id):
     """One store's rows and `now`, from one consistent view; None if it has no polls."""
+    if "\x00" in store_id:  # no store has one (ingest rejects them); PostgreSQL refuses it
+        return None
     with db.engine.begin() as conn:
         found = conn.execute(
             sa.select(Store.id, StoreTimezone.timezone_str,

@@ -45,7 +45,7 @@ def report(report_id):
     return render_template("report.html", report=summary, table=rows, sortable=SORTABLE)
 
 
-@bp.get("/stores/<store_id>")
+@bp.get("/stores/<path:store_id>")  # an id may hold "/"
 @bp.doc(hide=True)
 def store(store_id):
     timeline = views.store_timeline(store_id)

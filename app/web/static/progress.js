@@ -35,7 +35,9 @@
       const error = document.getElementById("run-error");
       button.disabled = true;
       error.hidden = true;
-      fetch(form.dataset.triggerUrl, { method: "POST", headers: { Accept: "application/json" } })
+      const token = document.querySelector('meta[name="csrf-token"]');
+      fetch(form.dataset.triggerUrl, { method: "POST", headers: {
+        Accept: "application/json", "X-CSRFToken": token ? token.content : "" } })
         .then(function (r) {
           if (!r.ok) { throw new Error("the service answered " + r.status); }
           return r.json();

@@ -1,0 +1,177 @@
+"""The server itself against hostile clients (issue 19, points 6 and 10): bodies bounded by
+waitress before the app reads them, no open service beyond loopback without a key, and
+`/metrics` closed to the world by the documented nginx. Real `run.py` processes."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from conftest import PROJECT_DIR
+from servers import free_port, stat_fields
+
+from bench.load import NGINX, start_nginx
+
+
+def _read_answer(sock, timeout=10):
+    """The bytes a server answers on `sock` until it closes (or `timeout`)."""
+    sock.settimeout(timeout)
+    chunks = []
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _status_and_body(answer):
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), head.decode(), body
+
+
+def test_a_large_content_length_gets_413_at_once_without_the_body(server_factory):
+    server = server_factory(STORE_DATA="", SERVER_PROCESSES="1", MAX_UPLOAD_MB="1").start()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        # 500 MB announced, not one byte of it sent: the answer comes from the headers.
+        sock.sendall(b"POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"application/zip\r\nContent-Length: 524288000\r\n\r\n")
+        status, head, body = _status_and_body(_read_answer(sock))
+    assert status == 413
+    assert "application/json" in head
+    assert json.loads(body) == {"error": "Request Entity Too Large",
+                                "message": "the request body is larger than MAX_UPLOAD_MB"}
+    # A body under the limit is the app's to judge (here: not a zip, 400).
+    under = requests.post(f"{server.url}/api/v1/ingest", data=b"x" * ((1 << 20) - 10),
+                          headers={"Content-Type": "application/zip"}, timeout=30)
+    assert under.status_code == 400 and "not a readable zip" in under.json()["message"]
+
+
+def test_a_trickling_chunked_body_is_cut_at_the_limit(server_factory):
+    server = server_factory(STORE_DATA="", SERVER_PROCESSES="1", MAX_UPLOAD_MB="1").start()
+    pid = server.process.pid
+    before = int(stat_fields(pid)[21])  # resident pages
+    sent = 0
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"application/zip\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"1000\r\n" + b"z" * 4096 + b"\r\n"
+        answer = b""
+        # Up to 4 MB in 4 KB chunks; the server answers once 1 MB has come.
+        for _ in range(1024):
+            try:
+                sock.sendall(chunk)
+            except OSError:  # the server closed the connection after its answer
+                break
+            sent += 4096
+            sock.settimeout(0.005)
+            try:
+                answer = sock.recv(65536)
+            except TimeoutError:
+                continue
+            if answer:
+                break
+        answer += _read_answer(sock, timeout=5)
+    status, _head, _body = _status_and_body(answer)
+    assert status == 413
+    assert sent < 2 * (1 << 20)  # cut at the limit, not after all 4 MB
+    grown_kb = (int(stat_fields(pid)[21]) - before) * os.sysconf("SC_PAGE_SIZE") // 1024
+    assert grown_kb < 20 * 1024, grown_kb  # nothing like the body stays in memory
+
+
+def _run_py(host, env, timeout=60):
+    return subprocess.run([sys.executable, "run.py"], cwd=PROJECT_DIR, capture_output=True,
+                          text=True, timeout=timeout,
+                          env={**os.environ, "HOST": host, "PORT": str(free_port()),
+                               "STORE_DATA": "", "SERVER_PROCESSES": "1", **env})
+
+
+def test_beyond_loopback_without_a_key_the_server_refuses_to_start(database_url):
+    refused = _run_py("0.0.0.0", {"DATABASE_URL": database_url, "ALLOW_OPEN": "0"})
+    assert refused.returncode == 1
+    lines = [line for line in (refused.stdout + refused.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and "refusing to serve on 0.0.0.0" in lines[0], lines
+    assert "ALLOW_OPEN=1" in lines[0] and "Traceback" not in refused.stderr
+
+
+def test_beyond_loopback_it_serves_with_a_key_or_allow_open(server_factory, database_url):
+    open_server = server_factory(HOST="0.0.0.0", STORE_DATA="", SERVER_PROCESSES="1",
+                                 DATABASE_URL=database_url, ALLOW_OPEN="1").start()
+    assert requests.get(f"{open_server.url}/api/v1/data", timeout=10).status_code == 200
+    open_server.stop()
+    created = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "keys", "create",
+                              "ops"], cwd=PROJECT_DIR, capture_output=True, text=True,
+                             timeout=120, env={**os.environ, "DATABASE_URL": database_url,
+                                               "STORE_DATA": ""})
+    assert created.returncode == 0, created.stderr
+    keyed = server_factory(HOST="0.0.0.0", STORE_DATA="", SERVER_PROCESSES="1",
+                           DATABASE_URL=database_url, ALLOW_OPEN="0").start()
+    assert requests.get(f"{keyed.url}/api/v1/data", timeout=10).status_code == 401
+    key = created.stdout.strip()
+    assert requests.get(f"{keyed.url}/api/v1/data", timeout=10,
+                        headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+
+def test_on_loopback_the_server_stays_open_without_a_key(server_factory, database_url):
+    server = server_factory(HOST="127.0.0.1", STORE_DATA="", SERVER_PROCESSES="1",
+                            DATABASE_URL=database_url, ALLOW_OPEN="0").start()
+    assert requests.get(f"{server.url}/api/v1/data", timeout=10).status_code == 200
+
+
+def test_a_revoked_key_is_refused_by_another_process_within_seconds(server_factory,
+                                                                    database_url):
+    env = {"DATABASE_URL": database_url, "STORE_DATA": ""}
+    created = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "keys", "create",
+                              "poller"], cwd=PROJECT_DIR, capture_output=True, text=True,
+                             timeout=120, env={**os.environ, **env})
+    key = created.stdout.strip()
+    subprocess.run([sys.executable, "-m", "flask", "--app", "app", "keys", "create", "other"],
+                   cwd=PROJECT_DIR, capture_output=True, timeout=120, check=True,
+                   env={**os.environ, **env})  # the API stays keyed after the revoke
+    server = server_factory(SERVER_PROCESSES="1", **env).start()
+    headers = {"Authorization": f"Bearer {key}"}
+    assert requests.get(f"{server.url}/api/v1/data", headers=headers, timeout=10).ok
+    revoked = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "keys", "revoke",
+                              "poller"], cwd=PROJECT_DIR, capture_output=True, text=True,
+                             timeout=120, env={**os.environ, **env})
+    assert revoked.returncode == 0, revoked.stderr
+    revoked_at = time.monotonic()
+    while requests.get(f"{server.url}/api/v1/data", headers=headers,
+                       timeout=10).status_code != 403:
+        assert time.monotonic() - revoked_at < 10, "the revoked key still works"
+        time.sleep(0.1)
+
+
+requires_nginx = pytest.mark.skipif(
+    shutil.which(NGINX) is None and not os.environ.get("STORE_MONITOR_REQUIRE_NGINX"),
+    reason="nginx is not installed (CI installs it and requires this test)")
+
+
+@requires_nginx
+def test_the_documented_nginx_answers_metrics_only_to_this_host(server_factory, tmp_path):
+    server = server_factory(STORE_DATA="", SERVER_PROCESSES="1").start()
+    port = free_port()
+    proxy = start_nginx(port, server.port, tmp_path / "nginx")
+    try:
+        assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).status_code == 200
+        # Another address of this machine (127.0.0.2 is loopback too, but not 127.0.0.1).
+        with socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0),
+                                      timeout=10) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            status, _head, body = _status_and_body(_read_answer(sock))
+        assert status == 403 and json.loads(body)["error"] == "Forbidden"
+        with socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0),
+                                      timeout=10) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert _status_and_body(_read_answer(sock))[0] == 200
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
