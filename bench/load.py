@@ -89,7 +89,7 @@ async def _poller(host, port, request, deadline, timeout, tally):
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 tally.error("reset")
                 return
-            if status != 200:
+            if status not in (200, 304):
                 tally.error(f"HTTP {status}")
                 continue
             tally.latencies.append(time.perf_counter() - began)
@@ -129,12 +129,15 @@ async def _slow_headers(host, port, until):
         writer.close()
 
 
-async def run_load(url, path, connections, seconds, idle=0, slow=0, timeout=10.0):
-    """Poll `url + path` from `connections` clients for `seconds`; returns a summary dict."""
+async def run_load(url, path, connections, seconds, idle=0, slow=0, timeout=10.0,
+                   headers=()):
+    """Poll `url + path` from `connections` clients for `seconds`, sending `headers` (name,
+    value pairs) too; returns a summary dict."""
     parts = urlsplit(url)
     host, port = parts.hostname, parts.port or 80
+    more = "".join(f"{name}: {value}\r\n" for name, value in headers)
     request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-               "Accept: application/json\r\n\r\n").encode()
+               f"Accept: application/json\r\n{more}\r\n").encode()
     tally = Tally()
     # The idle and slow sockets are opened first and held until the pollers are done.
     hold_until = time.monotonic() + seconds + timeout + 5
@@ -232,14 +235,15 @@ class _Both:
         self.server.stop(timeout)
 
 
-def complete_report(url):
-    """Trigger a report and wait until it is Complete; returns the poll path."""
+def complete_report(url, chosen_format="json"):
+    """Trigger a report and wait until it is Complete; returns the poll path (asking for
+    `chosen_format`)."""
     location = requests.post(f"{url}/trigger_report", timeout=10).headers["Location"]
     path = f"{location}&format=json"
     done = poll_until_done(lambda: requests.get(url + path, timeout=5), timeout=120)
     if done.headers["X-Report-Status"] != "Complete":
         raise SystemExit(f"the report ended {done.headers['X-Report-Status']}")
-    return path
+    return f"{location}&format={chosen_format}"
 
 
 def _loopback(url):
@@ -257,6 +261,13 @@ def main(argv=None):
                        help="start this server (gunicorn+nginx: deploy/nginx.conf in front)")
     where.add_argument("--url", help="a running server (loopback only)")
     parser.add_argument("--path", help="what to poll (default: a Complete report, as JSON)")
+    parser.add_argument("--format", choices=["json", "csv"], default="json",
+                        help="poll the Complete report as JSON (its state) or as CSV (the "
+                             "download)")
+    parser.add_argument("--gzip", action="store_true", help="send Accept-Encoding: gzip")
+    parser.add_argument("--if-none-match", action="store_true",
+                        help="send the ETag of the first answer back (If-None-Match): "
+                             "304 answers without a body")
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--duration", type=float, default=20, help="seconds of polling")
     parser.add_argument("--idle", type=int, default=0, help="idle sockets held meanwhile")
@@ -280,13 +291,20 @@ def main(argv=None):
             process = server.process
         else:
             url = args.url.rstrip("/")
-        path = args.path or complete_report(url)
+        path = args.path or complete_report(url, args.format)
+        headers = [("Accept-Encoding", "gzip")] if args.gzip else []
+        if args.if_none_match:
+            first = requests.get(url + path, timeout=10, stream=True,
+                                 headers={"Accept-Encoding": "gzip" if args.gzip else
+                                          "identity"})
+            first.close()
+            headers.append(("If-None-Match", first.headers["ETag"]))
         proxy = getattr(server, "proxy", None)
         cpu_before = cpu_seconds(process.pid) if process else None
         proxy_before = cpu_seconds(proxy.pid) if proxy else None
         own_before = time.process_time()
         result = asyncio.run(run_load(url, path, args.connections, args.duration,
-                                      args.idle, args.slow, args.timeout))
+                                      args.idle, args.slow, args.timeout, headers))
         own_cpu = time.process_time() - own_before
         cpu = cpu_seconds(process.pid) - cpu_before if process else None
         proxy_cpu = cpu_seconds(proxy.pid) - proxy_before if proxy else None
@@ -294,7 +312,8 @@ def main(argv=None):
         if server is not None:
             server.stop(30)
     gunicorn = f" ({args.gunicorn_args})" if "gunicorn" in (args.server or "") else ""
-    print(f"server: {args.server or url}{gunicorn}; {os.cpu_count()} CPUs; polling {path}")
+    print(f"server: {args.server or url}{gunicorn}; {os.cpu_count()} CPUs; polling {path}"
+          + "".join(f"; {name}: {value}" for name, value in headers))
     print(f"idle sockets: {args.idle}, slow-header clients: {args.slow}")
     print(f"connections {result['connections']}  served {result['served']}  "
           f"errors {result['errors']} {result['error_kinds'] or ''}")

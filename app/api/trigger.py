@@ -12,7 +12,7 @@ from flask import Response, abort, current_app, request, url_for
 from app.api.schemas import REPORT_STATES, AsOf, ReportCreated, ReportQuery, ReportState
 from app.engine.instants import iso_instant
 from app.ingest import inventory
-from app.reports import queue, state
+from app.reports import downloads, queue, state
 from app.reports.retention import ReportGone
 from app.reports.views import download_url
 
@@ -83,8 +83,31 @@ def get_report():
                               lambda: current_app.json.dumps(report.as_json(download_url(
                                   report_id))))
         return Response(body, mimetype="application/json", headers=headers)
+    return _csv(report_id, headers)
+
+
+def _csv(report_id, headers):
+    """A Complete report's CSV, kept ready in this process (`downloads`): gzipped for
+    clients that accept it, and `304 Not Modified` when the client has it already (its
+    `If-None-Match` names the answer's ETag)."""
+    item = downloads.download(report_id)
+    if item is None:  # expired since its state was read
+        raise ReportGone(report_id)
+    gzipped = request.accept_encodings["gzip"] > 0
+    # The answer depends on these request headers besides the URL.
+    headers["Vary"] = "Accept, Accept-Encoding"
+    etag = item.etag(gzipped)
+    if request.if_none_match.contains_weak(etag):
+        response = Response(status=304, headers=headers)
+        response.set_etag(etag)
+        return response
     headers["Content-Disposition"] = f'attachment; filename="report-{report_id}.csv"'
-    return Response(state.csv_text(report_id), mimetype="text/csv", headers=headers)
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    response = Response(downloads.compressed(item) if gzipped else item.body,
+                        mimetype="text/csv", headers=headers)
+    response.set_etag(etag)
+    return response
 
 
 def _poll_query():
