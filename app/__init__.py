@@ -4,15 +4,25 @@ import logging
 import sys
 from pathlib import Path
 
-from apiflask import APIFlask
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from app.api import openapi
 from app.config import Config
 
 
 def create_app(test_config=None):
-    """Build an app from `Config`, with `test_config` (a mapping) overriding it."""
+    """Build an app from `Config`, with `test_config` (a mapping) overriding it.
+
+    `flask --help` gets a light app that only names the commands (`app.cli.listing_app`):
+    so nothing heavy is imported at the top of this module.
+    """
+    from app import cli
+
+    if test_config is None and cli.listing_only():
+        return cli.listing_app(Config)
+
+    from apiflask import APIFlask
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from app.api import openapi
+
     app = APIFlask(__name__, title=openapi.TITLE, version=openapi.VERSION,
                    docs_oauth2_redirect_path=None,
                    static_folder="web/static", template_folder="web/templates",
@@ -24,7 +34,6 @@ def create_app(test_config=None):
     if not app.testing:
         _configure_logging(app)
 
-    from app import cli
     from app.api import data, errors, reports, trigger
     from app.auth import guard, ratelimit, signin
     from app.ops import health, metrics

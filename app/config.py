@@ -35,8 +35,10 @@ class Config:
     # `app.storage.database.queue_url`).
     QUEUE_DATABASE_URL = os.environ.get("QUEUE_DATABASE_URL") or None
     # A zip archive, a folder or a single CSV file loaded when a server starts; "" loads
-    # nothing.
-    STORE_DATA = os.environ.get("STORE_DATA", str(BUNDLED_DATA))
+    # nothing. Unset: the bundled demo, but only into the default SQLite database (with
+    # DATABASE_URL set, nothing).
+    STORE_DATA = os.environ.get("STORE_DATA",
+                                "" if os.environ.get("DATABASE_URL") else str(BUNDLED_DATA))
     HOST = os.environ.get("HOST", "127.0.0.1")
     PORT = int(os.environ.get("PORT", "5000"))
     # run.py (waitress): request threads, open connections, seconds before a silent one closes.

@@ -83,6 +83,31 @@ def _store_ids(rng, count):
     return ids
 
 
+def next_hours(stores, seed=0, end=DEFAULT_END, hours=1):
+    """The polls of `hours` hours after a data set of `generate_dataset(stores, _, seed, end)`:
+    one poll per store and hour, at a random instant of each hour, the same store ids; about
+    one in a hundred inactive. A `Dataset` whose hours and zones are empty (the hourly feed
+    brings only a status file: `write_status`)."""
+    rng = np.random.default_rng(seed)
+    store_ids = _store_ids(rng, stores)  # the first draw, as in `generate_dataset`
+    extra = np.random.default_rng([seed, hours])
+    end_us = pd.Timestamp(end).value // 1000
+    hour = np.repeat(np.arange(hours), stores)
+    instant = end_us + hour * HOUR_S * 10**6 + extra.integers(1, HOUR_S * 10**6, len(hour))
+    store = np.tile(np.arange(stores), hours)
+    return Dataset(status=pd.DataFrame({"store_id": store_ids[store], "timestamp_us": instant,
+                                        "active": extra.random(len(hour)) > 0.01}),
+                   hours=pd.DataFrame(), timezones=pd.DataFrame())
+
+
+def write_status(dataset, out):
+    """Write only `store_status.csv` of `dataset` into the folder `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "store_status.csv", "wb") as stream:
+        _write_csv(_status_table(dataset.status), stream)
+
+
 def _polls(rng, store_ids, days, end_us):
     n_stores, per_store = len(store_ids), days * 24
     store = np.repeat(np.arange(n_stores), per_store)
@@ -201,10 +226,19 @@ def _write_csv(table, stream):
 @click.option("--seed", default=0, show_default=True, help="Seed: same seed, same data.")
 @click.option("--end", default=DEFAULT_END, show_default=True,
               help="UTC instant the polls end at.")
-def main(out, stores, days, seed, end):
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+def main(out, stores, days, seed, end, force):
     """Write a realistic data set (a .zip archive, or a folder otherwise)."""
+    # Mistakes are one line and exit status 1, never a traceback.
     if stores < 1 or days < 1:
-        raise click.BadParameter("--stores and --days must be at least 1")
+        raise click.ClickException("--stores and --days must be at least 1")
+    try:
+        pd.Timestamp(end)
+    except (ValueError, TypeError, OverflowError):
+        raise click.ClickException(f"--end {end!r} is not an instant (such as "
+                                   f"'{DEFAULT_END}')") from None
+    if out.exists() and not force and (out.is_file() or any(out.iterdir())):
+        raise click.ClickException(f"{out} exists; --force replaces it")
     began = time.perf_counter()
     dataset = generate_dataset(stores, days, seed, end)
     write_dataset(dataset, out)

@@ -6,6 +6,9 @@ transaction takes the database's write lock as it begins (SQLite) and a lock of 
 `hold_lock`). The second process then finds the schema current and does nothing.
 """
 
+import logging
+import sys
+
 from alembic import context
 from flask import current_app
 
@@ -18,6 +21,21 @@ from app.storage.database import (
 )
 
 _MIGRATION_LOCK_KEY = 0x4D494752  # any int32 shared by all processes ("MIGR")
+
+# `flask db upgrade` by hand says what it did ("Running upgrade a -> b, ..."), and where the
+# schema ends; the serving start-ups (`app.storage.database.upgrade`) set Alembic's logger
+# to WARNING first and stay quiet.
+_log = logging.getLogger("alembic")
+_BY_HAND = _log.level == logging.NOTSET and all(
+    isinstance(handler, logging.NullHandler) for handler in _log.handlers)
+if _BY_HAND:
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(message)s"))
+    # Alembic's notes on its own set-up are not news to an operator.
+    _handler.addFilter(lambda record: not record.getMessage().startswith(
+        ("Context impl", "Will assume")))
+    _log.addHandler(_handler)
+    _log.setLevel(logging.INFO)
 
 
 def run_migrations_online():
@@ -36,6 +54,10 @@ def _migrate(engine, metadata):
         with context.begin_transaction():
             hold_lock(connection, _MIGRATION_LOCK_KEY)
             context.run_migrations()
+        if _BY_HAND:
+            heads = context.get_context().get_current_heads()
+            _log.info("%s: schema at revision %s", engine.url.render_as_string(
+                hide_password=True), ", ".join(heads) or "(none)")
 
 
 if context.is_offline_mode():

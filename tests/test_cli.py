@@ -43,8 +43,9 @@ def test_report_writes_the_same_csv_as_the_api(runner, server_factory, database_
 
 def test_report_on_an_empty_database_has_only_the_header(runner):
     result = flask(runner, "report", "--out", "-")
-    assert result.output.startswith("store_id,uptime_last_hour,uptime_last_day,")
-    assert len(result.output.strip().splitlines()) == 1
+    assert result.stdout.startswith("store_id,uptime_last_hour,uptime_last_day,")
+    assert len(result.stdout.strip().splitlines()) == 1
+    assert result.stderr.startswith("warning: no polls are loaded")
 
 
 def test_sample_output_is_the_report_of_the_bundled_data(runner, tmp_path):

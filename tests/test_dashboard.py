@@ -92,10 +92,19 @@ def test_summary_figures_histogram_and_top_stores(client, bundled_report):
                                                                    abs=0.01)
     p10 = statistics.quantiles(shares, n=10, method="inclusive")[0]
     assert figures["p10_uptime_last_week_pct"] == pytest.approx(p10, abs=0.01)
-    bands = [0] * 10
-    for share in shares:
-        bands[min(int(round(share, 2) // 10), 9)] += 1
-    assert body["histogram"] == {"edges": list(range(0, 101, 10)), "counts": bands}
+    # Ten bins of the narrowest of 0.1, 0.2, 0.5, 1, 2, 5, 10 points ending at 100 % that
+    # reach down to the 5th percentile, and one from 0 % for the stores below them.
+    low = statistics.quantiles(shares, n=20, method="inclusive")[0]
+    width = next(w for w in (0.1, 0.2, 0.5, 1, 2, 5, 10) if 100 - 10 * w <= low)
+    edges = [round(100 - width * k, 1) for k in range(10, -1, -1)]
+    shown = [round(share, 2) for share in shares]
+    if min(shown) < edges[0]:
+        edges = [0.0, *edges]
+    bands = [0] * (len(edges) - 1)
+    for share in shown:
+        bands[max(i for i in range(len(bands)) if edges[i] <= share)] += 1
+    assert body["histogram"] == {"edges": edges, "counts": bands}
+    assert sum(bands[-10:]) >= 0.95 * len(shares)
     top, _ = expected_page([r for r in rows if r["downtime_last_week"] > 0],
                            "downtime_last_week", "desc", "", 1, 20)
     assert [r["store_id"] for r in body["top_downtime"]] == top
@@ -143,12 +152,13 @@ def test_timeline_of_the_spec_example(app, client):
         "start": "2023-01-23T15:44:30Z", "end": "2023-01-23T17:00:00Z",
         "start_local": "2023-01-23T10:44:30-05:00", "end_local": "2023-01-23T12:00:00-05:00",
         "minutes": 75.5}]
-    assert timeline["uptime_last_week_hours"] == pytest.approx(104.5 / 60, abs=1e-4)
-    assert timeline["downtime_last_week_hours"] == pytest.approx(75.5 / 60, abs=1e-4)
+    # Hours to 2 decimals, as the CSV has them: 104.5 min = 1.7417 h, 75.5 min = 1.2583 h.
+    assert timeline["uptime_last_week_hours"] == 1.74
+    assert timeline["downtime_last_week_hours"] == 1.26
     assert timeline["hours"] == [{"day_of_week": 0, "day": "Monday", "start": "09:00",
                                   "end": "12:00", "overnight": False}]
     monday = next(d for d in timeline["days"] if d["date"] == "2023-01-23")
-    assert (monday["business_hours"], monday["uptime_hours"]) == (3.0, round(104.5 / 60, 4))
+    assert (monday["business_hours"], monday["uptime_hours"]) == (3.0, 1.74)
 
     # Store 9999's only poll is outside its hours: no segments, no incidents.
     empty = client.get("/api/v1/stores/9999/timeline").get_json()
@@ -192,7 +202,8 @@ def test_pages_without_javascript(client, bundled_report):
     home = client.get("/").get_data(as_text=True)
     assert 'action="/reports"' in home and f'href="/reports/{report_id}"' in home
 
-    first = min(rows, key=lambda r: r["store_id"])["store_id"]
+    # The table opens on the stores with most downtime last week.
+    first = max(rows, key=lambda r: r["downtime_last_week"])["store_id"]
     page = client.get(f"/reports/{report_id}").get_data(as_text=True)
     assert f'href="/stores/{first}?report={report_id}"' in page
     assert f"{len(rows)} stores" in page and "page 1 of 6" in page
@@ -241,5 +252,7 @@ def test_a_store_without_business_time_has_no_uptime_share():
     assert table.figures() == {"stores": 3, "stores_with_business_time": 2,
                                "stores_down_last_day": 1, "median_uptime_last_week_pct": 87.5,
                                "p10_uptime_last_week_pct": 77.5}
-    assert table.histogram()["counts"] == [0] * 7 + [1, 0, 1]
+    # The 5th percentile of 75 and 100 is 76.25: ten 5-point bins from 50 %.
+    assert table.histogram() == {"edges": list(range(50, 101, 5)),
+                                 "counts": [0] * 5 + [1, 0, 0, 0, 1]}
     assert [r["store_id"] for r in table.top_downtime()] == ["b"]

@@ -5,6 +5,8 @@ package swagger-ui-dist by `tools/vendor-swagger-ui.sh`, licence beside it), so 
 without reaching any outside host.
 """
 
+import functools
+
 from app.api.schemas import Error
 
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again",
@@ -21,7 +23,9 @@ DESCRIPTION = (
 
 def init_app(app):
     earlier = app.spec_callback  # APIFlask keeps one processor: keep any earlier one too
-    app.spec_processor(lambda spec: document_refusals(earlier(spec) if earlier else spec))
+    app.spec_processor(lambda spec: drop_unused_tags(
+        document_refusals(earlier(spec) if earlier else spec)))
+    _readable_on_phones(app)
     vendor = f"{app.static_url_path}/vendor/swagger-ui"
     app.config.update(
         DESCRIPTION=DESCRIPTION,
@@ -38,6 +42,40 @@ def init_app(app):
         VALIDATION_ERROR_SCHEMA=Error,
         HTTP_ERROR_SCHEMA=Error,
     )
+
+
+def drop_unused_tags(spec):
+    """Leave out the tags of blueprints whose views are all hidden (the pages, sign-in), which
+    Swagger UI would show as empty groups, and a tag named twice."""
+    used = {tag for operations in spec.get("paths", {}).values()
+            for operation in operations.values() if isinstance(operation, dict)
+            for tag in operation.get("tags", ())}
+    if "tags" in spec:
+        kept, seen = [], set()
+        for tag in spec["tags"]:  # two blueprints may share a tag: one group each
+            if tag["name"] in used and tag["name"] not in seen:
+                kept.append(tag)
+                seen.add(tag["name"])
+        spec["tags"] = kept
+    return spec
+
+
+def _readable_on_phones(app):
+    """Swagger UI's page as APIFlask renders it has no viewport meta: a phone shows it at
+    desktop width, unreadably small. Add one to the page the `openapi.docs` view answers."""
+    docs = app.view_functions.get("openapi.docs")
+    if docs is None:
+        return
+
+    @functools.wraps(docs)
+    def docs_with_viewport(*args, **kwargs):
+        page = docs(*args, **kwargs)
+        if isinstance(page, str):
+            page = page.replace("<head>", '<head>\n  <meta name="viewport" '
+                                'content="width=device-width, initial-scale=1">', 1)
+        return page
+
+    app.view_functions["openapi.docs"] = docs_with_viewport
 
 
 def document_refusals(spec):

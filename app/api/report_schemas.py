@@ -4,7 +4,7 @@ from apiflask import Schema
 from apiflask.fields import Boolean, Float, Integer, List, Nested, Raw, String
 from apiflask.validators import Length, OneOf, Range
 
-from app.api.schemas import ReportState, instant
+from app.api.schemas import AsOf, ReportState, instant
 from app.reports.table import SORTABLE
 
 
@@ -37,7 +37,10 @@ class Figures(Schema):
 
 
 class Histogram(Schema):
-    edges = List(Integer(), required=True, metadata={"description": "bin edges, %"})
+    edges = List(Float(), required=True, metadata={
+        "description": "bin edges, %: round-width bins up to 100 % that hold most stores, "
+                       "and one from 0 % for the rest when there are any (the last bin "
+                       "includes 100 %)"})
     counts = List(Integer(), required=True)
 
 
@@ -54,6 +57,9 @@ class RowsQuery(Schema):
                metadata={"description": "part of a store id, any case"})
     page = Integer(load_default=1, validate=Range(1, 1_000_000))
     per_page = Integer(load_default=50, validate=Range(1, 500))
+    down = String(load_default=None, allow_none=True,
+                  validate=OneOf(["hour", "day", "week"]), metadata={
+                      "description": "only the stores with downtime in this window"})
 
 
 class RowsPage(Schema):
@@ -61,6 +67,7 @@ class RowsPage(Schema):
     sort = String(required=True)
     order = String(required=True)
     q = String(required=True)
+    down = String(required=True, allow_none=True)
     page = Integer(required=True)
     per_page = Integer(required=True)
     total = Integer(required=True, metadata={"description": "rows matching q"})
@@ -91,6 +98,23 @@ class HoursRow(Schema):
     overnight = Boolean(required=True)
 
 
+class TimelineQuery(AsOf):
+    pass
+
+
+class Link(Schema):
+    href = String(required=True)
+    method = String(required=True)
+    description = String(required=True)
+
+
+class ApiIndex(Schema):
+    title = String(required=True)
+    documentation = String(required=True, metadata={"description": "the browsable docs"})
+    openapi = String(required=True, metadata={"description": "the OpenAPI document"})
+    links = List(Nested(Link), required=True)
+
+
 class Timeline(Schema):
     """One store's last 7 days `[now - 7 d, now)`; instants are ISO 8601 UTC."""
 
@@ -98,6 +122,8 @@ class Timeline(Schema):
     timezone = String(required=True, metadata={"description": "the zone the report used"})
     timezone_given = String(required=True, allow_none=True)
     now = instant(required=True)
+    as_of = instant(required=True, allow_none=True, metadata={
+        "description": "the instant asked for (then equal to now); null: the latest poll"})
     window = List(instant(), required=True)
     business = List(List(instant()), required=True, metadata={
         "description": "[start, end] of each stretch of business time in the week"})

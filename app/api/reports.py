@@ -1,19 +1,56 @@
 """JSON behind the dashboard, for scripts too: reports, their rows, a store's week."""
 
+from datetime import datetime, timedelta, timezone
+
 from apiflask import APIBlueprint
-from flask import abort
+from flask import abort, url_for
 
 from app.api.report_schemas import (
+    ApiIndex,
     ListQuery,
     ReportList,
     ReportSummary,
     RowsPage,
     RowsQuery,
     Timeline,
+    TimelineQuery,
 )
 from app.reports import views
 
 bp = APIBlueprint("reports_api", __name__, url_prefix="/api/v1", tag="Dashboard")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@bp.get("")
+@bp.output(ApiIndex)
+def api_index():
+    """The API's index: what each endpoint answers, and links"""
+    def link(endpoint, **values):
+        return url_for(endpoint, **values)
+    return {
+        "title": "Store Monitor API", "documentation": link("openapi.docs"),
+        "openapi": link("openapi.spec"),
+        "links": [
+            {"href": link("api.trigger_report"), "method": "POST",
+             "description": "start a report (optionally as_of an instant)"},
+            {"href": link("api.get_report"), "method": "GET",
+             "description": "poll a report: ?report_id=ID (its CSV once Complete)"},
+            {"href": link("reports_api.list_reports"), "method": "GET",
+             "description": "recent reports, newest first"},
+            {"href": "/api/v1/reports/{report_id}", "method": "GET",
+             "description": "one report: state, now, as_of, headline figures"},
+            {"href": "/api/v1/reports/{report_id}/rows", "method": "GET",
+             "description": "a page of a report's rows, sorted and searched"},
+            {"href": "/api/v1/stores/{store_id}/timeline", "method": "GET",
+             "description": "one store's week (?as_of= for the week ending then)"},
+            {"href": link("data.get_data"), "method": "GET",
+             "description": "what data is loaded and how fresh it is"},
+            {"href": link("data.post_ingest"), "method": "POST",
+             "description": "load a zip or one CSV file"},
+            {"href": link("data.list_ingests"), "method": "GET",
+             "description": "past ingests and their row accounting"},
+        ],
+    }
 
 
 @bp.get("/reports")
@@ -46,13 +83,20 @@ def report_rows(report_id, query):
 
 
 @bp.get("/stores/<path:store_id>/timeline")  # an id may hold "/"
+@bp.input(TimelineQuery, location="query", arg_name="query")
 @bp.output(Timeline)
-@bp.doc(responses={404: "No store with polls has this id"})
-def store_timeline(store_id):
-    """One store's last 7 days: business time, polls, segments, incidents"""
-    timeline = views.store_timeline(store_id)
+@bp.doc(responses={404: "No store with polls (up to as_of) has this id"})
+def store_timeline(store_id, query):
+    """One store's last 7 days: business time, polls, segments, incidents
+
+    With `as_of`, the week ending at that instant, as a report as of it shows it.
+    """
+    as_of = query.get("as_of")
+    as_of_us = None if as_of is None else (as_of - _EPOCH) // timedelta(microseconds=1)
+    timeline = views.store_timeline(store_id, as_of_us)
     if timeline is None:
-        abort(404, f"no polls of a store {store_id[:100]!r}")
+        abort(404, f"no polls of a store {store_id[:100]!r}"
+                   + (" up to as_of" if as_of is not None else ""))
     return timeline
 
 

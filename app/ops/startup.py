@@ -1,7 +1,12 @@
 """What a serving process does before it answers requests."""
 
 import logging
+import os
+from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
+from app.config import BUNDLED_DATA
 from app.ingest.load import IngestError, ingest
 from app.reports.liveness import recover_interrupted
 
@@ -28,6 +33,10 @@ def load_store_data(app):
         path = app.config["STORE_DATA"]
         if path:
             _load(path)
+        elif "STORE_DATA" not in os.environ and os.environ.get("DATABASE_URL"):
+            log.info("DATABASE_URL is set and STORE_DATA is not: the bundled demo data is not "
+                     "loaded into that database (STORE_DATA=%s loads it)",
+                     BUNDLED_DATA.relative_to(BUNDLED_DATA.parent.parent))
         else:
             log.info("STORE_DATA is empty: no data loaded at start")
 
@@ -44,4 +53,26 @@ def _load(path):
     except IngestError as exc:
         raise SystemExit(f"cannot load STORE_DATA: {exc}") from None
     if not summary.skipped:
-        log.info("loaded %s: %d rows rejected", path, summary.rejected)
+        log.debug("loaded %s: %d rows rejected", path, summary.rejected)
+
+
+def announce(app, host, port, processes):
+    """What a new user needs to know, in a few lines: the database, the addresses of the
+    dashboard and of the API's documentation, and whether the data is the bundled demo."""
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    log.info("database: %s", url.render_as_string(hide_password=True))
+    path = app.config["STORE_DATA"]
+    if path and _same_file(path, BUNDLED_DATA):
+        log.info("data: the bundled demo (%s), a generated data set, not real stores; "
+                 "STORE_DATA= starts without it", BUNDLED_DATA.name)
+    shown = f"[{host}]" if ":" in host else host
+    address = f"http://{'127.0.0.1' if host in ('', '0.0.0.0') else shown}:{port}"
+    log.info("dashboard: %s/  API documentation: %s/docs  (%d serving %s)", address, address,
+             processes, "process" if processes == 1 else "processes")
+
+
+def _same_file(path, other):
+    try:
+        return Path(path).resolve() == Path(other).resolve()
+    except OSError:
+        return False

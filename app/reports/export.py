@@ -28,9 +28,16 @@ def report_csv(frame: pd.DataFrame) -> str:
     return ",".join(HEADER) + "\n" + _joined(lines)
 
 
+def hundredths(values):
+    """The one rounding rule of every figure shown (docs/report.md): the value times 100,
+    rounded to the nearest integer (a tie to the even one), divided by 100. As floats, for
+    JSON; `"%.2f"` of them is the CSV's text."""
+    return np.rint(np.asarray(values, dtype=np.float64) * 100) / 100
+
+
 def _hundredths(values):
-    """Numbers as text with two decimals, as ``"%.2f" % round(value, 2)`` writes them (and
-    never "-0.00")."""
+    """Numbers as text with two decimals, rounded by the rule of `hundredths` (and never
+    "-0.00")."""
     cents = np.rint(values * 100).astype(np.int64)
     size = np.abs(cents)
     whole = pc.cast(pa.array(size // 100), pa.string())

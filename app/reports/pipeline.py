@@ -55,14 +55,25 @@ def compute_report(progress=None, as_of_us=None):
             result = report_as_of(snapshot.polls, snapshot.hours, snapshot.zones, as_of_us,
                                   threads=threads)
     progress(0.8)
-    _log_warnings(result.warnings)
+    _log_warnings(result.warnings, version)
     return ReportOutput(csv=report_csv(result.frame), rows=len(result.frame),
                         warnings=result.warnings, data_version=version,
                         now_us=result.now_us)
 
 
-def _log_warnings(warnings):
+_warned_versions = set()  # data versions whose warnings this process logged
+
+
+def _log_warnings(warnings, version):
+    """The data's warnings (an unknown zone...) as WARNING once per data version in this
+    process; the next reports of the same data log them at DEBUG (GET /api/v1/data counts
+    them too)."""
+    level = logging.DEBUG if version is not None and version in _warned_versions \
+        else logging.WARNING
+    if version is not None:
+        _warned_versions.add(version)
     for row in warnings.head(LOGGED_WARNINGS).itertuples():
-        log.warning("store %s: %s", row.store_id, row.message)
+        log.log(level, "store %s: %s", row.store_id, row.message)
     if len(warnings) > LOGGED_WARNINGS:
-        log.warning("... and %d more stores with data warnings", len(warnings) - LOGGED_WARNINGS)
+        log.log(level, "... and %d more stores with data warnings",
+                len(warnings) - LOGGED_WARNINGS)

@@ -96,6 +96,8 @@ def _reuse(report_id, began):
         report_id, status=Report.COMPLETE, csv=original.csv, row_count=original.row_count,
         data_version=original.data_version, now_us=original.now_us, reused_from=original.id,
         progress=1.0, finished_at=utcnow())
+    if done:  # a reused report is finished too: store_monitor_reports_finished_total counts it
+        report_finished("complete", time.monotonic() - began)
     log.info("report %s %s the CSV of report %s (data version %s, nothing ingested since) "
              "in %.2f s", report_id, "reuses" if done else "lost its lease reusing",
              original.id, original.data_version, time.monotonic() - began)

@@ -20,7 +20,8 @@ from app.reports.export import HEADER, store_ids_from_csv
 UPTIME_PCT = "uptime_last_week_pct"
 COLUMNS = [*HEADER, UPTIME_PCT]
 SORTABLE = tuple(COLUMNS)
-HISTOGRAM_EDGES = np.arange(0, 101, 10)
+HISTOGRAM_BINS = 10  # bins of equal width up to 100 %, below them one bin from 0
+NICE_WIDTHS = (0.1, 0.2, 0.5, 1, 2, 5, 10)  # % per bin
 TOP_STORES = 20
 CACHED_REPORTS = 8
 
@@ -29,12 +30,15 @@ class ReportTable:
     """The rows of one report: sort, search and page them; headline figures."""
 
     def __init__(self, csv_text):
-        table = pacsv.read_csv(
-            io.BytesIO(csv_text.encode()),
-            convert_options=pacsv.ConvertOptions(column_types={"store_id": pa.string()}))
+        # Typed columns: a report without rows (an empty database) has no values to infer
+        # a type from.
+        types = {"store_id": pa.string(), **{name: pa.float64() for name in HEADER[1:]}}
+        table = pacsv.read_csv(io.BytesIO(csv_text.encode()),
+                               convert_options=pacsv.ConvertOptions(column_types=types))
         # The CSV neutralises formula-like ids for spreadsheets; the rows carry them exact.
         self.store_id = store_ids_from_csv(table.column("store_id").combine_chunks())
-        self.columns = {name: table.column(name).to_numpy() for name in HEADER[1:]}
+        self.columns = {name: table.column(name).to_numpy().astype(np.float64)
+                        for name in HEADER[1:]}
         business = self.columns["uptime_last_week"] + self.columns["downtime_last_week"]
         with np.errstate(invalid="ignore", divide="ignore"):
             share = np.where(business > 0, self.columns["uptime_last_week"] / business, np.nan)
@@ -69,13 +73,19 @@ class ReportTable:
         found = pc.match_substring(self.store_id, query, ignore_case=True)
         return np.flatnonzero(found.to_numpy(zero_copy_only=False))
 
-    def page(self, sort="store_id", descending=False, query="", page=1, per_page=50):
-        """One page of rows as dicts, and how many rows match."""
+    def page(self, sort="store_id", descending=False, query="", page=1, per_page=50,
+             down=None):
+        """One page of rows as dicts, and how many rows match. `down` ("hour", "day" or
+        "week") keeps only the stores with downtime in that window."""
         order = self.order(sort, descending)
         found = self.matching(query)
-        if found is not None:
-            selected = np.zeros(len(self), dtype=bool)
-            selected[found] = True
+        if found is not None or down:
+            selected = np.ones(len(self), dtype=bool)
+            if found is not None:
+                selected[:] = False
+                selected[found] = True
+            if down:
+                selected &= self.columns[f"downtime_last_{down}"] > 0
             order = order[selected[order]]
         start = (page - 1) * per_page
         return self.rows(order[start:start + per_page]), len(order)
@@ -101,16 +111,30 @@ class ReportTable:
         }
 
     def histogram(self):
-        """How many stores fall in each 10-point band of weekly uptime % (100 % in the last)."""
+        """How many stores fall in each band of weekly uptime % (`histogram_edges`)."""
         share = self.columns[UPTIME_PCT]
-        counts, _ = np.histogram(share[~np.isnan(share)], bins=HISTOGRAM_EDGES)
-        return {"edges": HISTOGRAM_EDGES.tolist(), "counts": counts.tolist()}
+        share = share[~np.isnan(share)]
+        edges = histogram_edges(share)
+        counts, _ = np.histogram(share, bins=edges)
+        return {"edges": [round(float(e), 1) for e in edges], "counts": counts.tolist()}
 
     def top_downtime(self, count=TOP_STORES):
         """The stores with the most downtime last week (those with none left out)."""
         order = self.order("downtime_last_week", True)[:count]
         order = order[self.columns["downtime_last_week"][order] > 0]
         return self.rows(order)
+
+
+def histogram_edges(share):
+    """Bin edges (%) that show the spread where the stores are: `HISTOGRAM_BINS` bins of a
+    round width ending at 100 % that hold at least 95 % of the stores, and below them one
+    bin from 0 % for the rest (left out when empty). The last bin includes 100 %."""
+    low = float(np.percentile(share, 5)) if len(share) else 0.0
+    width = next((w for w in NICE_WIDTHS if 100 - w * HISTOGRAM_BINS <= low), 10)
+    edges = np.round(100 - width * np.arange(HISTOGRAM_BINS, -1, -1), 1)
+    if len(share) and share.min() < edges[0]:
+        edges = np.concatenate([[0.0], edges])
+    return edges
 
 
 def _percentile(values, q):

@@ -2,16 +2,23 @@
 store's week. Plain dicts and lists, ready for a template or for JSON (instants written by
 `app.engine.instants`)."""
 
+import threading
+import time
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import sqlalchemy as sa
 from flask import current_app, url_for
 
 from app.engine.instants import iso_local, iso_utc
 from app.engine.timeline import build_timelines, local_days
+from app.extensions import db
+from app.ingest import inventory
 from app.reports import state
+from app.reports.export import hundredths
 from app.reports.retention import ReportGone
 from app.reports.table import TABLES
+from app.storage.models import DataVersion
 from app.storage.store_snapshot import read_store
 
 RECENT_REPORTS = 20
@@ -58,22 +65,76 @@ def report_summary(report):
     return summary
 
 
-def report_rows(report, sort, order, query, page, per_page):
-    rows, total = report_table(report).page(sort, order == "desc", query, page, per_page)
+def report_rows(report, sort, order, query, page, per_page, down=None):
+    rows, total = report_table(report).page(sort, order == "desc", query, page, per_page,
+                                            down=down)
     return {"report_id": report.report_id, "sort": sort, "order": order, "q": query,
-            "page": page, "per_page": per_page, "total": total,
+            "down": down, "page": page, "per_page": per_page, "total": total,
             "pages": max(1, -(-total // per_page)), "rows": rows}
+
+
+def latest_complete_report(reports):
+    """The newest Complete report among `reports` (states, newest first), or None."""
+    return next((r for r in reports if r.complete and not r.expired), None)
+
+
+# The data loaded: one summary per data version -------------------------------------------
+
+_summary = {"key": None, "value": None}
+_summary_lock = threading.Lock()
+
+
+def data_overview():
+    """What is loaded (`inventory.data_summary`) and the last ingest, computed once per data
+    version in each process: counting a million stores' polls takes seconds, reading the
+    version one row. The caller adds how long ago the latest poll was."""
+    version = db.session.execute(sa.select(DataVersion.version)).scalar()
+    key = (str(db.engine.url), version)
+    with _summary_lock:
+        if _summary["key"] == key:
+            return _summary["value"]
+    value = inventory.data_summary()
+    _total, last = inventory.list_ingests(1, 1)
+    value["last_ingest"] = last[0] if last else None
+    with _summary_lock:
+        _summary.update(key=key, value=value)
+    return value
+
+
+def ago(instant_us, now_s=None):
+    """How long before the wall clock `instant_us` was, in words ("3 h 5 min ago")."""
+    seconds = int((now_s if now_s is not None else time.time()) - instant_us / 1e6)
+    if seconds < 0:
+        return "in the future"
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days:,} d {hours} h ago"
+    if hours:
+        return f"{hours} h {minutes} min ago"
+    return f"{minutes} min ago" if minutes else "less than a minute ago"
 
 
 # One store's week --------------------------------------------------------------------------
 
-def store_timeline(store_id):
-    """A store's last 7 days as the report computed them; None for a store without polls."""
+def store_timeline(store_id, as_of_us=None):
+    """A store's last 7 days as the report computed them; None for a store without polls.
+
+    With `as_of_us`, the week ending at that instant, as a report as of it computes it
+    (polls after it left out); None when the store has no poll up to it.
+    """
     snapshot = read_store(store_id)
     if snapshot is None:
         return None
-    timelines = build_timelines(snapshot.polls, snapshot.hours, snapshot.zones,
-                                snapshot.now_us)
+    now_us = snapshot.now_us
+    if as_of_us is not None:
+        kept = snapshot.polls["timestamp_us"].to_numpy() <= as_of_us
+        if not kept.any():
+            return None
+        snapshot.polls = snapshot.polls[kept].reset_index(drop=True)
+        now_us = int(as_of_us)
+    timelines = build_timelines(snapshot.polls, snapshot.hours, snapshot.zones, now_us)
     week_start, now = timelines.window
     zone_name = timelines.timezone[0]
     zone = ZoneInfo(zone_name)
@@ -92,6 +153,7 @@ def store_timeline(store_id):
         "timezone_given": (snapshot.zones["timezone_str"].to_numpy()[0]
                            if len(snapshot.zones) else None),
         "now": iso_utc([now])[0],
+        "as_of": iso_utc([now])[0] if as_of_us is not None else None,
         "window": iso_utc([week_start, now]),
         "business": [list(pair) for pair in zip(iso_utc(business.start_us),
                                                  iso_utc(business.end_us))],
@@ -103,12 +165,15 @@ def store_timeline(store_id):
                        "minutes": round(m, 4)} for a, b, la, lb, m in zip(
             iso_utc(starts), iso_utc(ends), iso_local(starts, zone), iso_local(ends, zone),
             ((ends - starts) / 60e6).tolist())],
-        "days": [{"date": d, "business_hours": round(b / 3600, 4),
-                  "uptime_hours": round(u / 3600, 4), "downtime_hours": round((b - u) / 3600, 4)}
-                 for d, b, u in zip(days["date"], days["business_s"].tolist(),
-                                    days["uptime_s"].tolist())],
-        "uptime_last_week_hours": round(uptime_s / 3600, 4),
-        "downtime_last_week_hours": round(downtime_s / 3600, 4),
+        # Hours as the CSV rounds them (`export.hundredths`): one number per fact.
+        "days": [{"date": d, "business_hours": b, "uptime_hours": u, "downtime_hours": w}
+                 for d, b, u, w in zip(days["date"], *(hundredths(np.asarray(v) / 3600).tolist()
+                                                       for v in (days["business_s"],
+                                                                 days["uptime_s"],
+                                                                 days["business_s"]
+                                                                 - days["uptime_s"])))],
+        "uptime_last_week_hours": float(hundredths(np.array([uptime_s / 3600]))[0]),
+        "downtime_last_week_hours": float(hundredths(np.array([downtime_s / 3600]))[0]),
         "hours": _hours_table(snapshot.hours),
     }
 

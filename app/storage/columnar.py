@@ -88,7 +88,7 @@ class Copies:
             except OSError:  # another process put the same version in place first
                 shutil.rmtree(temporary, ignore_errors=True)
             else:
-                log.info("columnar copy of data version %s written in %.2f s", version,
+                log.debug("columnar copy of data version %s written in %.2f s", version,
                          time.perf_counter() - began)
             self._remove_others(version)
         except OSError:

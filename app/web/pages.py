@@ -1,10 +1,13 @@
 """The dashboard: server-rendered pages over the same data as /api/v1 (Jinja templates,
 with JavaScript only for the live progress bar and the charts)."""
 
+from datetime import datetime, timezone
+
 from apiflask import APIBlueprint
 from flask import redirect, render_template, request, url_for
 
-from app.reports import queue, views
+from app.engine.instants import datetime_us
+from app.reports import queue, state, views
 from app.reports.retention import ReportGone
 from app.reports.table import SORTABLE
 
@@ -12,12 +15,25 @@ from app.reports.table import SORTABLE
 bp = APIBlueprint("pages", __name__)
 
 PER_PAGE = 50
+DEFAULT_SORT = ("downtime_last_week", "desc")  # who was down most, first
+# Columns whose first click sorts descending: most downtime first.
+DESCENDING_FIRST = frozenset(c for c in SORTABLE if c.startswith("downtime_"))
+DOWN_WINDOWS = ("hour", "day", "week")
 
 
 @bp.get("/")
 @bp.doc(hide=True)
 def index():
-    return render_template("index.html", reports=views.recent_reports())
+    recent = state.recent(views.RECENT_REPORTS)
+    data = views.data_overview()
+    latest = views.latest_complete_report(recent)
+    latest_summary = views.report_summary(latest) if latest is not None else None
+    latest_poll_ago = None
+    if data["latest_poll"]:
+        latest_poll_ago = views.ago(datetime_us(_parse_instant(data["latest_poll"])))
+    return render_template(
+        "index.html", data=data, latest_poll_ago=latest_poll_ago, latest=latest_summary,
+        reports=[r.as_json(views.download_url(r.report_id)) for r in recent])
 
 
 @bp.post("/reports")
@@ -42,29 +58,50 @@ def report(report_id):
     rows = None
     if found.complete:
         rows = views.report_rows(found, **_table_args())
-    return render_template("report.html", report=summary, table=rows, sortable=SORTABLE)
+    return render_template("report.html", report=summary, table=rows, sortable=SORTABLE,
+                           descending_first=DESCENDING_FIRST)
 
 
 @bp.get("/stores/<path:store_id>")  # an id may hold "/"
 @bp.doc(hide=True)
 def store(store_id):
-    timeline = views.store_timeline(store_id)
+    as_of = _parse_instant(request.args.get("as_of", ""))
+    timeline = views.store_timeline(store_id, None if as_of is None else datetime_us(as_of))
     if timeline is None:
+        if as_of is not None:
+            return _not_found(f"Store {store_id!r} has no polls up to {request.args['as_of']}.")
         return _not_found(f"No store with id {store_id!r} has any polls.")
     return render_template("store.html", timeline=timeline,
                            report_id=request.args.get("report", ""))
 
 
 def _table_args():
-    """Sort, order, search and page of the report table, from the query (lenient)."""
+    """Sort, order, search, filter and page of the report table, from the query (lenient).
+    Without a sort: most downtime last week first."""
     args = request.args
-    sort = args.get("sort", "store_id")
+    sort = args.get("sort")
+    if sort not in SORTABLE:
+        sort, order = DEFAULT_SORT
+    else:
+        order = "desc" if args.get("order") == "desc" else "asc"
     page = args.get("page", "1")
-    return {"sort": sort if sort in SORTABLE else "store_id",
-            "order": "desc" if args.get("order") == "desc" else "asc",
+    down = args.get("down")
+    return {"sort": sort, "order": order,
             "query": args.get("q", "").strip()[:200],
             "page": int(page) if page.isdigit() and 0 < int(page) < 10**6 else 1,
-            "per_page": PER_PAGE}
+            "per_page": PER_PAGE,
+            "down": down if down in DOWN_WINDOWS else None}
+
+
+def _parse_instant(text):
+    """An ISO 8601 instant (UTC unless it has an offset) as an aware datetime, or None."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace(" ", "T"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _not_found(message):
