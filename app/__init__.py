@@ -34,7 +34,9 @@ def create_app(test_config=None):
     if not app.testing:
         _configure_logging(app)
 
+    import app.live as live
     from app.api import data, errors, reports, trigger
+    from app.api import live as live_api
     from app.auth import guard, ratelimit, signin
     from app.ops import health, metrics
     from app.reports import runner, state
@@ -51,11 +53,13 @@ def create_app(test_config=None):
     openapi.init_app(app)
     cli.init_app(app)
     metrics.init_app(app)
+    live.init_app(app)
     app.register_blueprint(trigger.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(data.bp)
+    app.register_blueprint(live_api.bp)
     if app.config["TRUSTED_PROXIES"]:
         # Behind nginx (deploy/nginx.conf): the client's address from X-Forwarded-For.
         count = app.config["TRUSTED_PROXIES"]

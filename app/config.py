@@ -114,6 +114,15 @@ class Config:
     # A trigger when nothing was ingested since a Complete report gets that report's CSV
     # (0: compute every report, as `python -m bench.report --cold` measures).
     REUSE_REPORTS = os.environ.get("REUSE_REPORTS", "1").lower() in ("1", "true", "yes")
+    # Live state (app.live): a store open now without a poll for this long is "silent";
+    # incidents that ended more than INCIDENT_DAYS before the latest poll are dropped.
+    SILENT_AFTER_MINUTES = float(os.environ.get("SILENT_AFTER_MINUTES", "120"))
+    INCIDENT_DAYS = float(os.environ.get("INCIDENT_DAYS", "35"))
+    # Webhooks: the first retry's wait (doubling after each failure, for up to a day), and
+    # whether URLs on loopback, private or link-local addresses are allowed (tests).
+    WEBHOOK_RETRY_SECONDS = float(os.environ.get("WEBHOOK_RETRY_SECONDS", "5"))
+    WEBHOOK_ALLOW_PRIVATE = os.environ.get("WEBHOOK_ALLOW_PRIVATE", "0").lower() in (
+        "1", "true", "yes")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     # Logs go to standard error, so that `flask report --out -` writes only CSV to stdout;
     # LOG_TO_STDOUT=1 sends them to standard output, LOG_FILE to a file instead.

@@ -115,9 +115,11 @@ class ReportInputs:
     zones and hours rows, and `now`; `observed` gives a range of stores' observations in
     business time. Shared by the report and the per-store timelines."""
 
-    def __init__(self, polls, hours, zones, now_us=None, stores_by_id=True):
+    def __init__(self, polls, hours, zones, now_us=None, stores_by_id=True, since=None):
         """`stores_by_id`: number the stores in the order of their ids as text, else in the
-        order the polls give them (`StoreCodes`)."""
+        order the polls give them (`StoreCodes`). `since` (``store_id``, ``since_us``):
+        business time of those stores is needed from that instant on, when earlier than
+        their first poll (live incidents reach back before it)."""
         stores = StoreCodes(polls["store_id"], by_id=stores_by_id)
         self.store_ids = stores.ids
         self.n_stores = len(self.store_ids)
@@ -129,9 +131,16 @@ class ReportInputs:
             raise ValueError("now_us: earlier than the latest poll")
         self.order = PollOrder(stores, self.instant)
         self.zone_codes, self.zones, self.warnings = store_zones(stores, zones)
+        self.since_us = None
+        if since is not None and len(since):
+            self.since_us = np.full(self.n_stores, np.iinfo(np.int64).max, dtype=np.int64)
+            position = stores.of(since["store_id"])
+            known = position >= 0
+            self.since_us[position[known]] = since["since_us"].to_numpy(dtype=np.int64)[known]
         # Local dates are needed from before the earliest observation (or the lookback) to
         # after `now`; a few days either side cover the wall times of those dates.
-        earliest = min(int(self.instant.min()), self.now_us - LOOKBACK_US)
+        earliest = min(int(self.instant.min()), self.now_us - LOOKBACK_US,
+                       *([] if self.since_us is None else [int(self.since_us.min())]))
         self.clock = ZoneClock(self.zones, earliest - 4 * DAY_US, self.now_us + 4 * DAY_US)
         self.hours = hours_arrays(stores, hours)
 
@@ -144,7 +153,8 @@ class ReportInputs:
         return Observed(n_stores=last - first, zone_codes=self.zone_codes[first:last],
                         clock=self.clock, store=self.order.stores(first, last),
                         instant=self.instant[rows], active=self.active[rows], hours=hours,
-                        now_us=self.now_us)
+                        now_us=self.now_us,
+                        since_us=None if self.since_us is None else self.since_us[first:last])
 
 
 class Observed:
@@ -157,10 +167,13 @@ class Observed:
     `key` (on the timeline), `span_start`, `span_end` (found when first asked for).
     """
 
-    def __init__(self, *, n_stores, zone_codes, clock, store, instant, active, hours, now_us):
+    def __init__(self, *, n_stores, zone_codes, clock, store, instant, active, hours, now_us,
+                 since_us=None):
         # Polls are sorted by store then instant; every store has at least one.
         self.n_stores = n_stores
         first_obs = instant[np.searchsorted(store, np.arange(n_stores))]
+        if since_us is not None:  # business time wanted from before the first poll
+            first_obs = np.minimum(first_obs, since_us)
         iv_store, iv_start, iv_end = business_intervals(
             n_stores, zone_codes=zone_codes, clock=clock, first_obs_us=first_obs, hours=hours,
             now_us=now_us, lookback_us=LOOKBACK_US)

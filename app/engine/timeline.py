@@ -78,15 +78,26 @@ def build_timelines(polls, hours, zones, now_us=None):
     week_start, now = inputs.now_us - WEEK_US, inputs.now_us
     up, down = uptime_by_window(observed, window_start=week_start, window_end=now)
 
-    iv_store, iv_start, iv_end = observed.intervals
-    iv_start, iv_end = np.maximum(iv_start, week_start), np.minimum(iv_end, now)
-    in_week = iv_end > iv_start
-    business = Stretches(iv_store[in_week], iv_start[in_week], iv_end[in_week])
+    business, segments = stretches(observed, week_start, now)
     return Timelines(
         now_us=now, store_ids=inputs.store_ids,
         timezone=[inputs.zones[code].key for code in inputs.zone_codes],
-        uptime_s=up / 1e6, downtime_s=down / 1e6, business=business,
-        segments=_segments(observed, business, week_start, now))
+        uptime_s=up / 1e6, downtime_s=down / 1e6, business=business, segments=segments)
+
+
+def stretches(observed, window_start, window_end):
+    """Business time of `observed`'s stores within ``[window_start, window_end)``, and its
+    segments (`Timelines`): the week of the timelines, or the spans of live incidents
+    (app.live), where `window_start` is an array with one start per store (each within its
+    store's range of the `Timeline`)."""
+    start = np.asarray(window_start)
+    iv_store, iv_start, iv_end = observed.intervals
+    iv_start = np.maximum(iv_start, start[iv_store] if start.ndim else start)
+    iv_end = np.minimum(iv_end, window_end)
+    inside = iv_end > iv_start
+    business = Stretches(iv_store[inside], iv_start[inside], iv_end[inside])
+    return business, _segments(observed, business,
+                               start[observed.store] if start.ndim else start, window_end)
 
 
 def _segments(observed, business, week_start, now):

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
+from blinker import Namespace
 from flask import current_app
 
 from app.ingest import bulk
@@ -29,6 +30,11 @@ __all__ = ["IngestError", "FileCounts", "IngestSummary", "ingest"]
 
 # How many rejected rows a summary carries for display; the database keeps them all.
 SHOWN_REJECTIONS = 1000
+# Sent with the app as sender inside every ingest's transaction, before it commits, with
+# `conn`, `polls` (store_pk, timestamp_us, active arrays of the rows loaded) and
+# `rescheduled` (store_pks given new hours or a zone): app.live keeps its state with it, in
+# the same transaction. A receiver that raises fails the ingest.
+polls_loaded = Namespace().signal("polls-loaded")
 
 
 @dataclass
@@ -109,6 +115,7 @@ def _ingest(path, *, progress, once, shown, limits, wait):
             summary.files.append(counts)
             conn.execute(sa.insert(IngestFile).values(ingest_id=ingest_id, **vars(counts)))
             done += sizes[kind]
+        polls_loaded.send(current_app._get_current_object(), conn=conn, **load.changes())
         version = uuid.uuid4().hex
         conn.execute(sa.update(DataVersion).values(version=version))
         copy = _copy_after(load) if copies.enabled else None
@@ -133,6 +140,16 @@ class _Load:
     # from the database (see `_polls_before`); this ingest adds its own to them.
     previous_polls: pa.Table | None = None
     store_keys: pd.Series | None = None
+    # What this ingest changed, for `polls_loaded`: blocks of polls, stores re-scheduled.
+    new_polls: list = field(default_factory=list)
+    rescheduled: list = field(default_factory=list)
+
+    def changes(self):
+        """`polls` and `rescheduled` as `polls_loaded` sends them."""
+        columns = list(zip(*self.new_polls)) or [[np.zeros(0, np.int64)]] * 2 + [[np.zeros(
+            0, bool)]]
+        return {"polls": tuple(np.concatenate(column) for column in columns),
+                "rescheduled": np.concatenate([np.zeros(0, np.int64), *self.rescheduled])}
 
     def with_store_pks(self, rows):
         """`rows` with the `store.id` of each `store_id`."""
@@ -203,6 +220,7 @@ def _load_status(load, source, progress):
     timestamp_us, active = (np.concatenate(column) for column in zip(*parts))
     store_pk, timestamp_us, active = sorted_polls(store_pk, timestamp_us, active)
     loaded = bulk.add_polls(load.conn, store_pk, timestamp_us, active)
+    load.new_polls.append((store_pk, timestamp_us, active))
     if load.previous_polls is not None:
         load.previous_polls = _merged(load.previous_polls, store_pk, timestamp_us, active)
     return FileCounts("status", source.name, read, loaded, valid - loaded, rejected)
@@ -291,6 +309,7 @@ def _load_hours(load, source, progress):
     parsed = parse_file(source)
     rows = load.with_store_pks(parsed.rows)
     unique = rows.drop_duplicates(["store_pk", "day_of_week", "start_local_s", "end_local_s"])
+    load.rescheduled.append(unique["store_pk"].unique().astype(np.int64))
     bulk.replace_hours(load.conn, unique["store_pk"].unique(),
                        [unique[c] for c in ("store_pk", "day_of_week",
                                             "start_local_s", "end_local_s")])
@@ -305,6 +324,7 @@ def _load_timezone(load, source, progress):
     parsed = parse_file(source)
     rows = load.with_store_pks(parsed.rows)
     unique = rows.drop_duplicates("store_pk", keep="last")
+    load.rescheduled.append(unique["store_pk"].to_numpy(dtype=np.int64))
     bulk.upsert_timezones(load.conn, unique["store_pk"], unique["timezone_str"])
     load.keep_rejections(parsed)
     progress(1.0)

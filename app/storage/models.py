@@ -165,3 +165,109 @@ class WebSession(db.Model):
     key_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# Live state and alerts (app.live) ----------------------------------------------------------
+
+# The end of an incident still open: larger than every instant, so that "ends after t" is one
+# range of the index (store_pk, end_us) for open and closed incidents alike.
+OPEN_END_US = 2**62
+
+
+class LiveMeta(db.Model):
+    """The single row of the live state: the `now` it was brought to, and the earliest poll."""
+
+    __tablename__ = "live_meta"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    now_us: Mapped[int | None] = mapped_column(sa.BigInteger)
+    first_us: Mapped[int | None] = mapped_column(sa.BigInteger)
+    __table_args__ = (sa.CheckConstraint("id = 1", name="live_meta_single_row"),)
+
+
+class LiveStore(db.Model):
+    """A store's state at `now`: up, down, closed or silent, since when, and what decides it
+    (its latest poll, its latest observation in business time)."""
+
+    __tablename__ = "live_store"
+    store_pk: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    state: Mapped[str] = mapped_column(sa.String(8), index=True)
+    since_us: Mapped[int] = mapped_column(sa.BigInteger)
+    latest_us: Mapped[int] = mapped_column(sa.BigInteger)
+    counted_us: Mapped[int | None] = mapped_column(sa.BigInteger)
+    counted_active: Mapped[bool | None]
+
+
+class Incident(db.Model):
+    """A kept incident: a maximal stretch of business time counted as down. `end_us` is
+    `OPEN_END_US` while it is open."""
+
+    __tablename__ = "incident"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_pk: Mapped[int] = mapped_column(sa.Integer)
+    start_us: Mapped[int] = mapped_column(sa.BigInteger)
+    end_us: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    __table_args__ = (sa.Index("ix_incident_store_end", "store_pk", "end_us"),)
+
+
+class Webhook(db.Model):
+    """A receiver of alerts: its URL, the secret its deliveries are signed with, the event
+    types it wants (comma-separated) and how long an incident must last before it hears."""
+
+    __tablename__ = "webhook"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(sa.Text)
+    secret: Mapped[str] = mapped_column(sa.Text)
+    events: Mapped[str] = mapped_column(sa.Text)
+    min_minutes: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookEvent(db.Model):
+    """An event as delivered: its id and the exact body every attempt sends."""
+
+    __tablename__ = "webhook_event"
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(32))
+    incident_id: Mapped[int | None] = mapped_column(index=True)
+    created_us: Mapped[int] = mapped_column(sa.BigInteger)
+    body: Mapped[str] = mapped_column(sa.Text)
+
+
+class WebhookDelivery(db.Model):
+    """One event for one webhook: pending until a 2xx answer (delivered) or a day of
+    attempts (failed). A process holds it while `lease_us` is in the future."""
+
+    __tablename__ = "webhook_delivery"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(sa.ForeignKey("webhook.id", ondelete="CASCADE"),
+                                            index=True)
+    event_id: Mapped[str] = mapped_column(sa.String(36), sa.ForeignKey("webhook_event.id"))
+    state: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_us: Mapped[int] = mapped_column(sa.BigInteger)
+    next_us: Mapped[int] = mapped_column(sa.BigInteger)
+    lease_us: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    __table_args__ = (sa.Index("ix_webhook_delivery_due", "state", "next_us"),)
+
+
+class WebhookAttempt(db.Model):
+    """One POST of a delivery and its outcome (HTTP status, or what failed)."""
+
+    __tablename__ = "webhook_attempt"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("webhook_delivery.id", ondelete="CASCADE"), index=True)
+    at_us: Mapped[int] = mapped_column(sa.BigInteger)
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    seconds: Mapped[float] = mapped_column(sa.Float)
+
+
+class WebhookNotice(db.Model):
+    """Which incidents a webhook has been told of (those shorter than its `min_minutes`
+    are not, until they last that long)."""
+
+    __tablename__ = "webhook_notice"
+    webhook_id: Mapped[int] = mapped_column(sa.ForeignKey("webhook.id", ondelete="CASCADE"),
+                                            primary_key=True, autoincrement=False)
+    incident_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)

@@ -1,0 +1,110 @@
+"""Read the live state back: counts per state, stores of a state, incidents (paged)."""
+
+import sqlalchemy as sa
+
+from app.engine.instants import datetime_us, iso_instant
+from app.extensions import db
+from app.live.state import DOWN, STATES
+from app.live.webhooks import incident_payload
+from app.storage.models import OPEN_END_US, Incident, LiveMeta, LiveStore, Store
+
+
+def _now(conn):
+    return conn.execute(sa.select(LiveMeta.now_us)).scalar()
+
+
+def status():
+    with db.engine.connect() as conn:
+        now = _now(conn)
+        counts = dict(conn.execute(sa.select(LiveStore.state, sa.func.count())
+                                   .group_by(LiveStore.state)).all())
+        rows = conn.execute(_incidents().where(Incident.end_us == OPEN_END_US)
+                            .order_by(Incident.start_us, Incident.id)).all()
+    return {"now": iso_instant(now), "stores": {s: counts.get(s, 0) for s in STATES},
+            "open_incidents": [_incident(row, now) for row in rows]}
+
+
+def _incidents():
+    return (sa.select(Incident.id, Store.store_id, Incident.start_us, Incident.end_us)
+            .join(Store, Store.id == Incident.store_pk))
+
+
+def _incident(row, now):
+    return incident_payload(row.id, row.store_id, row.start_us, row.end_us, now)
+
+
+def stores(state=None, limit=100, cursor=None):
+    """Stores in order of store id, `limit` at a time; `cursor` is the last id of the page
+    before."""
+    open_start = (sa.select(sa.func.min(Incident.start_us))
+                  .where(Incident.store_pk == LiveStore.store_pk,
+                         Incident.end_us == OPEN_END_US).scalar_subquery())
+    query = (sa.select(Store.store_id, LiveStore.state, LiveStore.since_us,
+                       LiveStore.latest_us, open_start.label("down_since"))
+             .join(Store, Store.id == LiveStore.store_pk).order_by(Store.store_id)
+             .limit(limit + 1))
+    if state is not None:
+        query = query.where(LiveStore.state == state)
+    if cursor:
+        query = query.where(Store.store_id > cursor)
+    with db.engine.connect() as conn:
+        now = _now(conn)
+        rows = conn.execute(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"now": iso_instant(now), "next_cursor": rows[-1].store_id if more else None,
+            "stores": [{"store_id": r.store_id, "state": r.state,
+                        "since": iso_instant(r.down_since if r.state == DOWN and
+                                             r.down_since is not None else r.since_us),
+                        "latest_poll": iso_instant(r.latest_us)} for r in rows]}
+
+
+def incidents(state=None, store_id=None, since=None, until=None, limit=100, cursor=None):
+    """Incidents newest first (by start, then id); `cursor` is ``<start_us>.<id>`` of the
+    last incident of the page before."""
+    query = _incidents()
+    if state == "open":
+        query = query.where(Incident.end_us == OPEN_END_US)
+    elif state == "closed":
+        query = query.where(Incident.end_us != OPEN_END_US)
+    if store_id is not None:
+        query = query.where(Store.store_id == store_id)
+    if since is not None:
+        query = query.where(Incident.end_us > datetime_us(since))
+    if until is not None:
+        query = query.where(Incident.start_us < datetime_us(until))
+    if cursor:
+        start, _, last_id = cursor.partition(".")
+        if not (start.lstrip("-").isdigit() and last_id.isdigit()):
+            raise ValueError("cursor: not one this API gave")
+        start, last_id = int(start), int(last_id)
+        query = query.where(sa.or_(Incident.start_us < start, sa.and_(
+            Incident.start_us == start, Incident.id < last_id)))
+    query = query.order_by(Incident.start_us.desc(), Incident.id.desc()).limit(limit + 1)
+    with db.engine.connect() as conn:
+        now = _now(conn)
+        rows = conn.execute(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"now": iso_instant(now),
+            "next_cursor": f"{rows[-1].start_us}.{rows[-1].id}" if more else None,
+            "incidents": [_incident(row, now) for row in rows]}
+
+
+def store_state(store_id):
+    """One store's state now and its kept incidents (newest first), or None."""
+    with db.engine.connect() as conn:
+        now = _now(conn)
+        row = conn.execute(sa.select(LiveStore.state, LiveStore.since_us, LiveStore.latest_us)
+                           .join(Store, Store.id == LiveStore.store_pk)
+                           .where(Store.store_id == store_id)).first()
+        if row is None:
+            return None
+        found = conn.execute(_incidents().where(Store.store_id == store_id)
+                             .order_by(Incident.start_us.desc())).all()
+    incidents_ = [_incident(r, now) for r in found]
+    since = row.since_us
+    if row.state == DOWN and incidents_ and incidents_[0]["state"] == "open":
+        since = found[0].start_us
+    return {"state": row.state, "since": iso_instant(since),
+            "latest_poll": iso_instant(row.latest_us), "incidents": incidents_}

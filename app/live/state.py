@@ -1,0 +1,85 @@
+"""States and incidents of stores from their polls (SPEC "Live state and alerts").
+
+Pure: data frames in, arrays out. The status between polls, business time and the segments
+come from the engine (`ReportInputs`, `Observed`, `stretches`): a store page's timeline and
+a live incident are cut by the same code. An incident is an inactive segment; it is open
+when it reaches `now` and `now` is in business time.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.engine.report import ReportInputs
+from app.engine.timeline import stretches
+
+UP, DOWN, CLOSED, SILENT = "up", "down", "closed", "silent"
+STATES = (UP, DOWN, CLOSED, SILENT)
+NO_INSTANT = np.iinfo(np.int64).min
+
+
+@dataclass(frozen=True)
+class Live:
+    """Per store (`store_ids`, in the engine's order): whether `now` is in business time,
+    its latest observation in business time (`counted_us`, NO_INSTANT when none, and
+    `counted_active`); and its incidents within ``[since, now)``, sorted by store then
+    start (`incident_store` indexes `store_ids`)."""
+
+    now_us: int
+    store_ids: np.ndarray
+    open_now: np.ndarray
+    counted_us: np.ndarray
+    counted_active: np.ndarray
+    incident_store: np.ndarray
+    incident_start: np.ndarray
+    incident_end: np.ndarray
+    incident_open: np.ndarray
+
+
+def compute(polls, hours, zones, now_us, since):
+    """States and incidents of the stores in `polls`.
+
+    Parameters
+    ----------
+    polls, hours, zones : DataFrame
+        As `app.engine.report.build_report` takes them (every store needs one poll at least).
+    now_us : int
+        The latest poll of all the data.
+    since : DataFrame
+        ``store_id``, ``since_us``: per store, where its incidents are wanted from. Before
+        its first observation, a store's status is that observation's (the report's rule),
+        so business time is built from there.
+    """
+    inputs = ReportInputs(polls, hours, zones, now_us, since=since)
+    n = inputs.n_stores
+    observed = inputs.observed(0, n)
+    stores = np.arange(n)
+    since_us = inputs.since_us if inputs.since_us is not None else np.full(n, now_us)
+    since_us = np.minimum(since_us, now_us)
+    timeline = observed.timeline
+    open_now = observed.business.contains(
+        timeline.key(stores, np.full(n, inputs.now_us, dtype=np.int64)))
+
+    has = np.bincount(observed.store, minlength=n) > 0
+    counted_us = np.full(n, NO_INSTANT, dtype=np.int64)
+    counted_active = np.zeros(n, dtype=bool)
+    last = np.searchsorted(observed.store, stores[has], side="right") - 1
+    counted_us[has] = observed.instant[last]
+    counted_active[has] = observed.active[last]
+
+    _, segments = stretches(observed, since_us, inputs.now_us)
+    down = ~segments.active
+    store, start, end = segments.store[down], segments.start_us[down], segments.end_us[down]
+    return Live(now_us=inputs.now_us, store_ids=inputs.store_ids, open_now=open_now,
+                counted_us=counted_us, counted_active=counted_active,
+                incident_store=store, incident_start=start, incident_end=end,
+                incident_open=(end == inputs.now_us) & open_now[store])
+
+
+def states(open_now, counted_us, counted_active, latest_us, now_us, silent_after_us):
+    """Each store's state at `now`: closed outside business time; silent when its latest
+    poll is older than `silent_after_us` (or no poll was ever in business time, so there is
+    nothing to go by); else up or down as its latest observation in business time says."""
+    silent = (now_us - latest_us > silent_after_us) | (counted_us == NO_INSTANT)
+    return np.where(~open_now, CLOSED, np.where(silent, SILENT,
+                                                np.where(counted_active, UP, DOWN)))
