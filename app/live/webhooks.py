@@ -128,23 +128,24 @@ def deliveries(webhook_id, limit=100):
     """The latest deliveries of a webhook, newest first, each with its attempts."""
     with db.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(WebhookDelivery, WebhookEvent.type)
+            sa.select(WebhookDelivery.id, WebhookDelivery.event_id, WebhookDelivery.state,
+                      WebhookDelivery.next_us, WebhookEvent.type)
             .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
             .where(WebhookDelivery.webhook_id == webhook_id)
             .order_by(WebhookDelivery.id.desc()).limit(limit)).all()
-        ids = [row.WebhookDelivery.id for row in rows]
-        attempts = conn.execute(sa.select(WebhookAttempt).where(
-            WebhookAttempt.delivery_id.in_(ids)).order_by(WebhookAttempt.id)).scalars().all()
+        attempts = conn.execute(
+            sa.select(WebhookAttempt.delivery_id, WebhookAttempt.at_us,
+                      WebhookAttempt.status_code, WebhookAttempt.error, WebhookAttempt.seconds)
+            .where(WebhookAttempt.delivery_id.in_([row.id for row in rows]))
+            .order_by(WebhookAttempt.id)).all()
     by_delivery = {}
     for attempt in attempts:
         by_delivery.setdefault(attempt.delivery_id, []).append({
             "at": iso_instant(attempt.at_us), "status_code": attempt.status_code,
             "error": attempt.error, "seconds": round(attempt.seconds, 3)})
-    return [{"id": row.WebhookDelivery.id, "event_id": row.WebhookDelivery.event_id,
-             "type": row.type, "state": row.WebhookDelivery.state,
-             "attempts": by_delivery.get(row.WebhookDelivery.id, []),
-             "next_attempt": (iso_instant(row.WebhookDelivery.next_us)
-                              if row.WebhookDelivery.state == PENDING else None)}
+    return [{"id": row.id, "event_id": row.event_id, "type": row.type, "state": row.state,
+             "attempts": by_delivery.get(row.id, []),
+             "next_attempt": iso_instant(row.next_us) if row.state == PENDING else None}
             for row in rows]
 
 
