@@ -9,8 +9,8 @@ command line or GUNICORN_CMD_ARGS.
 
 def on_starting(server):
     from app import create_app
-    from app.storage import database
     from app.extensions import db
+    from app.storage import database
 
     app = create_app()
     database.upgrade(app)
