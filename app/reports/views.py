@@ -74,8 +74,10 @@ def report_rows(report, sort, order, query, page, per_page, down=None):
 
 
 def latest_complete_report(reports):
-    """The newest Complete report among `reports` (states, newest first), or None."""
-    return next((r for r in reports if r.complete and not r.expired), None)
+    """The newest Complete report of the latest data among `reports` (states, newest first):
+    one as of an earlier instant describes the past, not the present. None without one."""
+    return next((r for r in reports if r.complete and not r.expired and r.as_of_us is None),
+                None)
 
 
 # The data loaded: one summary per data version -------------------------------------------
