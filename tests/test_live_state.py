@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from app.engine.timeline import build_timelines
 from app.extensions import db
 from app.ingest.load import ingest
-from app.live import read
+from app.live import read, webhooks
 from app.live.state import compute
 from app.storage.models import OPEN_END_US, Incident, Store, WebhookEvent
 
@@ -124,9 +124,8 @@ def events(app):
 
 def test_a_late_poll_moves_splits_and_removes_an_incident(app, tmp_path):
     # A store open 24x7 (UTC) polled inactive at 00:00 and 04:00: one incident, open, from
-    # the start of the week window (the data is younger than a week: the first observation
-    # governs back to there, as on the store's timeline). A second store, polled active
-    # since 25 December, makes the data older than a week.
+    # where the data begins (its first observation governs back to there): 25 December
+    # 00:00, the poll of a second store, which makes the data older than a week.
     feed(app, tmp_path, [("old", "2023-12-25 00:00", True), ("a", "2024-01-01 00:00", False),
                          ("a", "2024-01-01 04:00", False)])
     assert kept(app) == [("a", us("2023-12-25 00:00"), None)]
@@ -152,6 +151,25 @@ def test_a_late_poll_moves_splits_and_removes_an_incident(app, tmp_path):
     assert status["stores"] == {"up": 0, "down": 1, "closed": 0, "silent": 1}
     assert [(i["start"], i["end"], i["minutes"]) for i in status["open_incidents"]] == [
         ("2024-01-01T04:30:00Z", None, 30.0)]
+
+
+def test_young_data_hourly_polls_send_no_updates(app, tmp_path):
+    # Data younger than a week: store "a" (open 24x7, UTC) polled inactive at 00:00 on
+    # 1 January 2024 and every hour after; "b" from 02:00, inactive too. The earliest poll
+    # (00:00) is where the data begins: both incidents start there and stay open. Every
+    # ingest moves `now` (and the week window) by an hour; neither incident changes, so
+    # each webhook hears incident.opened once per incident and nothing else.
+    app.config.update(WEBHOOK_ALLOW_PRIVATE=True)
+    with app.app_context():
+        webhooks.add_webhook("http://127.0.0.1:9/hook", "s", allow_private=True)
+    feed(app, tmp_path, [("a", "2024-01-01 00:00", False)])
+    for hour in range(1, 6):
+        polls = [("a", f"2024-01-01 0{hour}:00", False)]
+        if hour >= 2:
+            polls.append(("b", f"2024-01-01 0{hour}:00", False))
+        feed(app, tmp_path, polls)
+    assert kept(app) == [("a", us("2024-01-01 00:00"), None), ("b", us("2024-01-01 00:00"), None)]
+    assert sorted(t for t, _ in events(app)) == ["incident.opened", "incident.opened"]
 
 
 def test_states_closed_silent_up_down(app, tmp_path):
@@ -187,7 +205,7 @@ def full_recomputation(app):
             "ON s.id = z.store_pk"), conn)
     polls["active"] = polls["active"].astype(bool)
     now = int(polls["timestamp_us"].max())
-    origin = min(int(polls["timestamp_us"].min()), now - 7 * 24 * HOUR_US)
+    origin = int(polls["timestamp_us"].min())  # where the data begins
     live = compute(polls, hours, zones, now, since(sorted(set(polls["store_id"])), origin))
     horizon = now - int(app.config["INCIDENT_DAYS"] * 24 * HOUR_US)
     full = [(s, a, None if o else b) for s, a, b, o in incidents_of(live) if o or b >= horizon]
@@ -221,12 +239,16 @@ def test_kept_incidents_equal_a_full_recomputation(app, tmp_path, batches, hours
              zones=[("p", "America/New_York"), ("q", "Asia/Kolkata")] if first else None)
         full, (all_polls, hours, zones, now) = full_recomputation(app)
         assert kept(app) == full
-    # Restricted to the last week, they are the store timelines' incidents.
+    # Restricted to the last week, they are the store timelines' incidents. While the data
+    # is younger than a week, the timeline also draws the part of the week before the
+    # earliest poll (as the first observation says); a kept incident begins no earlier than
+    # the data, so both are compared from there.
     timelines = build_timelines(all_polls, hours, zones, now)
     seg = timelines.segments
-    week = sorted((timelines.store_ids[s], int(a), int(b)) for s, a, b, up in zip(
-        seg.store, seg.start_us, seg.end_us, seg.active) if not up)
-    week_start = now - 7 * 24 * HOUR_US
+    week_start = max(now - 7 * 24 * HOUR_US, int(all_polls["timestamp_us"].min()))
+    week = sorted((timelines.store_ids[s], max(int(a), week_start), int(b)) for s, a, b, up in
+                  zip(seg.store, seg.start_us, seg.end_us, seg.active)
+                  if not up and b > week_start)
     clipped = sorted((s, max(a, week_start), now if b is None else b) for s, a, b in kept(app)
                      if (now if b is None else b) > week_start)
     assert clipped == week

@@ -62,11 +62,11 @@ def update(conn, polls, rescheduled, settings):
         first_poll, now = int(meta.first_us), int(meta.now_us)
         if len(new_us):
             first_poll, now = min(first_poll, int(new_us.min())), max(now, int(new_us.max()))
-    # A store's first observation governs back to the earliest poll, or to the start of the
-    # week window while the data is younger than a week (as the store's timeline draws it).
-    origin = min(first_poll, now - WEEK_US)
-    origin_moved = not first_time and origin != min(int(meta.first_us),
-                                                    int(meta.now_us) - WEEK_US)
+    # Before a store's first observation its status is that observation's, back to where
+    # the data begins: the earliest poll of all stores. Not the week window's start, which
+    # moves with every ingest while the data is younger than a week.
+    origin = first_poll
+    origin_moved = not first_time and origin != int(meta.first_us)
 
     live = _read_live(conn)
     # The new polls per store: first and latest instant.
