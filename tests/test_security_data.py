@@ -181,3 +181,26 @@ def test_ingests_show_file_names_not_server_paths(app, tmp_path):
     listed = app.test_client().get("/api/v1/ingests").get_json()["ingests"]
     assert listed[0]["source"] == "feed"
     assert "secret-folder" not in str(listed)
+
+
+def test_the_api_removes_polls_with_a_key(app, client):
+    load_spec_example(client)
+    from app.auth.keys import create_key
+    with app.app_context():
+        key = create_key("operator")
+    keyed = {"Authorization": f"Bearer {key}"}
+    assert client.delete("/api/v1/polls?store_id=9999").status_code == 401
+    refused = client.delete("/api/v1/polls", headers=keyed)
+    assert refused.status_code == 400 and "not offered" in refused.get_json()["message"]
+    answer = client.delete("/api/v1/polls", headers=keyed, query_string={
+        "store_id": ["1001", "9999"], "from": "2023-01-23T15:00:00Z",
+        "to": "2023-01-23T17:00:00Z"})
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    assert body["source"] == ("delete polls of stores 1001, 9999 from 2023-01-23T15:00:00Z "
+                              "before 2023-01-23T17:00:00Z")
+    # 1001's polls at 15:14 and 16:15 lie in the range; 12:30, 17:30 and 9999's do not.
+    assert (body["read"], body["loaded"]) == (2, 2)
+    listed = client.get("/api/v1/ingests", headers=keyed).get_json()["ingests"][0]
+    assert listed["ingest_id"] == body["ingest_id"]
+    assert client.get("/api/v1/data", headers=keyed).get_json()["polls"] == 3

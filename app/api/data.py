@@ -2,6 +2,7 @@
 summarise the data. Thin views: the work is in `uploads`, `ingest` and `inventory`."""
 
 import threading
+from datetime import datetime, timedelta, timezone
 
 from apiflask import APIBlueprint
 from apiflask.fields import String
@@ -14,11 +15,13 @@ from app.api.schemas import (
     IngestQuery,
     IngestResult,
     Page,
+    PollsToDelete,
     RejectionPage,
 )
 from app.ingest import inventory
 from app.ingest.bulk import IngestBusy
 from app.ingest.load import IngestError, ingest
+from app.ingest.remove import delete_polls
 from app.ingest.uploads import received
 
 bp = APIBlueprint("data", __name__, url_prefix="/api/v1", tag="Data")
@@ -27,6 +30,7 @@ bp = APIBlueprint("data", __name__, url_prefix="/api/v1", tag="Data")
 # (`bulk.writing_transaction`: PostgreSQL's advisory lock, or a lock file beside SQLite's).
 _INGESTING = threading.Lock()
 BUSY = "another ingest is running; send this one again when it has finished"
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _UPLOAD_BODY = {"required": True, "content": {
     "multipart/form-data": {"schema": {
@@ -81,6 +85,36 @@ def post_ingest(query):
     body["rejections_url"] = url_for("data.get_rejections", ingest_id=summary.ingest_id)
     location = url_for("data.get_ingest", ingest_id=summary.ingest_id)
     return body, 200 if summary.skipped else 201, {"Location": location}
+
+
+@bp.delete("/polls")
+@bp.input(PollsToDelete, location="query", arg_name="query")
+@bp.output(IngestDetail, description="Removed: the removal's ingest record (one file entry "
+           "of kind `deleted`, whose read and loaded count the polls removed)")
+@bp.doc(operation_id="deletePolls", responses={409: "An ingest is running"})
+def delete_poll_range(query):
+    """Remove polls by store and time range
+
+    The polls of the given stores (`store_id`, repeated; none: every store) at instants in
+    `[from, to)`. At least one store or one bound is needed. Recorded as an ingest, as
+    `flask data delete` does; the next report is computed again.
+    """
+    bounds = [None if query.get(name) is None else
+              (query[name] - _EPOCH) // timedelta(microseconds=1) for name in ("from_", "to")]
+    if not query["store_id"] and bounds == [None, None]:
+        abort(400, "name store_id, from or to: removing every poll is not offered")
+    if None not in bounds and bounds[1] <= bounds[0]:
+        abort(400, "to must be after from")
+    if not _INGESTING.acquire(blocking=False):
+        abort(409, BUSY)
+    try:
+        removal = delete_polls(query["store_id"], *bounds, wait=False)
+    except IngestBusy:
+        abort(409, BUSY)
+    finally:
+        _INGESTING.release()
+    return {**inventory.describe_ingests([removal.ingest_id])[0],
+            "rejections_url": url_for("data.get_rejections", ingest_id=removal.ingest_id)}
 
 
 @bp.get("/ingests/<int(max=2147483647):ingest_id>")

@@ -81,6 +81,15 @@ class IngestQuery(Schema):
         "description": "the file name of a raw CSV upload (store_status.csv, ...)"})
 
 
+class PollsToDelete(Schema):
+    store_id = List(String(validate=Length(min=1, max=200)), load_default=list, metadata={
+        "description": "a store id (repeat for several; none: every store)"})
+    from_ = AwareDateTime(data_key="from", format="iso", default_timezone=timezone.utc,
+                          metadata={"description": "first instant removed (inclusive)"})
+    to = AwareDateTime(format="iso", default_timezone=timezone.utc, metadata={
+        "description": "instant where removal stops (exclusive)"})
+
+
 class FileCounts(Schema):
     kind = String(required=True, validate=OneOf(["status", "hours", "timezone", "deleted"]),
                   metadata={"description": "deleted: polls removed (`flask data delete`); "
