@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import BUNDLED_DATA
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +22,8 @@ SCHEMATHESIS = [sys.executable, "-m", "schemathesis.cli", "run"]
 def test_the_api_keeps_its_openapi_contract(server_factory, database_url, tmp_path, capsys):
     # The bundled data is loaded, so triggered reports complete and stateful runs
     # (trigger, then poll through the document's links) see every state.
-    server = server_factory(DATABASE_URL=database_url).start(timeout=120)
+    server = server_factory(DATABASE_URL=database_url,
+                            STORE_DATA=str(BUNDLED_DATA)).start(timeout=120)
     run = subprocess.run(
         [*SCHEMATHESIS, f"{server.url}/openapi.json", "--checks", "all",
          "--exclude-checks", "positive_data_acceptance", "--seed", "2023",

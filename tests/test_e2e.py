@@ -5,13 +5,15 @@ import time
 import pytest
 import requests
 import sqlalchemy as sa
-from conftest import PROJECT_DIR
+from conftest import BUNDLED_DATA, PROJECT_DIR
 
 pytestmark = pytest.mark.e2e
 
 
 def test_served_report_of_the_bundled_data(server_factory, database_url):
-    env = {"DATABASE_URL": database_url, "LOG_TO_STDOUT": "1"}
+    # With DATABASE_URL set, the bundled demo is loaded only when STORE_DATA names it.
+    env = {"DATABASE_URL": database_url, "STORE_DATA": str(BUNDLED_DATA),
+           "LOG_TO_STDOUT": "1"}
     server = server_factory(**env).start()
 
     triggered = requests.post(f"{server.url}/trigger_report", timeout=5)

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 import sqlalchemy as sa
-from conftest import PROJECT_DIR
+from conftest import BUNDLED_DATA, PROJECT_DIR
 from servers import gunicorn
 
 from app.reports.liveness import INTERRUPTED
@@ -21,7 +21,8 @@ LEASE = {"STALE_REPORT_SECONDS": "4", "HEARTBEAT_SECONDS": "0.5", "LOG_TO_STDOUT
 
 
 def test_four_workers_share_reports_and_run_each_once(server_factory, database_url):
-    server = server_factory(gunicorn(4), DATABASE_URL=database_url, **LEASE).start(timeout=120)
+    server = server_factory(gunicorn(4), DATABASE_URL=database_url,
+                            STORE_DATA=str(BUNDLED_DATA), **LEASE).start(timeout=120)
     engine = sa.create_engine(database_url)
     try:
         with engine.connect() as conn:

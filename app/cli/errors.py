@@ -47,12 +47,7 @@ def _end_process(status, failure=None):
     `flask ingest` on a busy 2-CPU machine). Nothing is left to do at that point: every
     write was committed, and the output is flushed here.
     """
-    context = click.get_current_context(silent=True)
-    if context is None:
-        return
-    from flask.cli import FlaskGroup
-
-    if not isinstance(context.find_root().command, FlaskGroup):
+    if not _own_process():
         return  # a test's CliRunner: the process is not ours to end
     if failure is not None:
         failure.show()
@@ -74,9 +69,20 @@ def _end_process(status, failure=None):
 
 def quiet_log():
     """A command prints what it did itself (one summary line with its time): the service's
-    log lines would repeat it, so they are shown only when LOG_LEVEL is set."""
-    if not os.environ.get("LOG_LEVEL"):
+    log lines would repeat it, so in a `flask` process they are shown only when LOG_LEVEL
+    is set. (A test's in-process runner keeps its logging as it is.)"""
+    if not os.environ.get("LOG_LEVEL") and _own_process():
         logging.getLogger("app").setLevel(logging.CRITICAL + 1)
+
+
+def _own_process():
+    """True in a `flask` process, False under a test's CliRunner (or outside Click)."""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return False
+    from flask.cli import FlaskGroup
+
+    return isinstance(context.find_root().command, FlaskGroup)
 
 
 def describe(exc):

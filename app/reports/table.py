@@ -45,6 +45,8 @@ class ReportTable:
         self.columns[UPTIME_PCT] = np.round(share * 100, 2)
         self._orders = {}
         self._lock = threading.Lock()
+        self._once = {}  # figures, histogram, top stores: computed on first use
+        self._once_lock = threading.Lock()
 
     def __len__(self):
         return len(self.store_id)
@@ -98,7 +100,24 @@ class ReportTable:
         return [{"store_id": store_id, **{name: values[name][i] for name in values}}
                 for i, store_id in enumerate(ids)]
 
+    def once(self, name, compute):
+        """`compute()` the first time `name` is asked for, then the same value: a report's
+        rows never change, and the home page asks for its figures at every visit."""
+        with self._once_lock:
+            if name not in self._once:
+                self._once[name] = compute()
+            return self._once[name]
+
     def figures(self):
+        return self.once("figures", self._figures)
+
+    def histogram(self):
+        return self.once("histogram", self._histogram)
+
+    def top_downtime(self, count=TOP_STORES):
+        return self.once(("top", count), lambda: self._top_downtime(count))
+
+    def _figures(self):
         """Headline figures: store counts, median and 10th percentile of weekly uptime."""
         share = self.columns[UPTIME_PCT]
         share = share[~np.isnan(share)]
@@ -110,7 +129,7 @@ class ReportTable:
             "p10_uptime_last_week_pct": _percentile(share, 10),
         }
 
-    def histogram(self):
+    def _histogram(self):
         """How many stores fall in each band of weekly uptime % (`histogram_edges`)."""
         share = self.columns[UPTIME_PCT]
         share = share[~np.isnan(share)]
@@ -118,7 +137,7 @@ class ReportTable:
         counts, _ = np.histogram(share, bins=edges)
         return {"edges": [round(float(e), 1) for e in edges], "counts": counts.tolist()}
 
-    def top_downtime(self, count=TOP_STORES):
+    def _top_downtime(self, count):
         """The stores with the most downtime last week (those with none left out)."""
         order = self.order("downtime_last_week", True)[:count]
         order = order[self.columns["downtime_last_week"][order] > 0]
