@@ -47,6 +47,20 @@ def dataset_path(cache_dir, stores, days, seed):
     return folder
 
 
+def next_hour_paths(folder, stores, seed, hours):
+    """Files of the `hours` hours after the data set in `folder` (one poll per store each),
+    generated once."""
+    from bench.generate import next_hours, write_status
+
+    paths = [folder / f"next-hour-{hour + 1}" for hour in range(hours)]
+    if not all((path / "store_status.csv").exists() for path in paths):
+        status = next_hours(stores, seed, hours=hours).status
+        for hour, path in enumerate(paths):
+            part = status.iloc[hour * stores:(hour + 1) * stores]
+            write_status(type("Hour", (), {"status": part.reset_index(drop=True)}), path)
+    return paths
+
+
 def _app(database_url):
     from app import create_app
     from app.storage import database
@@ -64,6 +78,21 @@ def _step_ingest(database_url, path):
         began = time.perf_counter()
         summary = ingest(path)
         return time.perf_counter() - began, sum(f.loaded for f in summary.files)
+
+
+def _step_duckdb(_database_url, path):
+    """The reference for ingest: DuckDB reads the three CSV files into in-memory tables."""
+    import duckdb
+
+    path = Path(path)
+    with duckdb.connect() as conn:
+        began = time.perf_counter()
+        for table, name in (("status", "store_status.csv"), ("hours", "business_hours.csv"),
+                            ("zones", "store_timezone.csv")):
+            conn.execute(f"CREATE TABLE {table} AS SELECT * FROM read_csv(?)",
+                         [str(path / name)])
+        seconds = time.perf_counter() - began
+        return seconds, conn.execute("SELECT count(*) FROM status").fetchone()[0]
 
 
 def _step_snapshot(database_url, _path):
@@ -113,8 +142,50 @@ def _step_cluster(database_url, _path):
     return seconds, len(report.frame)
 
 
-STEPS = {"ingest": _step_ingest, "snapshot": _step_snapshot, "engine": _step_engine,
-         "cluster": _step_cluster}
+def _step_hourly(database_url, paths):
+    """Into the database the whole set was loaded into: each hour's file, then a report
+    right after it (snapshot, engine and CSV), each timed in this process."""
+    from app.engine import build_report
+    from app.ingest.load import ingest
+    from app.reports.export import report_csv
+    from app.storage.snapshot import read_snapshot
+
+    app = _app(database_url)
+    times = {"hourly ingest": [], "  of which live state": [], "report after it": []}
+    _timed_receivers(app, times["  of which live state"])
+    with app.app_context():
+        for path in paths.split(os.pathsep):
+            began = time.perf_counter()
+            ingest(path)
+            times["hourly ingest"].append(time.perf_counter() - began)
+            began = time.perf_counter()
+            snapshot = read_snapshot()
+            result = build_report(snapshot.polls, snapshot.hours, snapshot.zones,
+                                  threads=app.config["ENGINE_THREADS"])
+            report_csv(result.frame)
+            times["report after it"].append(time.perf_counter() - began)
+    return times, len(snapshot.polls)
+
+
+def _timed_receivers(app, times):
+    """Time what `polls_loaded`'s receivers (the live state, issue 20) take of an ingest."""
+    from app.ingest.load import polls_loaded
+
+    for receiver in list(polls_loaded.receivers_for(app)):
+        polls_loaded.disconnect(receiver, sender=app)
+
+        def timed(sender, receiver=receiver, **changes):
+            began = time.perf_counter()
+            try:
+                return receiver(sender, **changes)
+            finally:
+                times.append(time.perf_counter() - began)
+
+        polls_loaded.connect(timed, app, weak=False)
+
+
+STEPS = {"duckdb": _step_duckdb, "ingest": _step_ingest, "hourly": _step_hourly,
+         "snapshot": _step_snapshot, "engine": _step_engine, "cluster": _step_cluster}
 
 
 def _child(step, database_url, path, queue):
@@ -185,7 +256,7 @@ def environment():
 
 
 def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_workers=0,
-              cold=False):
+              cold=False, hourly=0, servers=True, duckdb_reference=False):
     """Measure every step `repeat` times and echo a table of medians.
 
     "trigger -> CSV" is a report computed (REUSE_REPORTS=0); the row after it a second
@@ -203,15 +274,32 @@ def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_wo
     second = "2nd trigger " + ("(computed)" if cold else "(reused)")
     rows = {name: ([], []) for name in ("ingest", "snapshot", "engine", "trigger -> CSV",
                                         second)}
+    if hourly:
+        hours = next_hour_paths(path, stores, seed, hourly)
+        echo(f"then {hourly} hour(s) of {stores:,} polls each ({hours[0].parent})")
+        rows = {"ingest": ([], []), "hourly ingest": ([], []),
+                "  of which live state": ([], []), "report after it": ([], []), **rows}
+    if duckdb_reference:
+        rows = {"DuckDB read_csv": ([], []), **rows}
     for attempt in range(repeat):
         url = fresh_database(attempt)
+        if duckdb_reference:
+            seconds, _, peak = run_step("duckdb", url, path)
+            rows["DuckDB read_csv"][0].append(seconds)
+            rows["DuckDB read_csv"][1].append(peak)
         for step in ("ingest", "snapshot", "engine"):
             seconds, _, peak = run_step(step, url, path)
             rows[step][0].append(seconds)
             rows[step][1].append(peak)
+        if hourly:
+            # Each hour's report reads the copy the ingest of that hour extended.
+            times, _, peak = run_step("hourly", url, os.pathsep.join(map(str, hours)))
+            for name, seconds in times.items():
+                rows[name][0].extend(seconds)
+                rows[name][1].append(peak)
         for name, settings in (("trigger -> CSV", {"REUSE_REPORTS": "0"}),
                                (second, {"REUSE_REPORTS": "0" if cold else "1",
-                                         "warm_up": True})):
+                                         "warm_up": True})) if servers else ():
             seconds, peak = run_end_to_end(url, work, **settings)
             rows[name][0].append(seconds)
             rows[name][1].append(peak)
@@ -223,9 +311,15 @@ def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_wo
                 rows[name][1].append(peak)
     echo(f"{'step':<24}{'median s':>10}{'min s':>9}{'max s':>9}{'peak RSS MB':>13}")
     for name, (times, peaks) in rows.items():
+        if not peaks:
+            continue
         timing = (f"{statistics.median(times):>10.2f}{min(times):>9.2f}{max(times):>9.2f}"
                   if times else f"{'-':>10}{'-':>9}{'-':>9}")
         echo(f"{name:<24}{timing}{max(peaks):>13.0f}")
+    if duckdb_reference:
+        ratio = statistics.median(rows["ingest"][0]) / statistics.median(
+            rows["DuckDB read_csv"][0])
+        echo(f"ingest / DuckDB's read of the same files: {ratio:.2f} x (medians)")
     backend = "sqlite" if database_url is None else make_url(database_url).get_backend_name()
     echo(f"({repeat} run(s) on {backend}; each step in its own process; "
          "trigger -> CSV through run.py)")
@@ -296,13 +390,22 @@ def _fresh_database_factory(database_url, work):
 @click.option("--dask-workers", default=0, show_default=True,
               help="Also compute the report on a local Dask cluster of this many one-thread "
                    "worker processes (PostgreSQL only; needs requirements-dask.txt).")
+@click.option("--hourly", default=0, show_default=True,
+              help="After the whole set, ingest this many next hours (one poll per store "
+                   "each) and compute a report after each, timed in one process.")
+@click.option("--duckdb", "duckdb_reference", is_flag=True,
+              help="Also time DuckDB's in-memory read of the same CSV files (the reference "
+                   "for ingest; needs the dev requirements) and print the ratio.")
+@click.option("--no-server", is_flag=True,
+              help="Leave out the reports through run.py (trigger -> CSV).")
 @click.option("--cold", is_flag=True,
               help="Compute the second report too (REUSE_REPORTS=0) instead of reusing the "
                    "first one's CSV.")
-def main(stores, days, seed, repeat, cache_dir, database_url, dask_workers, cold):
+def main(stores, days, seed, repeat, cache_dir, database_url, dask_workers, cold, hourly,
+         duckdb_reference, no_server):
     """Measure ingest, snapshot, engine and trigger -> CSV on generated data."""
     run_bench(stores, days, seed, repeat, cache_dir, database_url, click.echo, dask_workers,
-              cold)
+              cold, hourly, not no_server, duckdb_reference)
 
 
 if __name__ == "__main__":

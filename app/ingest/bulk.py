@@ -45,6 +45,9 @@ MAX_STAGING_FILES = 8
 # SQLite: at least this many rows per part when rows are staged in parts (`_staged_parts`).
 STAGE_PART_ROWS = 400_000
 MAX_STAGE_PARTS = 4
+# Polls whose duplicates are counted by looking up their keys; beyond, by counting the
+# table before and after (two scans of it beat millions of lookups).
+LOOKUP_ROWS = 200_000
 # Any constant works: it only has to be the same for every process of this service (the
 # lock is per schema: see `database.hold_lock`).
 _INGEST_LOCK_KEY = 0x53544F52  # "STOR"
@@ -272,12 +275,14 @@ def count_rows(conn, table):
     return conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
 
 
-def add_polls(conn, store_pk, timestamp_us, active):
+def add_polls(conn, store_pk, timestamp_us, active, new=None):
     """Insert polls, overwriting the status of a store and instant already present.
 
     The rows must be sorted by store and instant, without two of the same: the order of the
     table's key, so that each new row lands next to the one before. Returns how many rows
-    were new (exact under the ingest lock).
+    were new (exact under the ingest lock): `new` when the caller knows it (from the
+    columnar copy), else counted by looking up these rows' keys (up to LOOKUP_ROWS rows; a
+    larger input counts the table before and after).
     """
     names = ["store_pk", "timestamp_us", "active"]
     columns = [store_pk, timestamp_us, active]
@@ -287,9 +292,19 @@ def add_polls(conn, store_pk, timestamp_us, active):
     if empty:  # nothing can conflict: no key lookups, and no staging on PostgreSQL
         insert_rows(conn, "store_status", names, columns)
         return len(store_pk)
+    upsert = _on_conflict(["store_pk", "timestamp_us"], ["active"])
+    if new is not None or len(store_pk) <= LOOKUP_ROWS:
+        present = 0
+        for source in _staged_parts(conn, "store_status", names, columns):
+            if new is None:
+                present += conn.exec_driver_sql(
+                    f"SELECT count(*) FROM {source} AS s JOIN store_status AS t "
+                    "ON t.store_pk = s.store_pk AND t.timestamp_us = s.timestamp_us").scalar()
+            conn.exec_driver_sql(f"INSERT INTO store_status ({', '.join(names)}) SELECT "
+                                 f"{', '.join(names)} FROM {source} WHERE true {upsert}")
+        return len(store_pk) - present if new is None else new
     before = count_rows(conn, "store_status")
-    _insert(conn, "store_status", names, columns,
-            _on_conflict(["store_pk", "timestamp_us"], ["active"]))
+    _insert(conn, "store_status", names, columns, upsert)
     return count_rows(conn, "store_status") - before
 
 

@@ -98,7 +98,8 @@ def _ingest(path, *, progress, once, shown, limits, wait):
                                  ).inserted_primary_key[0]
         summary = IngestSummary(ingest_id, shown, rejections=rejection_frame())
         copies = columnar.for_current_app()
-        load = _Load(conn, ingest_id, summary, previous_polls=_polls_before(conn, copies))
+        load = _Load(conn, ingest_id, summary)
+        load.start_from(*_copy_before(conn, copies))
         sizes = {kind: max(source.size, 1) for kind, source in sources.items()}
         done = 0
         for kind in sorted(sources):
@@ -118,10 +119,10 @@ def _ingest(path, *, progress, once, shown, limits, wait):
         polls_loaded.send(current_app._get_current_object(), conn=conn, **load.changes())
         version = uuid.uuid4().hex
         conn.execute(sa.update(DataVersion).values(version=version))
-        copy = _copy_after(load) if copies.enabled else None
+        copy, unchanged = _copy_after(load) if copies.enabled else (None, ())
         progress(1.0, "done")
     if copy is not None:  # committed: the copy of the new version can go in place
-        copies.save(version, copy)
+        copies.save(version, copy, linked=(load.previous_version, unchanged))
     log.info("ingest %s of %s: %s", ingest_id, shown,
              "; ".join(f"{f.name}: {f.read} read, {f.loaded} loaded, {f.duplicate} duplicate, "
                        f"{f.rejected} rejected" for f in summary.files))
@@ -140,6 +141,9 @@ class _Load:
     # from the database (see `_polls_before`); this ingest adds its own to them.
     previous_polls: pa.Table | None = None
     store_keys: pd.Series | None = None
+    # The columnar copy of the data before this ingest (all its tables), and its version.
+    previous: dict | None = None
+    previous_version: str | None = None
     # What this ingest changed, for `polls_loaded`: blocks of polls, stores re-scheduled.
     new_polls: list = field(default_factory=list)
     rescheduled: list = field(default_factory=list)
@@ -150,6 +154,20 @@ class _Load:
             0, bool)]]
         return {"polls": tuple(np.concatenate(column) for column in columns),
                 "rescheduled": np.concatenate([np.zeros(0, np.int64), *self.rescheduled])}
+
+    def start_from(self, version, tables):
+        """Start from the copy of `version` (`tables`, None for none): its polls are merged
+        with this ingest's, and its store keys spare reading the `store` table."""
+        self.previous_version, self.previous = version, tables
+        if tables is None:
+            return
+        self.previous_polls = tables["polls"]
+        if "stores" in tables:
+            stores = tables["stores"]
+            self.store_keys = pd.Series(
+                snapshot._ints(stores["id"]),
+                index=pd.Index(stores["store_id"].to_numpy(zero_copy_only=False), dtype=object),
+                dtype=np.int64)
 
     def with_store_pks(self, rows):
         """`rows` with the `store.id` of each `store_id`."""
@@ -219,46 +237,112 @@ def _load_status(load, source, progress):
     store_pk = np.concatenate(load.block_store_pks(blocks) or [np.zeros(0, np.int64)])
     timestamp_us, active = (np.concatenate(column) for column in zip(*parts))
     store_pk, timestamp_us, active = sorted_polls(store_pk, timestamp_us, active)
-    loaded = bulk.add_polls(load.conn, store_pk, timestamp_us, active)
-    load.new_polls.append((store_pk, timestamp_us, active))
+    new = None  # how many are new: known from the copy, else counted in the database
     if load.previous_polls is not None:
-        load.previous_polls = _merged(load.previous_polls, store_pk, timestamp_us, active)
+        load.previous_polls, new = _merged(load.previous_polls, store_pk, timestamp_us, active)
+    loaded = bulk.add_polls(load.conn, store_pk, timestamp_us, active, new=new)
+    load.new_polls.append((store_pk, timestamp_us, active))
     return FileCounts("status", source.name, read, loaded, valid - loaded, rejected)
 
 
-def _polls_before(conn, copies):
-    """The polls in the database now, if known cheaply: none, or the copy of this version."""
+def _copy_before(conn, copies):
+    """The data version and the columnar copy of the data in the database now, when known
+    cheaply: an empty polls table when there are no polls (the other tables unknown), or
+    the copy of this version; (version, None) otherwise."""
+    version = snapshot.read_version(conn)
     if not conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM store_status)")).scalar():
-        return pa.table({"store_pk": pa.array([], pa.int64()),
-                         "timestamp_us": pa.array([], pa.int64()),
-                         "active": pa.array([], pa.uint8())})
-    tables = copies.load(snapshot.read_version(conn))
-    return None if tables is None else tables["polls"]
+        return version, {"polls": pa.table({"store_pk": pa.array([], pa.int64()),
+                                            "timestamp_us": pa.array([], pa.int64()),
+                                            "active": pa.array([], pa.uint8())})}
+    return version, copies.load(version)
 
 
 def _merged(before, store_pk, timestamp_us, active):
-    """The polls `before` with these added (sorted, without repeats); the new rows win."""
-    if before.num_rows == 0:
-        keep = slice(None)
-        merged = (store_pk, timestamp_us, active)
-    else:
-        merged = (np.concatenate([before[name].to_numpy(), new])
-                  for name, new in (("store_pk", store_pk), ("timestamp_us", timestamp_us),
-                                    ("active", active.astype(np.uint8))))
-        merged = tuple(merged)
-        keep = last_of_each_key(merged[0], merged[1])
-    return pa.table({"store_pk": merged[0][keep].astype(np.int64),
-                     "timestamp_us": merged[1][keep],
-                     "active": merged[2][keep].astype(np.uint8)})
+    """The polls `before` (sorted by store and instant, without repeats) with these (sorted
+    likewise) merged in, a row of the same store and instant replaced; and how many of
+    these rows were new.
+
+    One pass of copying, without sorting what is stored: each new row's place is found by
+    binary search. A poll later than every stored poll of its store (the hourly feed) goes
+    at the end of its store's run; only the others are looked up by store and instant.
+    """
+    new_count = len(store_pk)
+    if before.num_rows == 0 or new_count == 0:
+        merged = (store_pk, timestamp_us, active) if before.num_rows == 0 else tuple(
+            snapshot._ints(before[name]) for name in ("store_pk", "timestamp_us")) + (
+            snapshot._array(before["active"]).to_numpy(zero_copy_only=False),)
+        return _polls_table(*merged), new_count
+    stored_pk = snapshot._ints(before["store_pk"])
+    stored_us = snapshot._ints(before["timestamp_us"])
+    stored_active = snapshot._array(before["active"]).to_numpy(zero_copy_only=False)
+    low = np.searchsorted(stored_pk, store_pk, side="left")
+    place = np.searchsorted(stored_pk, store_pk, side="right")
+    later = (place == low) | (timestamp_us > stored_us[np.maximum(place - 1, 0)])
+    same = np.zeros(new_count, dtype=bool)
+    other = np.flatnonzero(~later)
+    if len(other):
+        first = min(int(stored_us.min()), int(timestamp_us.min()))
+        span = max(int(stored_us.max()), int(timestamp_us.max())) - first + 1
+        if (max(int(stored_pk[-1]), int(store_pk.max())) + 1) * span >= 2**62:
+            # Keys would not fit one int64 (polls spanning centuries): sort everything.
+            merged = [np.concatenate([stored, new]) for stored, new in (
+                (stored_pk, store_pk), (stored_us, timestamp_us),
+                (stored_active.astype(np.uint8), active.astype(np.uint8)))]
+            keep = last_of_each_key(merged[0], merged[1])
+            return _polls_table(*(column[keep] for column in merged)), \
+                len(keep) - before.num_rows
+        stored_key = stored_pk * span + (stored_us - first)
+        key = store_pk[other] * span + (timestamp_us[other] - first)
+        place[other] = np.searchsorted(stored_key, key, side="left")
+        same[other] = stored_key[np.minimum(place[other], len(stored_key) - 1)] == key
+    if same.any():  # the same store and instant again: the new status wins
+        stored_active = stored_active.copy()
+        stored_active[place[same]] = active[same]
+    added = ~same
+    at = place[added]
+    return _polls_table(np.insert(stored_pk, at, store_pk[added]),
+                        np.insert(stored_us, at, timestamp_us[added]),
+                        np.insert(stored_active, at, active[added].astype(stored_active.dtype))
+                        ), int(added.sum())
+
+
+def _polls_table(store_pk, timestamp_us, active):
+    return pa.table({"store_pk": np.asarray(store_pk, dtype=np.int64),
+                     "timestamp_us": np.asarray(timestamp_us, dtype=np.int64),
+                     "active": np.asarray(active).astype(np.uint8, copy=False)})
 
 
 def _copy_after(load):
-    """The tables of the data this ingest leaves, for the columnar copy; None when the
-    polls are not known without reading them all back."""
+    """The tables of the data this ingest leaves, for the columnar copy, and the names of
+    those unchanged since the copy before it (linked, not written again); (None, ()) when
+    the polls are not known without reading them all back.
+
+    Only what the ingest changed is read from the database: the hours or zones when it
+    loaded such a file, and the stores it added.
+    """
     if load.previous_polls is None:
-        return None
-    return {"polls": load.previous_polls,
-            **snapshot.read_tables(load.conn, ("hours", "stores", "zones"))}
+        return None, ()
+    previous = load.previous or {}
+    loaded = {counts.kind for counts in load.summary.files}
+    if "stores" not in previous:
+        return {"polls": load.previous_polls,
+                **snapshot.read_tables(load.conn, ("hours", "stores", "zones"))}, ()
+    tables = {"polls": load.previous_polls}
+    stores = previous["stores"]
+    known = int(pc.max(stores["id"]).as_py()) if stores.num_rows else -1
+    added = load.conn.execute(sa.text("SELECT id, store_id FROM store WHERE id > :known "
+                                      "ORDER BY id"), {"known": known}).all()
+    if added:
+        tables["stores"] = pa.concat_tables([stores.select(["id", "store_id"]).cast(
+            pa.schema([("id", pa.int64()), ("store_id", pa.string())])), pa.table({
+                "id": pa.array([row[0] for row in added], pa.int64()),
+                "store_id": pa.array([row[1] for row in added], pa.string())})])
+    for name, kind in (("hours", "hours"), ("zones", "timezone")):
+        if kind in loaded:
+            tables.update(snapshot.read_tables(load.conn, (name,)))
+    unchanged = tuple(name for name in ("hours", "stores", "zones") if name not in tables)
+    tables.update({name: previous[name] for name in unchanged})
+    return tables, unchanged
 
 
 def sorted_polls(store_pk, timestamp_us, active):

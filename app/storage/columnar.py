@@ -67,10 +67,13 @@ class Copies:
                         exc_info=True)
             return None
 
-    def save(self, version, tables):
+    def save(self, version, tables, linked=(None, ())):
         """Write the copy of `version` unless it exists; remove the other versions' copies.
 
-        Failing to write is logged, never raised: the copy only saves time.
+        `linked` is (an earlier version, names of tables unchanged since): those files are
+        hard links to that version's (written again only if that fails), so that an ingest
+        that changed only the polls writes only them. Failing to write is logged, never
+        raised: the copy only saves time.
         """
         if not self.enabled or version is None or self.has(version):
             return
@@ -78,7 +81,11 @@ class Copies:
         temporary = self.folder / f".{version}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         try:
             temporary.mkdir(parents=True)
+            earlier, unchanged = linked
             for name in TABLES:
+                if name in unchanged and earlier is not None and \
+                        self._link(earlier, temporary, f"{name}.arrow"):
+                    continue
                 table = _normalized(name, tables[name])
                 with pa.OSFile(str(temporary / f"{name}.arrow"), "wb") as sink, \
                         pa.ipc.new_file(sink, table.schema) as writer:
@@ -94,6 +101,13 @@ class Copies:
         except OSError:
             log.warning("could not write the columnar copy of %s", version, exc_info=True)
             shutil.rmtree(temporary, ignore_errors=True)
+
+    def _link(self, earlier, folder, name):
+        try:
+            os.link(self.folder / earlier / name, folder / name)
+            return True
+        except OSError:  # gone meanwhile, or links not possible here: write it
+            return False
 
     def _remove_others(self, version):
         """Drop other versions' copies (a report that mapped one keeps reading it) and
