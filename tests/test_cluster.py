@@ -9,13 +9,16 @@ tests and the engine tests check against hand-worked and reference values.
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from conftest import BUNDLED_DATA, TEST_DATABASE, Reports, close_app, make_app, write_csv
-from servers import free_port
+from servers import PROJECT_DIR, free_port
 from sqlalchemy.engine import make_url
 from test_golden import CASE_IDS, CASES
 
@@ -264,3 +267,62 @@ def test_sqlite_is_refused_with_a_clear_reason(app):
     assert done.get_json()["status"] == "Error"
     assert done.get_json()["error"].startswith(
         "reports on a Dask cluster need a PostgreSQL DATABASE_URL (reference ")
+
+
+def _dask(*args, log, cwd, **env):
+    """A `dask` command as the docs give it, in its own process group (so that its worker
+    processes stop with it), with this environment but PYTHONPATH, and `env`."""
+    return subprocess.Popen([str(Path(sys.executable).parent / "dask"), *args], cwd=cwd,
+                            env={**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+                                 **env}, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _stop(process):
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+@needs_postgresql
+def test_documented_scheduler_and_worker_commands_compute_the_report(cluster_database,
+                                                                    tmp_path):
+    """`dask scheduler` and `dask worker` started as docs/cluster.md says: the scheduler
+    without this package (not importable where it runs), the workers from a checkout."""
+    port = free_port()
+    processes = []
+    with open(tmp_path / "scheduler.log", "wb") as scheduler_log, \
+            open(tmp_path / "worker.log", "wb") as worker_log:
+        try:
+            processes.append(_dask("scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                   "--dashboard-address", ":0", log=scheduler_log,
+                                   cwd=tmp_path))
+            processes.append(_dask("worker", f"tcp://127.0.0.1:{port}", "--nworkers", "2",
+                                   "--nthreads", "1", log=worker_log, cwd=PROJECT_DIR,
+                                   DATABASE_URL=cluster_database[2],
+                                   PYTHONPATH=str(PROJECT_DIR)))
+            with distributed.Client(f"tcp://127.0.0.1:{port}", timeout=30) as client:
+                client.wait_for_workers(2, timeout=40)
+                # The scheduler cannot import the package: the test proves it needs none.
+                assert not client.run_on_scheduler(
+                    lambda: __import__("importlib.util").util.find_spec("app") is not None)
+            app = _make_app(cluster_database, f"tcp://127.0.0.1:{port}",
+                            DASK_MAX_POLLS_PER_TASK=20_000)
+            try:
+                with app.app_context():
+                    ingest(BUNDLED_DATA)
+                    expected = _single_process_csv(app)
+                reports = Reports(app.test_client())
+                done = reports.wait(reports.trigger(), timeout=60)
+                assert done.headers["X-Report-Status"] == "Complete", done.get_json()
+                assert done.get_data(as_text=True) == expected
+            finally:
+                close_app(app)
+        finally:
+            for process in reversed(processes):
+                _stop(process)
+    assert b"deserialization" not in (tmp_path / "scheduler.log").read_bytes()

@@ -13,14 +13,18 @@ splits by store. The job:
    caller formats them into the CSV a single process would write.
 
 Workers need this package, the Dask requirements and `DATABASE_URL` naming the service's
-database. Dask itself is imported only here, and only when a report runs on a cluster.
+database; the scheduler needs only the Dask requirements. Dask itself is imported only
+here, and only when a report runs on a cluster.
 """
 
 import asyncio
 import logging
+import operator
 import os
+import pkgutil
 import threading
 import time
+import uuid
 from dataclasses import dataclass, replace
 
 import pandas as pd
@@ -119,9 +123,13 @@ async def _compute(distributed, database_url, settings, progress):
             ranges = store_ranges(per_store["polls"].to_numpy(), settings.max_polls)
             pks = per_store["store_pk"].to_numpy()
             polls = per_store["polls"].to_numpy()
-            futures = [client.submit(report_range, int(pks[first]), int(pks[last - 1]),
+            # The scheduler unpickles the task graph but need not have this package: the
+            # graph names only the standard library (`pkgutil.resolve_name`, `operator.call`) and
+            # the task function is looked up by name on a worker, once per job.
+            task = client.submit(pkgutil.resolve_name, TASK_FUNCTION, key=f"locate-{uuid.uuid4()}")
+            futures = [client.submit(operator.call, task, int(pks[first]), int(pks[last - 1]),
                                      int(polls[first:last].sum()), now_us, view.id,
-                                     pure=False)
+                                     key=f"report_range-{uuid.uuid4()}")
                        for first, last in ranges]
             log.info("report on %s: %d stores, %d polls in %d tasks of at most %d polls (or "
                      "one store)", settings.scheduler, len(pks), polls.sum(), len(ranges),
@@ -141,6 +149,9 @@ async def _compute(distributed, database_url, settings, progress):
         else pd.DataFrame(columns=["store_id", "message"]),
         now_us=now_us, tasks=len(ranges), worker_pids=frozenset(p.pid for p in parts),
         plan_s=plan_s, parts=tuple(replace(p, frame=None, warnings=None) for p in parts))
+
+
+TASK_FUNCTION = f"{__name__}:report_range"
 
 
 def report_range(first_pk, last_pk, polls, now_us, view_id):
