@@ -19,7 +19,7 @@ from app.engine.timeline import build_timelines
 from app.extensions import db
 from app.ingest.load import ingest
 from app.live import read, webhooks
-from app.live.state import compute
+from app.live.state import compute, states
 from app.storage.models import OPEN_END_US, Incident, Store, WebhookEvent
 
 HOUR_US = 3_600_000_000
@@ -209,7 +209,16 @@ def full_recomputation(app):
     live = compute(polls, hours, zones, now, since(sorted(set(polls["store_id"])), origin))
     horizon = now - int(app.config["INCIDENT_DAYS"] * 24 * HOUR_US)
     full = [(s, a, None if o else b) for s, a, b, o in incidents_of(live) if o or b >= horizon]
-    return sorted(full), (polls, hours, zones, now)
+    latest = polls.groupby("store_id")["timestamp_us"].max().reindex(live.store_ids).to_numpy()
+    expected_states = dict(zip(live.store_ids, states(
+        live.open_now, live.counted_us, live.counted_active, latest, now,
+        int(app.config["SILENT_AFTER_MINUTES"] * MIN_US)).tolist()))
+    return sorted(full), expected_states, (polls, hours, zones, now)
+
+
+def kept_states(app):
+    with app.app_context():
+        return {s["store_id"]: s["state"] for s in read.stores(limit=500)["stores"]}
 
 
 hourly_poll = st.tuples(st.sampled_from(STORES), st.integers(0, 24 * 12),
@@ -220,9 +229,12 @@ hourly_poll = st.tuples(st.sampled_from(STORES), st.integers(0, 24 * 12),
 @given(batches=st.lists(st.lists(hourly_poll, min_size=1, max_size=12), min_size=1,
                         max_size=5),
        hours_for_p=st.sampled_from([[], [(d, "09:00", "17:00") for d in range(7)],
-                                    [(d, "22:00", "02:00") for d in range(7)]]))
-def test_kept_incidents_equal_a_full_recomputation(app, tmp_path, batches, hours_for_p):
+                                    [(d, "22:00", "02:00") for d in range(7)]]),
+       silent_after=st.sampled_from([120, 30]))
+def test_kept_incidents_equal_a_full_recomputation(app, tmp_path, batches, hours_for_p,
+                                                  silent_after):
     note(f"batches={batches!r} hours_for_p={hours_for_p!r}")
+    app.config["SILENT_AFTER_MINUTES"] = silent_after
     # Hourly polls over 12 days (some minutes off the hour), in batches that may go back in
     # time (late polls) and repeat an instant (re-sent rows, the later status wins).
     with app.app_context(), db.engine.begin() as conn:
@@ -237,8 +249,9 @@ def test_kept_incidents_equal_a_full_recomputation(app, tmp_path, batches, hours
         feed(app, tmp_path, polls,
              hours=[("p", d, a, b) for d, a, b in hours_for_p] if first else None,
              zones=[("p", "America/New_York"), ("q", "Asia/Kolkata")] if first else None)
-        full, (all_polls, hours, zones, now) = full_recomputation(app)
+        full, expected_states, (all_polls, hours, zones, now) = full_recomputation(app)
         assert kept(app) == full
+        assert kept_states(app) == expected_states
     # Restricted to the last week, they are the store timelines' incidents. While the data
     # is younger than a week, the timeline also draws the part of the week before the
     # earliest poll (as the first observation says); a kept incident begins no earlier than

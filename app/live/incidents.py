@@ -14,20 +14,23 @@ re-sent), new hours or zone, or the first computation of a database, is computed
 all its polls. Incidents that ended more than `INCIDENT_DAYS` before `now` are dropped.
 """
 
+import io
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
+from app.ingest import bulk
 from app.live import state as live_state
 from app.live import webhooks
 from app.storage import snapshot
+from app.storage.database import is_postgresql
 from app.storage.models import OPEN_END_US, Incident, LiveMeta, LiveStore, Store
 
 MINUTE_US = 60_000_000
 DAY_US = 86_400_000_000
-WEEK_US = 7 * DAY_US
-# Above this many stores to read, whole tables are read rather than lists of stores.
-_WHOLE_TABLE = 2000
 
 
 def on_polls_loaded(app, conn, polls, rescheduled):
@@ -66,24 +69,54 @@ def update(conn, polls, rescheduled, settings):
     # the data begins: the earliest poll of all stores. Not the week window's start, which
     # moves with every ingest while the data is younger than a week.
     origin = first_poll
-    origin_moved = not first_time and origin != int(meta.first_us)
+    whole = first_time or origin != int(meta.first_us)
+    silent_after = settings["silent_after_us"]
 
-    live = _read_live(conn)
     # The new polls per store: first and latest instant.
     per_store = pd.DataFrame({"pk": new_pk, "t": new_us}).groupby("pk")["t"].agg(["min", "max"])
-    counted = live["counted_us"].reindex(per_store.index)
-    late = per_store.index[(counted.notna() & (per_store["min"] <= counted)).to_numpy()]
-    all_pks = live.index.union(per_store.index)
-    if first_time or origin_moved:
-        slow = all_pks.union(_all_store_pks(conn) if first_time else pd.Index([]))
+    if whole:
+        # Every store from all its polls: whole columns, read once.
+        tables = snapshot.read_tables(conn, ("polls", "hours", "zones"))
+        read_polls = _engine_polls(tables["polls"])
+        live = _read_live(conn, None)
+        all_pks = pd.Index(np.unique(read_polls["store_id"].to_numpy()))
+        slow = all_pks
+        hours = _engine_hours(tables["hours"])
+        zones = _engine_zones(tables["zones"])
     else:
+        # The stores this ingest can change: those with new polls or new hours, and, when
+        # `now` moved, those whose business time began or ended or that fell silent since.
+        due = _due(conn, int(meta.now_us), now, silent_after) if now > int(meta.now_us) else []
+        keys = per_store.index.union(pd.Index(rescheduled)).union(pd.Index(due))
+        _stage(conn, "live_keys", {"store_pk": keys.to_numpy(dtype=np.int64)})
+        live = _read_live(conn, "live_keys")
+        all_pks = keys.intersection(live.index.union(per_store.index))
+        counted = live["counted_us"].reindex(per_store.index)
+        late = per_store.index[(counted.notna() & (per_store["min"] <= counted)).to_numpy()]
         slow = pd.Index(late).union(pd.Index(rescheduled).intersection(all_pks))
+        if len(slow):
+            _stage(conn, "live_slow", {"store_pk": slow.to_numpy(dtype=np.int64)})
+            read_polls = _read_csv(conn, ["p.store_pk", "p.timestamp_us",
+                                          "CAST(p.active AS INTEGER)"],
+                                   "store_status p JOIN live_slow k ON k.store_pk = p.store_pk",
+                                   ["store_id", "timestamp_us", "active"])
+            read_polls["active"] = read_polls["active"].astype(bool)
+        hours = _engine_hours(_read_csv(
+            conn, ["h.store_pk", "h.day_of_week", "h.start_local_s", "h.end_local_s"],
+            "business_hours h JOIN live_keys k ON k.store_pk = h.store_pk",
+            ["store_pk", "day_of_week", "start_local_s", "end_local_s"]))
+        zones = _engine_zones(_read_csv(
+            conn, ["z.store_pk", "z.timezone_str"],
+            "store_timezone z JOIN live_keys k ON k.store_pk = z.store_pk",
+            ["store_pk", "timezone_str"], text=("timezone_str",)))
+    if len(all_pks) == 0:
+        return
     fast = all_pks.difference(slow)
 
     frames, since, joinable = [], [], pd.Index([])
     # Slow stores: all their polls, incidents from the origin.
     if len(slow):
-        frames.append(_polls_of(conn, slow))
+        frames.append(read_polls)
         since.append(pd.DataFrame({"store_id": slow.to_numpy(),
                                    "since_us": np.full(len(slow), origin, dtype=np.int64)}))
     if len(fast):
@@ -115,7 +148,6 @@ def update(conn, polls, rescheduled, settings):
     polls = pd.concat(frames, ignore_index=True)
     polls = polls.sort_values(["store_id", "timestamp_us"], kind="stable", ignore_index=True)
     since = pd.concat(since, ignore_index=True)
-    hours, zones = _hours_and_zones(conn, all_pks)
     result = live_state.compute(polls, hours, zones, now, since)
 
     pks = result.store_ids.astype(np.int64)
@@ -153,12 +185,13 @@ def update(conn, polls, rescheduled, settings):
         latest = np.where(np.isin(pks, slow.to_numpy()), read_latest, latest)
     latest = latest.astype(np.int64)
     new_states = live_state.states(result.open_now, result.counted_us, result.counted_active,
-                                   latest, now, settings["silent_after_us"])
-    old_states = live["state"].reindex(pks).to_numpy()
-    old_since = live["since_us"].reindex(pks).to_numpy()
+                                   latest, now, silent_after)
+    old = live.reindex(pks)
+    old_states = old["state"].to_numpy()
     same = old_states == new_states
-    state_since = np.where(same, np.nan_to_num(old_since, nan=now), now).astype(np.int64)
-    _write_live(conn, pks, new_states, state_since, latest, result)
+    state_since = np.where(same, np.nan_to_num(old["since_us"].to_numpy(), nan=now),
+                           now).astype(np.int64)
+    _write_live(conn, pks, new_states, state_since, latest, result, old)
     conn.execute(sa.delete(LiveMeta))
     conn.execute(sa.insert(LiveMeta).values(id=1, now_us=now, first_us=first_poll))
     conn.execute(sa.delete(Incident).where(Incident.end_us < horizon))
@@ -222,117 +255,173 @@ def _apply(conn, changes):
     if len(changes) == 0:
         return changes
     changes = changes.copy()
-    gone = changes.loc[changes["kind"] == "removed", "id"].astype(int).tolist()
-    for part in _chunks(gone):
-        conn.execute(sa.delete(Incident).where(Incident.id.in_(part)))
-    moved = changes[changes["kind"].isin(["closed", "updated"])]
-    if len(moved):
-        conn.execute(sa.update(Incident).where(Incident.id == sa.bindparam("b_id")).values(
-            start_us=sa.bindparam("b_start"), end_us=sa.bindparam("b_end")),
-            [{"b_id": int(i), "b_start": int(s), "b_end": int(e)} for i, s, e in
-             zip(moved["id"], moved["start_us"], moved["end_us"])])
-    opened = changes["kind"] == "opened"
+    gone = changes["kind"] == "removed"
+    if gone.any():
+        _stage(conn, "live_gone", {"id": changes.loc[gone, "id"].to_numpy(dtype=np.int64)})
+        conn.execute(sa.text("DELETE FROM incident WHERE id IN (SELECT id FROM live_gone)"))
+    moved = changes["kind"].isin(["closed", "updated"])
+    if moved.any():
+        _stage(conn, "live_moved", {c: changes.loc[moved, c].to_numpy(dtype=np.int64)
+                                    for c in ("id", "start_us", "end_us")})
+        conn.execute(sa.text(
+            "UPDATE incident SET start_us = m.start_us, end_us = m.end_us FROM live_moved m "
+            "WHERE incident.id = m.id"))
+    opened = (changes["kind"] == "opened").to_numpy()
     if opened.any():
-        rows = [{"store_pk": int(p), "start_us": int(s), "end_us": int(e)} for p, s, e in
-                zip(*(changes.loc[opened, c] for c in ("store_pk", "start_us", "end_us")))]
-        ids = conn.execute(sa.insert(Incident).returning(Incident.id,
-                                                         sort_by_parameter_order=True),
-                           rows).scalars().all()
-        changes.loc[opened, "id"] = ids
+        last_id = conn.execute(sa.select(sa.func.max(Incident.id))).scalar() or 0
+        new = changes.loc[opened, ["store_pk", "start_us", "end_us"]].astype(np.int64)
+        bulk.insert_rows(conn, "incident", list(new.columns),
+                         [new[c].to_numpy() for c in new.columns])
+        ids = _read_csv(conn, ["id", "store_pk", "start_us"],
+                        f"incident WHERE id > {int(last_id)}", ["id", "store_pk", "start_us"])
+        # An inserted incident is the only one of its store that starts there.
+        found = new.merge(ids, on=["store_pk", "start_us"], how="left")
+        changes.loc[opened, "id"] = found["id"].to_numpy(dtype=np.int64)
     return changes
 
 
-def _chunks(values, size=500):
-    return [values[i:i + size] for i in range(0, len(values), size)]
+def _stage(conn, name, columns):
+    """A temporary table `name` of these integer columns (a dict of arrays), for joins in
+    `conn`'s transaction."""
+    names = list(columns)
+    if is_postgresql(conn):
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{name}")
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} ("
+                             + ", ".join(f"{c} BIGINT" for c in names) + ") ON COMMIT DROP")
+    else:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} ("
+                             + ", ".join(f"{c} INTEGER" for c in names) + ")")
+    bulk.insert_rows(conn, name, names, [np.asarray(columns[c]) for c in names])
+    if names[0] in ("store_pk", "id"):
+        conn.exec_driver_sql(f"CREATE INDEX {name}_key ON {name} ({names[0]})")
 
 
-def _read_live(conn):
-    rows = conn.execute(sa.select(LiveStore.store_pk, LiveStore.state, LiveStore.since_us,
-                                  LiveStore.latest_us, LiveStore.counted_us,
-                                  LiveStore.counted_active)).all()
-    frame = pd.DataFrame(rows, columns=["store_pk", "state", "since_us", "latest_us",
-                                        "counted_us", "counted_active"])
+def _read_csv(conn, expressions, source, names, text=()):
+    """``SELECT expressions FROM source`` as a DataFrame of columns `names`, through CSV
+    text that Arrow parses (columns in `text` as strings, the others as integers): rows
+    never become Python objects one by one. PostgreSQL writes the text with COPY, SQLite
+    with group_concat (its quote() keeps text with commas or quotes whole)."""
+    types = {n: pa.string() if n in text else pa.int64() for n in names}
+    buffer = io.BytesIO()
+    if is_postgresql(conn):
+        with conn.connection.cursor() as cursor, cursor.copy(
+                f"COPY (SELECT {', '.join(expressions)} FROM {source}) TO STDOUT "
+                "WITH (FORMAT csv)") as copy:
+            for block in copy:
+                buffer.write(block)
+        parse = pacsv.ParseOptions(newlines_in_values=True)
+    else:
+        row = " || ',' || ".join(f"quote({e})" if n in text else f"ifnull({e}, '')"
+                                 for e, n in zip(expressions, names))
+        found = conn.exec_driver_sql(
+            f"SELECT group_concat({row}, char(10)) FROM {source}").scalar()
+        buffer.write((found or "").encode())
+        parse = pacsv.ParseOptions(quote_char="'", double_quote=True, newlines_in_values=True)
+    if buffer.tell() == 0:
+        return pd.DataFrame({n: pd.Series([], dtype=object if n in text else np.int64)
+                             for n in names})
+    buffer.seek(0)
+    table = pacsv.read_csv(buffer, read_options=pacsv.ReadOptions(column_names=names),
+                           parse_options=parse, convert_options=pacsv.ConvertOptions(
+                               column_types=types, strings_can_be_null=False,
+                               quoted_strings_can_be_null=False))
+    return table.to_pandas()
+
+
+_LIVE_COLUMNS = ["store_pk", "state", "since_us", "latest_us", "counted_us", "counted_active",
+                 "next_us"]
+
+
+def _read_live(conn, keys):
+    """The live rows of the stores in the table `keys` (all rows for None), by store_pk."""
+    source = "live_store l" + (f" JOIN {keys} k ON k.store_pk = l.store_pk" if keys else "")
+    frame = _read_csv(conn, ["l.store_pk", "l.state", "l.since_us", "l.latest_us",
+                             "l.counted_us", "CAST(l.counted_active AS INTEGER)", "l.next_us"],
+                      source, _LIVE_COLUMNS, text=("state",))
     frame = frame.astype({"store_pk": np.int64, "since_us": "float64", "latest_us": "float64",
-                          "counted_us": "float64"})
+                          "counted_us": "float64", "counted_active": "float64",
+                          "next_us": "float64"})
     return frame.set_index("store_pk")
 
 
-def _write_live(conn, pks, states, since_us, latest_us, result):
-    conn.execute(sa.delete(LiveStore))
+def _due(conn, before, now, silent_after):
+    """Stores without new polls whose state or incidents can have changed from `before`
+    to `now`: their business time began or ended, they fell silent, or their latest
+    observation was inactive at `before` itself (an incident of no length until `now`
+    moves). Any other store keeps its incidents: an active status stays so, an open
+    incident stays open."""
+    return conn.execute(sa.select(LiveStore.store_pk).where(sa.or_(
+        LiveStore.next_us <= now,
+        sa.and_(LiveStore.state.in_([live_state.UP, live_state.DOWN]),
+                LiveStore.latest_us < now - silent_after),
+        sa.and_(LiveStore.counted_active.is_(False), LiveStore.counted_us >= before)))
+    ).scalars().all()
+
+
+def _write_live(conn, pks, states, since_us, latest_us, result, old):
+    """Write the live rows that changed (`old`: the rows before, by store, NaN for none)."""
     has = result.counted_us != live_state.NO_INSTANT
-    rows = [{"store_pk": p, "state": s, "since_us": a, "latest_us": t,
-             "counted_us": c if h else None, "counted_active": bool(v) if h else None}
-            for p, s, a, t, c, h, v in zip(pks.tolist(), states.tolist(), since_us.tolist(),
-                                           latest_us.tolist(), result.counted_us.tolist(),
-                                           has.tolist(), result.counted_active.tolist())]
-    if rows:
-        conn.execute(sa.insert(LiveStore), rows)
+    counted = np.where(has, result.counted_us, -1)
+    active = np.where(has, result.counted_active, False)
+    changed = ((old["state"].to_numpy() != states)
+               | (old["since_us"].to_numpy() != since_us)
+               | (old["latest_us"].to_numpy() != latest_us)
+               | (np.nan_to_num(old["counted_us"].to_numpy(), nan=-1) != counted)
+               | (np.nan_to_num(old["counted_active"].to_numpy(), nan=0) != active)
+               | (old["next_us"].to_numpy() != result.next_change_us))
+    if not changed.any():
+        return
+    keep = np.flatnonzero(changed)
+    # The state as its number in STATES: the stage holds integers only.
+    code = np.searchsorted(np.array(live_state.STATES), states[keep],
+                           sorter=np.argsort(live_state.STATES))
+    code = np.argsort(live_state.STATES)[code]
+    _stage(conn, "live_new", {"store_pk": pks[keep], "state": code,
+                              "since_us": since_us[keep], "latest_us": latest_us[keep],
+                              "counted_us": counted[keep],
+                              "counted_active": active[keep].astype(np.int64),
+                              "next_us": result.next_change_us[keep]})
+    conn.exec_driver_sql("DELETE FROM live_store WHERE store_pk IN "
+                         "(SELECT store_pk FROM live_new)")
+    state = "CASE n.state " + " ".join(f"WHEN {number} THEN '{name}'" for number, name in
+                                       enumerate(live_state.STATES)) + " END"
+    conn.exec_driver_sql(
+        "INSERT INTO live_store (store_pk, state, since_us, latest_us, counted_us, "
+        f"counted_active, next_us) SELECT n.store_pk, {state}, n.since_us, n.latest_us, "
+        "CASE WHEN n.counted_us = -1 THEN NULL ELSE n.counted_us END, "
+        "CASE WHEN n.counted_us = -1 THEN NULL ELSE n.counted_active = 1 END, n.next_us "
+        "FROM live_new n")
 
 
-def _all_store_pks(conn):
-    rows = conn.execute(sa.text("SELECT DISTINCT store_pk FROM store_status")).scalars().all()
-    return pd.Index(np.array(rows, dtype=np.int64))
+def _engine_polls(table):
+    """The polls table (Arrow) as the engine's frame keyed by store_pk."""
+    return pd.DataFrame({"store_id": table["store_pk"].to_numpy().astype(np.int64),
+                         "timestamp_us": table["timestamp_us"].to_numpy().astype(np.int64),
+                         "active": table["active"].to_numpy().astype(bool)})
 
 
-def _polls_of(conn, pks):
-    """All polls of the stores `pks`, as an engine frame keyed by store_pk."""
-    if len(pks) > _WHOLE_TABLE:
-        table = snapshot.read_tables(conn, ("polls",))["polls"]
-        frame = pd.DataFrame({"store_id": table["store_pk"].to_numpy(),
-                              "timestamp_us": table["timestamp_us"].to_numpy(),
-                              "active": table["active"].to_numpy().astype(bool)})
-        return frame[frame["store_id"].isin(pks)]
-    rows = []
-    for part in _chunks(pks.tolist()):
-        rows += conn.execute(sa.text(
-            "SELECT store_pk, timestamp_us, active FROM store_status WHERE store_pk IN "
-            "(" + ",".join(str(int(p)) for p in part) + ")")).all()
-    return pd.DataFrame({"store_id": np.array([r[0] for r in rows], dtype=np.int64),
-                         "timestamp_us": np.array([r[1] for r in rows], dtype=np.int64),
-                         "active": np.array([bool(r[2]) for r in rows], dtype=bool)})
-
-
-def _hours_and_zones(conn, pks):
-    if len(pks) > _WHOLE_TABLE:
-        tables = snapshot.read_tables(conn, ("hours", "zones"))
-        hours = tables["hours"].to_pandas()
-        zones = tables["zones"].to_pandas()
-    else:
-        hours, zones = [], []
-        for part in _chunks([int(p) for p in pks]):
-            listed = ",".join(str(p) for p in part)
-            hours += conn.execute(sa.text(
-                "SELECT store_pk, day_of_week, start_local_s, end_local_s FROM business_hours "
-                f"WHERE store_pk IN ({listed})")).all()
-            zones += conn.execute(sa.text(
-                f"SELECT store_pk, timezone_str FROM store_timezone WHERE store_pk IN ({listed})"
-            )).all()
-        hours = pd.DataFrame(hours, columns=["store_pk", "day_of_week", "start_local_s",
-                                             "end_local_s"])
-        zones = pd.DataFrame(zones, columns=["store_pk", "timezone_str"])
-    hours = hours.rename(columns={"store_pk": "store_id"}).astype(
+def _engine_hours(hours):
+    hours = hours if isinstance(hours, pd.DataFrame) else hours.to_pandas()
+    return hours.rename(columns={"store_pk": "store_id"}).astype(
         {"store_id": np.int64, "day_of_week": np.int64, "start_local_s": np.int64,
          "end_local_s": np.int64})
-    zones = zones.rename(columns={"store_pk": "store_id"}).astype({"store_id": np.int64})
-    return hours, zones
+
+
+def _engine_zones(zones):
+    zones = zones if isinstance(zones, pd.DataFrame) else zones.to_pandas()
+    return zones.rename(columns={"store_pk": "store_id"}).astype({"store_id": np.int64})
 
 
 def _kept_incidents(conn, pks, since_of):
-    """Kept incidents of the stores `pks` that end after each store's `since`."""
-    if len(pks) > _WHOLE_TABLE:
-        rows = conn.execute(sa.select(Incident.id, Incident.store_pk, Incident.start_us,
-                                      Incident.end_us)).all()
-    else:
-        rows = []
-        for part in _chunks(pks.tolist()):
-            rows += conn.execute(sa.select(Incident.id, Incident.store_pk, Incident.start_us,
-                                           Incident.end_us).where(
-                Incident.store_pk.in_(part))).all()
-    kept = pd.DataFrame(rows, columns=["id", "store_pk", "start_us", "end_us"]).astype(
-        np.int64)
-    position = pd.Index(pks).get_indexer(kept["store_pk"])
-    kept = kept[position >= 0].assign(since_us=since_of[position[position >= 0]])
-    return kept[kept["end_us"] > kept["since_us"]].reset_index(drop=True)
+    """Kept incidents of the stores `pks` that end after each store's `since` (a join on
+    the index of store and end)."""
+    _stage(conn, "live_since", {"store_pk": pks, "since_us": since_of.astype(np.int64)})
+    kept = _read_csv(conn, ["i.id", "i.store_pk", "i.start_us", "i.end_us", "k.since_us"],
+                     "incident i JOIN live_since k ON k.store_pk = i.store_pk "
+                     "AND i.end_us > k.since_us",
+                     ["id", "store_pk", "start_us", "end_us", "since_us"])
+    return kept.astype(np.int64)
 
 
 def _silent_stores(conn, pks, latest_us):

@@ -16,14 +16,16 @@ from app.engine.timeline import stretches
 UP, DOWN, CLOSED, SILENT = "up", "down", "closed", "silent"
 STATES = (UP, DOWN, CLOSED, SILENT)
 NO_INSTANT = np.iinfo(np.int64).min
+DAY_US = 86_400_000_000
 
 
 @dataclass(frozen=True)
 class Live:
     """Per store (`store_ids`, in the engine's order): whether `now` is in business time,
     its latest observation in business time (`counted_us`, NO_INSTANT when none, and
-    `counted_active`); and its incidents within ``[since, now)``, sorted by store then
-    start (`incident_store` indexes `store_ids`)."""
+    `counted_active`); its incidents within ``[since, now)``, sorted by store then start
+    (`incident_store` indexes `store_ids`); and when business time next begins or ends
+    (`next_change_us`, at most a day after `now`)."""
 
     now_us: int
     store_ids: np.ndarray
@@ -34,6 +36,7 @@ class Live:
     incident_start: np.ndarray
     incident_end: np.ndarray
     incident_open: np.ndarray
+    next_change_us: np.ndarray
 
 
 def compute(polls, hours, zones, now_us, since):
@@ -67,13 +70,25 @@ def compute(polls, hours, zones, now_us, since):
     counted_us[has] = observed.instant[last]
     counted_active[has] = observed.active[last]
 
+    # The next instant after `now` where business time begins or ends: until then, a store
+    # without new polls keeps its state and incidents (a day on, it is looked at anyway).
+    iv_store, iv_start, iv_end = observed.intervals
+    later = iv_end > inputs.now_us
+    change = np.where(iv_start > inputs.now_us, iv_start, iv_end)[later]
+    next_change_us = np.full(n, inputs.now_us + DAY_US, dtype=np.int64)
+    # Intervals are disjoint and sorted by store then start: a store's first later one holds
+    # its next change.
+    changing, first = np.unique(iv_store[later], return_index=True)
+    next_change_us[changing] = np.minimum(change[first], inputs.now_us + DAY_US)
+
     _, segments = stretches(observed, since_us, inputs.now_us)
     down = ~segments.active
     store, start, end = segments.store[down], segments.start_us[down], segments.end_us[down]
     return Live(now_us=inputs.now_us, store_ids=inputs.store_ids, open_now=open_now,
                 counted_us=counted_us, counted_active=counted_active,
                 incident_store=store, incident_start=start, incident_end=end,
-                incident_open=(end == inputs.now_us) & open_now[store])
+                incident_open=(end == inputs.now_us) & open_now[store],
+                next_change_us=next_change_us)
 
 
 def states(open_now, counted_us, counted_active, latest_us, now_us, silent_after_us):

@@ -195,6 +195,8 @@ class LiveStore(db.Model):
     latest_us: Mapped[int] = mapped_column(sa.BigInteger)
     counted_us: Mapped[int | None] = mapped_column(sa.BigInteger)
     counted_active: Mapped[bool | None]
+    # When business time next begins or ends: the state can change without a new poll then.
+    next_us: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
 
 
 class Incident(db.Model):
@@ -245,7 +247,7 @@ class WebhookDelivery(db.Model):
     state: Mapped[str] = mapped_column(sa.String(16), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
     created_us: Mapped[int] = mapped_column(sa.BigInteger)
-    next_us: Mapped[int] = mapped_column(sa.BigInteger)
+    next_us: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
     lease_us: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     __table_args__ = (sa.Index("ix_webhook_delivery_due", "state", "next_us"),)
 
