@@ -27,6 +27,7 @@ COMMANDS = {
                "Compute a report of the loaded data and write its CSV."),
     "keys": ("app.cli.keys", "keys_command", "Create, list and revoke API keys."),
     "data": ("app.cli.cleanup", "data_command", "Manage the loaded data."),
+    "webhooks": ("app.cli.webhooks", "webhooks_command", "Add, list and remove webhooks."),
 }
 # Listed too, registered by Flask-Migrate itself (`app.storage.database`).
 LISTED = {"db": "Perform database migrations."}

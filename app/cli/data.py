@@ -62,6 +62,11 @@ def ingest_command(path, kind, force):
     if summary.rejected > PRINTED_REJECTIONS:
         click.echo(f"... and {summary.rejected - PRINTED_REJECTIONS} more rejected rows "
                    f"(table ingest_rejection, ingest_id = {summary.ingest_id})")
+    from app.live.webhooks import pending_deliveries
+
+    if waiting := pending_deliveries():
+        click.echo(f"webhook deliveries pending: {waiting} (a serving process, run.py or "
+                   "gunicorn, sends them within seconds, now or once it starts)")
 
 
 class _named_for:

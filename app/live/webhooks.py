@@ -124,6 +124,13 @@ def remove_webhook(webhook_id):
         return conn.execute(sa.delete(Webhook).where(Webhook.id == webhook_id)).rowcount == 1
 
 
+def pending_deliveries():
+    """How many deliveries wait for their first or next attempt."""
+    with db.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).where(
+            WebhookDelivery.state == PENDING)).scalar()
+
+
 def deliveries(webhook_id, limit=100):
     """The latest deliveries of a webhook, newest first, each with its attempts."""
     with db.engine.connect() as conn:
@@ -342,7 +349,10 @@ def deliver_one(config):
 
 
 class Deliverer:
-    """This process's delivery thread: started by the first request (or `wake`)."""
+    """This process's delivery thread: every serving process starts it at start-up
+    (`app.ops.startup.start_report_work`); under another server, the first request does.
+    It looks for due deliveries every IDLE_SECONDS, so events written by other processes
+    (`flask ingest`, another server process) are delivered within about a second."""
 
     def __init__(self, app):
         self.app = app

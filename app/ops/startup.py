@@ -42,9 +42,11 @@ def load_store_data(app):
 
 
 def start_report_work(app):
-    """Start this process's report threads: reports queued while no process was serving are
-    picked up now."""
+    """Start this process's report threads and its webhook delivery thread: reports queued
+    and webhook events written while no process was serving (by `flask ingest`, or before a
+    restart) are picked up now."""
     app.extensions["report_runner"].wake()
+    app.extensions["webhook_deliverer"].wake()
 
 
 def _load(path):
