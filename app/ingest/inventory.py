@@ -13,6 +13,7 @@ from app.extensions import db
 from app.storage.database import read_apart, text_before
 from app.storage.models import (
     BusinessHours,
+    DataVersion,
     Ingest,
     IngestFile,
     IngestRejection,
@@ -86,11 +87,20 @@ def rejection_page(ingest_id, offset, limit):
     return [{"file": r.file, "line": r.line, "reason": r.reason} for r in rows]
 
 
+_first_poll = [(None, None)]  # ((database, data version), earliest poll): one tuple, swapped whole
+
+
 def first_poll_us():
     """The earliest poll [µs, UTC], or None without polls (read apart: a report is queued
-    next)."""
+    next). Finding it scans every poll, so each process keeps it per data version: a
+    trigger with `as_of` reads one row, not millions."""
     with read_apart() as conn:
-        return conn.execute(sa.select(sa.func.min(StoreStatus.timestamp_us))).scalar()
+        key = (str(db.engine.url), conn.execute(sa.select(DataVersion.version)).scalar())
+        known_key, value = _first_poll[0]
+        if known_key != key:
+            value = conn.execute(sa.select(sa.func.min(StoreStatus.timestamp_us))).scalar()
+            _first_poll[0] = (key, value)
+    return value
 
 
 def data_summary():
