@@ -16,7 +16,6 @@ before forking, then only watches over the children (`app.ops.supervisor`).
 """
 
 import errno
-import ipaddress
 import json
 import logging
 import os
@@ -92,35 +91,6 @@ def _server(app, **settings):
     return server
 
 
-def is_loopback(host):
-    """Whether every address `host` names is a loopback one (127.0.0.0/8, ::1)."""
-    if not host:
-        return False  # every interface
-    try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError:
-        return False
-    return bool(infos) and all(
-        ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
-
-
-def refuses_to_serve_open(app):
-    """True (after one line in the log) when the server would listen beyond loopback while
-    no API key is active: anyone could load data and read reports. ALLOW_OPEN=1 serves so
-    anyway; on loopback (the default HOST) the service stays open for a first try."""
-    from app.auth.keys import any_active
-
-    host = app.config["HOST"]
-    if app.config["ALLOW_OPEN"] or is_loopback(host):
-        return False
-    with app.app_context():
-        if any_active():
-            return False
-    log.error("refusing to serve on %s:%s without an API key: create one (flask keys create "
-              "NAME), or set ALLOW_OPEN=1 to serve everyone", host, app.config["PORT"])
-    return True
-
-
 def main():
     # Waitress warns at every request that waits for a thread: under load that is most of
     # them (10,000 lines in a 20 s benchmark), and waiting in its queue is the design.
@@ -143,12 +113,12 @@ def main():
 def _serve(processes):
     # Imported only now: prometheus_client decides at import whether counters go to files.
     from app import create_app
-    from app.ops.startup import announce, load_store_data, prepare
+    from app.ops.startup import announce, load_store_data, prepare, refuses_to_serve_open
     from app.storage import database
 
     app = create_app()
     database.upgrade(app)
-    if refuses_to_serve_open(app):
+    if refuses_to_serve_open(app, [app.config["HOST"]]):
         return 1
     settings = server_settings(app.config)
     _allow_descriptors(settings["connection_limit"] + 256)  # sockets, database, log files

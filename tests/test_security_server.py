@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 from conftest import PROJECT_DIR
-from servers import free_port, stat_fields
+from servers import free_port, gunicorn, stat_fields
 
 from bench.load import NGINX, start_nginx
 
@@ -178,3 +178,16 @@ def test_the_documented_nginx_answers_metrics_only_to_this_host(server_factory, 
     finally:
         proxy.terminate()
         proxy.wait(10)
+
+
+def test_gunicorn_beyond_loopback_without_a_key_refuses_to_start(database_url):
+    """The documented production server makes the same check as run.py, on its binds."""
+    port = free_port()
+    refused = subprocess.run(
+        [*gunicorn(1), "--bind", f"0.0.0.0:{port}"], cwd=PROJECT_DIR, capture_output=True,
+        text=True, timeout=120, env={**os.environ, "DATABASE_URL": database_url,
+                                     "STORE_DATA": "", "ALLOW_OPEN": "0",
+                                     "GUNICORN_CMD_ARGS": ""})
+    assert refused.returncode != 0
+    assert "refusing to serve on 0.0.0.0 without an API key" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -1,7 +1,9 @@
 """What a serving process does before it answers requests."""
 
+import ipaddress
 import logging
 import os
+import socket
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -78,3 +80,33 @@ def _same_file(path, other):
         return Path(path).resolve() == Path(other).resolve()
     except OSError:
         return False
+
+
+def is_loopback(host):
+    """Whether every address `host` names is a loopback one (127.0.0.0/8, ::1)."""
+    if not host:
+        return False  # every interface
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return bool(infos) and all(
+        ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+def refuses_to_serve_open(app, hosts):
+    """True (after one line in the log) when the server would listen beyond loopback on one
+    of `hosts` while no API key is active: anyone could load data and read reports.
+    ALLOW_OPEN=1 serves so anyway; on loopback (the default HOST) the service stays open for
+    a first try. run.py asks with its HOST, gunicorn's master with its bind addresses."""
+    from app.auth.keys import any_active
+
+    beyond = [host for host in hosts if not is_loopback(host)]
+    if app.config["ALLOW_OPEN"] or not beyond:
+        return False
+    with app.app_context():
+        if any_active():
+            return False
+    log.error("refusing to serve on %s without an API key: create one (flask keys create "
+              "NAME), or set ALLOW_OPEN=1 to serve everyone", ", ".join(beyond))
+    return True
