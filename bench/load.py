@@ -4,6 +4,7 @@
     python -m bench.load --server gunicorn+nginx --connections 1000 --idle 200 --slow 100
     python -m bench.load --server gunicorn+nginx --gunicorn-args "--workers 4"  # other settings
     python -m bench.load --url http://127.0.0.1:5000 --connections 1000   # a running server
+    python -m bench.load --server run.py --format csv [--gzip] [--if-none-match]  # downloads
 
 With `--server`, a fresh SQLite database gets the bundled data, the server starts on a free
 port, one report is computed, and the connections poll it (`format=json`, a small answer;
