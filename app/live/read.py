@@ -24,6 +24,16 @@ def status():
             "open_incidents": [_incident(row, now) for row in rows]}
 
 
+def counts():
+    """Stores per state, and how many incidents are open."""
+    with db.engine.connect() as conn:
+        found = dict(conn.execute(sa.select(LiveStore.state, sa.func.count())
+                                  .group_by(LiveStore.state)).all())
+        open_incidents = conn.execute(sa.select(sa.func.count()).where(
+            Incident.end_us == OPEN_END_US)).scalar()
+    return {s: found.get(s, 0) for s in STATES}, open_incidents
+
+
 def _incidents():
     return (sa.select(Incident.id, Store.store_id, Incident.start_us, Incident.end_us)
             .join(Store, Store.id == Incident.store_pk))

@@ -153,6 +153,22 @@ class _StateCollector:
                                     "How old the latest poll in the database is")
             age.add_metric([], time.time() - latest / 1e6)
             yield age
+        yield from _live_figures()
+
+
+def _live_figures():
+    """Stores per state now and open incidents (app.live, brought up to date by ingests)."""
+    from app.live.read import counts
+
+    stores, open_incidents = counts()
+    by_state = GaugeMetricFamily(PREFIX + "stores", "Stores by their state now: up, down, "
+                                 "closed (outside business hours) or silent", labels=["state"])
+    for state, count in stores.items():
+        by_state.add_metric([state], count)
+    yield by_state
+    opened = GaugeMetricFamily(PREFIX + "open_incidents", "Incidents open now")
+    opened.add_metric([], open_incidents)
+    yield opened
 
 
 def report_counts():
