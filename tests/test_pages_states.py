@@ -185,7 +185,8 @@ def test_a_report_as_of_an_instant_says_so_and_opens_that_week(bundled, client, 
     assert "as of</span> <time datetime=\"2023-01-24T12:00:00Z\"" in store_page
     assert f'id="fig-downtime">{row["downtime_last_week"]} h<' in store_page
     before = client.get(f"/api/v1/stores/{worst}/timeline?as_of=2000-01-01T00:00:00Z")
-    assert before.status_code == 404
+    assert before.status_code == 400  # as for a report: not before the first poll
+    assert "before the first poll" in before.get_json()["message"]
 
 
 def test_the_home_page_summarises_the_data(bundled, client, reports):

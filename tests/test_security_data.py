@@ -204,3 +204,38 @@ def test_the_api_removes_polls_with_a_key(app, client):
     listed = client.get("/api/v1/ingests", headers=keyed).get_json()["ingests"][0]
     assert listed["ingest_id"] == body["ingest_id"]
     assert client.get("/api/v1/data", headers=keyed).get_json()["polls"] == 3
+
+
+def test_a_poll_within_the_tolerance_is_loaded(client):
+    from datetime import datetime, timedelta, timezone
+    soon = (datetime.now(timezone.utc) + timedelta(minutes=2)).strftime("%Y-%m-%d %H:%M:%S")
+    body = upload(client, f"store_id,timestamp_utc,status\n1,{soon},active\n").get_json()
+    assert (body["loaded"], body["rejected"]) == (1, 0)
+
+
+def test_removing_with_a_nul_in_a_store_id_is_the_clients_mistake(client):
+    load_spec_example(client)
+    for store_id in ("\x00", "a\x00b"):
+        answer = client.delete("/api/v1/polls", query_string={"store_id": store_id})
+        assert answer.status_code == 400, answer.get_json()
+        assert "NUL" in answer.get_json()["message"]
+    assert client.get("/api/v1/data").get_json()["polls"] == 5
+
+
+def test_removing_nothing_keeps_the_data_version(app, client):
+    load_spec_example(client)
+    from app.storage.models import DataVersion
+
+    def version():
+        with app.app_context():
+            from app.extensions import db
+            return db.session.execute(db.select(DataVersion.version)).scalar()
+
+    before = version()
+    answer = client.delete("/api/v1/polls", query_string={"store_id": "no-such-store"})
+    assert answer.status_code == 200 and answer.get_json()["read"] == 0
+    assert version() == before  # reports of this data stay reusable, its copy valid
+    removed = client.delete("/api/v1/polls", query_string={"store_id": "1001",
+                                                           "from": "2023-01-23T16:00:00Z"})
+    assert removed.get_json()["read"] == 2  # 16:15 and 17:30
+    assert version() != before

@@ -1,7 +1,5 @@
 """JSON behind the dashboard, for scripts too: reports, their rows, a store's week."""
 
-from datetime import datetime, timedelta, timezone
-
 from apiflask import APIBlueprint
 from flask import abort, url_for
 
@@ -15,10 +13,11 @@ from app.api.report_schemas import (
     Timeline,
     TimelineQuery,
 )
+from app.engine.instants import datetime_us
+from app.ingest import inventory
 from app.reports import views
 
 bp = APIBlueprint("reports_api", __name__, url_prefix="/api/v1", tag="Dashboard")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @bp.get("")
@@ -92,7 +91,12 @@ def store_timeline(store_id, query):
     With `as_of`, the week ending at that instant, as a report as of it shows it.
     """
     as_of = query.get("as_of")
-    as_of_us = None if as_of is None else (as_of - _EPOCH) // timedelta(microseconds=1)
+    as_of_us = None
+    if as_of is not None:
+        try:
+            as_of_us = inventory.check_as_of(datetime_us(as_of))
+        except inventory.AsOfRefused as refused:
+            abort(400, str(refused))
     timeline = views.store_timeline(store_id, as_of_us)
     if timeline is None:
         abort(404, f"no polls of a store {store_id[:100]!r}"

@@ -6,6 +6,7 @@ from datetime import timezone
 from apiflask import Schema
 from apiflask.fields import UUID, AwareDateTime, Boolean, Dict, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
+from marshmallow import ValidationError
 
 from app.storage.models import Report
 
@@ -81,9 +82,17 @@ class IngestQuery(Schema):
         "description": "the file name of a raw CSV upload (store_status.csv, ...)"})
 
 
+def _no_nul(text):
+    """Store ids never hold a NUL character (ingest rejects them; PostgreSQL cannot store one),
+    so one in a request is the client's mistake, on every database."""
+    if "\x00" in text:
+        raise ValidationError("must not contain a NUL character")
+
+
 class PollsToDelete(Schema):
-    store_id = List(String(validate=Length(min=1, max=200)), load_default=list, metadata={
-        "description": "a store id (repeat for several; none: every store)"})
+    store_id = List(String(validate=[Length(min=1, max=200), _no_nul]), load_default=list,
+                    metadata={"description": "a store id (repeat for several; none: every "
+                                             "store)"})
     from_ = AwareDateTime(data_key="from", format="iso", default_timezone=timezone.utc,
                           metadata={"description": "first instant removed (inclusive)"})
     to = AwareDateTime(format="iso", default_timezone=timezone.utc, metadata={

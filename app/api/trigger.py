@@ -1,7 +1,6 @@
 """The contract's API (docs/api.md): trigger a report, then poll for it."""
 
 import uuid
-from datetime import datetime, timedelta, timezone
 
 from apiflask import APIBlueprint
 from apiflask.fields import String
@@ -10,14 +9,13 @@ from apiflask.validators import OneOf
 from flask import Response, abort, current_app, request, url_for
 
 from app.api.schemas import REPORT_STATES, AsOf, ReportCreated, ReportQuery, ReportState
-from app.engine.instants import iso_instant
+from app.engine.instants import datetime_us
 from app.ingest import inventory
 from app.reports import downloads, queue, state
 from app.reports.retention import ReportGone
 from app.reports.views import download_url
 
 bp = APIBlueprint("api", __name__, tag="Reports")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _FORMATS = ("csv", "json")  # as ReportQuery.format allows
 
 _REPORT_STATUS_HEADER = {"X-Report-Status": String(
@@ -141,16 +139,10 @@ def _as_of_us(in_query, in_body):
     as_of = in_query or in_body
     if as_of is None:
         return None
-    as_of_us = (as_of - _EPOCH) // timedelta(microseconds=1)
-    first_us = inventory.first_poll_us()
-    if first_us is None:
-        abort(400, "as_of: no polls are loaded yet")
-    if as_of_us < first_us:
-        abort(400, f"as_of {iso_instant(as_of_us)} is before the first poll "
-                   f"({iso_instant(first_us)})")
-    if as_of > datetime.now(timezone.utc):
-        abort(400, f"as_of {iso_instant(as_of_us)} is in the future")
-    return as_of_us
+    try:
+        return inventory.check_as_of(datetime_us(as_of))
+    except inventory.AsOfRefused as refused:
+        abort(400, str(refused))
 
 
 def _wants_json(chosen):

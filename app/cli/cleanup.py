@@ -1,13 +1,9 @@
 """`flask data delete`: remove polls by store and time range (`app.ingest.remove`)."""
 
-from datetime import datetime, timedelta, timezone
-
 import click
 
 from app.ingest.remove import delete_polls
 from app.storage.database import with_current_schema
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class _Instant(click.ParamType):
@@ -16,14 +12,12 @@ class _Instant(click.ParamType):
     name = "instant"
 
     def convert(self, value, param, ctx):
+        from app.engine.instants import parse_instant
+
         try:
-            moment = datetime.fromisoformat(value.strip().removesuffix(" UTC"))
-        except ValueError:
-            self.fail(f"{value!r} is not an ISO 8601 instant (such as 2023-01-25T18:00:00Z)",
-                      param, ctx)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return (moment - _EPOCH) // timedelta(microseconds=1)
+            return parse_instant(value)
+        except ValueError as mistake:
+            self.fail(str(mistake), param, ctx)
 
 
 @click.group("data")

@@ -5,25 +5,11 @@ Heavy modules (the engine: pandas, pyarrow) are imported when the command runs, 
 """
 
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
 
 from app.storage.database import with_current_schema
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def parse_instant(text, option):
-    """An ISO 8601 instant, UTC unless it has an offset (`2023-01-25T18:00:00Z`), as an
-    aware datetime; a mistake is one line (`ClickException`), exit status 1."""
-    try:
-        moment = datetime.fromisoformat(text.strip().removesuffix(" UTC"))
-    except ValueError:
-        raise click.ClickException(f"{option} {text!r} is not an ISO 8601 instant (such as "
-                                   "2023-01-25T18:00:00Z)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 @click.command("report")
@@ -38,8 +24,8 @@ def report_command(out, as_of):
 
     A summary line goes to standard error, so that '--out -' writes only the CSV.
     """
-    from app.engine.instants import iso_instant
-    from app.ingest.inventory import first_poll_us
+    from app.engine.instants import iso_instant, parse_instant
+    from app.ingest.inventory import check_as_of, first_poll_us
     from app.reports import pipeline
 
     began = time.perf_counter()
@@ -49,15 +35,12 @@ def report_command(out, as_of):
         click.echo("warning: no polls are loaded, so the report has no rows; load data "
                    "with 'flask ingest PATH'", err=True)
     if as_of is not None:
-        moment = parse_instant(as_of, "--as-of")
-        as_of_us = (moment - _EPOCH) // timedelta(microseconds=1)
-        if first_us is None:
-            raise click.ClickException("--as-of: no polls are loaded yet")
-        if as_of_us < first_us:
-            raise click.ClickException(f"--as-of {iso_instant(as_of_us)} is before the first "
-                                       f"poll ({iso_instant(first_us)})")
-        if moment > datetime.now(timezone.utc):
-            raise click.ClickException(f"--as-of {iso_instant(as_of_us)} is in the future")
+        try:
+            as_of_us = check_as_of(parse_instant(as_of))
+        except ValueError as refused:  # not an instant, or not one the data has
+            message = str(refused)
+            raise click.ClickException(f"--{message.replace('_', '-', 1)}" if message.startswith(
+                "as_of") else f"--as-of {message}") from None
     output = pipeline.compute_report(as_of_us=as_of_us)
     if str(out) == "-":
         click.echo(output.csv, nl=False)

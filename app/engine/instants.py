@@ -1,6 +1,7 @@
 """Instants as text: the one way the service writes an instant.
 
-Instants are integer microseconds since the Unix epoch, in UTC. They are written as ISO 8601
+Instants are integer microseconds since the Unix epoch, in UTC. They are read from ISO 8601
+text by `parse_instant` (an offset or a ``Z``; bare text is UTC). They are written as ISO 8601
 in UTC with a ``Z``, exact to the microsecond: ``2023-01-25T18:13:22.479220Z``, and without a
 fraction when it is zero: ``2023-01-25T18:00:00Z``. Local times add the UTC offset in force
 instead of the ``Z``: ``2023-01-23T10:44:30-06:00``.
@@ -47,6 +48,21 @@ def datetime_us(moment):
 def iso_datetime(moment):
     """ISO 8601 UTC text of a naive UTC `datetime`, or None for None."""
     return iso_instant(datetime_us(moment))
+
+
+def parse_instant(text):
+    """µs since the epoch of an ISO 8601 instant: ``2023-01-25T18:00:00Z``, an offset such
+    as ``+05:30``, a space for the ``T`` or a trailing `` UTC``; without an offset, UTC.
+
+    Raises `ValueError` with a one-line message naming the text.
+    """
+    cleaned = str(text).strip().removesuffix(" UTC")
+    try:
+        moment = datetime.fromisoformat(cleaned)
+    except ValueError:
+        raise ValueError(f"{str(text)[:100]!r} is not an ISO 8601 instant (such as "
+                         "2023-01-25T18:00:00Z)") from None
+    return datetime_us(moment)
 
 
 def iso_local(instants_us, zone):

@@ -3,11 +3,12 @@
 Read-only queries for the API; each answer is plain dicts and lists, ready for a schema.
 """
 
+from datetime import datetime, timezone
 from pathlib import PurePath
 
 import sqlalchemy as sa
 
-from app.engine.instants import iso_datetime, iso_instant
+from app.engine.instants import datetime_us, iso_datetime, iso_instant
 from app.engine.zones import resolve_zones
 from app.extensions import db
 from app.storage.database import read_apart, text_before
@@ -101,6 +102,28 @@ def first_poll_us():
             value = conn.execute(sa.select(sa.func.min(StoreStatus.timestamp_us))).scalar()
             _first_poll[0] = (key, value)
     return value
+
+
+class AsOfRefused(ValueError):
+    """An `as_of` that is not an instant of the data: none loaded, before the first poll, or
+    in the future. The message says which, in one line."""
+
+
+def check_as_of(as_of_us, now_us=None):
+    """`as_of_us` when a report (or a store's week) may be asked for as of it: not before
+    the first poll and not after `now_us` (the server's clock when None); else
+    `AsOfRefused`. One rule for the API, the pages and the command line."""
+    first_us = first_poll_us()
+    if first_us is None:
+        raise AsOfRefused("as_of: no polls are loaded yet")
+    if as_of_us < first_us:
+        raise AsOfRefused(f"as_of {iso_instant(as_of_us)} is before the first poll "
+                          f"({iso_instant(first_us)})")
+    if now_us is None:
+        now_us = datetime_us(datetime.now(timezone.utc))
+    if as_of_us > now_us:
+        raise AsOfRefused(f"as_of {iso_instant(as_of_us)} is in the future")
+    return as_of_us
 
 
 def data_summary():

@@ -2,20 +2,25 @@
 
 An operator removes bad data this way (polls loaded by mistake, a clock that ran wrong). The
 removal is an `ingest` record whose one file entry has kind `deleted` (`read` and `loaded`
-count the polls removed), so `/api/v1/ingests` lists it, and it gives the data a new
-version, so reports and the columnar copy of the data see the change.
+count the polls removed), so `/api/v1/ingests` lists it. When it removed polls it gives the
+data a new version, so reports and the columnar copy of the data see the change.
 """
 
 import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from blinker import Namespace
+from flask import current_app
 
 from app.engine.instants import iso_instant
 from app.ingest import bulk
 from app.storage.models import DataVersion, Ingest, IngestFile, Store, StoreStatus
 
 DELETED = "deleted"  # the kind of the file entry of a removal
+# Sent with the app as sender, inside the removal's transaction (`conn`), when polls were
+# removed: what is derived from the polls (the live state) is brought up to date with it.
+polls_removed = Namespace().signal("polls-removed")
 
 
 @dataclass
@@ -61,5 +66,7 @@ def delete_polls(store_ids=(), from_us=None, to_us=None, wait=True):
         conn.execute(sa.insert(IngestFile).values(
             ingest_id=ingest_id, kind=DELETED, name="store_status", read=removed,
             loaded=removed, duplicate=0, rejected=0))
-        conn.execute(sa.update(DataVersion).values(version=uuid.uuid4().hex))
+        if removed:  # nothing removed: the data, its copy and its reports stay valid
+            conn.execute(sa.update(DataVersion).values(version=uuid.uuid4().hex))
+            polls_removed.send(current_app._get_current_object(), conn=conn)
     return Removal(ingest_id, shown, removed)

@@ -1,12 +1,11 @@
 """The dashboard: server-rendered pages over the same data as /api/v1 (Jinja templates,
 with JavaScript only for the live progress bar and the charts)."""
 
-from datetime import datetime, timezone
-
 from apiflask import APIBlueprint
 from flask import redirect, render_template, request, url_for
 
-from app.engine.instants import datetime_us
+from app.engine.instants import parse_instant
+from app.ingest import inventory
 from app.reports import queue, state, views
 from app.reports.retention import ReportGone
 from app.reports.table import SORTABLE
@@ -30,7 +29,7 @@ def index():
     latest_summary = views.report_summary(latest) if latest is not None else None
     latest_poll_ago = None
     if data["latest_poll"]:
-        latest_poll_ago = views.ago(datetime_us(_parse_instant(data["latest_poll"])))
+        latest_poll_ago = views.ago(parse_instant(data["latest_poll"]))
     return render_template(
         "index.html", data=data, latest_poll_ago=latest_poll_ago, latest=latest_summary,
         reports=[r.as_json(views.download_url(r.report_id)) for r in recent])
@@ -65,11 +64,17 @@ def report(report_id):
 @bp.get("/stores/<path:store_id>")  # an id may hold "/"
 @bp.doc(hide=True)
 def store(store_id):
-    as_of = _parse_instant(request.args.get("as_of", ""))
-    timeline = views.store_timeline(store_id, None if as_of is None else datetime_us(as_of))
+    as_of_text = request.args.get("as_of", "").strip()
+    as_of_us = None
+    if as_of_text:
+        try:
+            as_of_us = inventory.check_as_of(parse_instant(as_of_text))
+        except ValueError as refused:  # not an instant, or not one the data has
+            return _not_found(f"No week of store {store_id!r} as of that instant: {refused}.")
+    timeline = views.store_timeline(store_id, as_of_us)
     if timeline is None:
-        if as_of is not None:
-            return _not_found(f"Store {store_id!r} has no polls up to {request.args['as_of']}.")
+        if as_of_us is not None:
+            return _not_found(f"Store {store_id!r} has no polls up to {as_of_text}.")
         return _not_found(f"No store with id {store_id!r} has any polls.")
     return render_template("store.html", timeline=timeline,
                            report_id=request.args.get("report", ""))
@@ -91,17 +96,6 @@ def _table_args():
             "page": int(page) if page.isdigit() and 0 < int(page) < 10**6 else 1,
             "per_page": PER_PAGE,
             "down": down if down in DOWN_WINDOWS else None}
-
-
-def _parse_instant(text):
-    """An ISO 8601 instant (UTC unless it has an offset) as an aware datetime, or None."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace(" ", "T"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _not_found(message):
