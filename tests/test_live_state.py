@@ -265,3 +265,21 @@ def test_kept_incidents_equal_a_full_recomputation(app, tmp_path, batches, hours
     clipped = sorted((s, max(a, week_start), now if b is None else b) for s, a, b in kept(app)
                      if (now if b is None else b) > week_start)
     assert clipped == week
+
+
+def test_hours_changed_by_another_process_are_seen(app, app_factory, tmp_path):
+    # Two apps on one database, as two serving processes. "x" (no hours: open 24x7) is
+    # polled hourly by the first; the second loads hours 09:00-10:00 (UTC) for it. The
+    # first's next ingest (12:00, active, outside those hours) finds "x" closed, and its
+    # incident of 10:00-11:30 (inactive 11:00, active 12:00) is none: 11:00 is outside
+    # business hours too, so the store has no observation in business time at all.
+    other = app_factory()
+    feed(app, tmp_path, [("x", "2024-01-01 10:00", True)], zones=[("x", "UTC")])
+    feed(app, tmp_path, [("x", "2024-01-01 11:00", False)])  # the first keeps the hours
+    assert kept(app) == [("x", us("2024-01-01 10:30"), None)]
+    feed(other, tmp_path, [], hours=[("x", 0, "09:00", "10:00")])
+    feed(app, tmp_path, [("x", "2024-01-01 12:00", True)])
+    with app.app_context():
+        assert [(s["store_id"], s["state"]) for s in read.stores()["stores"]] == [
+            ("x", "closed")]
+    assert kept(app) == []

@@ -115,11 +115,14 @@ class ReportInputs:
     zones and hours rows, and `now`; `observed` gives a range of stores' observations in
     business time. Shared by the report and the per-store timelines."""
 
-    def __init__(self, polls, hours, zones, now_us=None, stores_by_id=True, since=None):
+    def __init__(self, polls, hours, zones, now_us=None, stores_by_id=True, since=None,
+                 lookback_us=LOOKBACK_US):
         """`stores_by_id`: number the stores in the order of their ids as text, else in the
         order the polls give them (`StoreCodes`). `since` (``store_id``, ``since_us``):
         business time of those stores is needed from that instant on, when earlier than
-        their first poll (live incidents reach back before it)."""
+        their first poll (live incidents reach back before it). `lookback_us`: business
+        time is needed from this long before `now` too (the report's windows)."""
+        self.lookback_us = lookback_us
         stores = StoreCodes(polls["store_id"], by_id=stores_by_id)
         self.store_ids = stores.ids
         self.n_stores = len(self.store_ids)
@@ -139,7 +142,7 @@ class ReportInputs:
             self.since_us[position[known]] = since["since_us"].to_numpy(dtype=np.int64)[known]
         # Local dates are needed from before the earliest observation (or the lookback) to
         # after `now`; a few days either side cover the wall times of those dates.
-        earliest = min(int(self.instant.min()), self.now_us - LOOKBACK_US,
+        earliest = min(int(self.instant.min()), self.now_us - lookback_us,
                        *([] if self.since_us is None else [int(self.since_us.min())]))
         self.clock = ZoneClock(self.zones, earliest - 4 * DAY_US, self.now_us + 4 * DAY_US)
         self.hours = hours_arrays(stores, hours)
@@ -154,7 +157,8 @@ class ReportInputs:
                         clock=self.clock, store=self.order.stores(first, last),
                         instant=self.instant[rows], active=self.active[rows], hours=hours,
                         now_us=self.now_us,
-                        since_us=None if self.since_us is None else self.since_us[first:last])
+                        since_us=None if self.since_us is None else self.since_us[first:last],
+                        lookback_us=self.lookback_us)
 
 
 class Observed:
@@ -168,7 +172,7 @@ class Observed:
     """
 
     def __init__(self, *, n_stores, zone_codes, clock, store, instant, active, hours, now_us,
-                 since_us=None):
+                 since_us=None, lookback_us=LOOKBACK_US):
         # Polls are sorted by store then instant; every store has at least one.
         self.n_stores = n_stores
         first_obs = instant[np.searchsorted(store, np.arange(n_stores))]
@@ -176,7 +180,7 @@ class Observed:
             first_obs = np.minimum(first_obs, since_us)
         iv_store, iv_start, iv_end = business_intervals(
             n_stores, zone_codes=zone_codes, clock=clock, first_obs_us=first_obs, hours=hours,
-            now_us=now_us, lookback_us=LOOKBACK_US)
+            now_us=now_us, lookback_us=lookback_us)
         self.intervals = iv_store, iv_start, iv_end
         self.timeline = _timeline(first_obs, now_us, intervals=self.intervals)
         self.business = BusinessMeasure(self.timeline.key(iv_store, iv_start),

@@ -36,7 +36,8 @@ DAY_US = 86_400_000_000
 def on_polls_loaded(app, conn, polls, rescheduled):
     """The ingest hook: `polls` (store_pk, timestamp_us, active arrays) were added and the
     stores `rescheduled` got new hours or a new zone, in the transaction of `conn`."""
-    update(conn, polls, rescheduled, settings_of(app.config))
+    update(conn, polls, rescheduled, settings_of(app.config),
+           app.extensions.setdefault("live_schedules", {}))
 
 
 def settings_of(config):
@@ -44,8 +45,10 @@ def settings_of(config):
             "incident_days": float(config["INCIDENT_DAYS"])}
 
 
-def update(conn, polls, rescheduled, settings):
-    """Bring the live tables up to date with the data in `conn`'s transaction."""
+def update(conn, polls, rescheduled, settings, schedules=None):
+    """Bring the live tables up to date with the data in `conn`'s transaction.
+
+    `schedules`: a dict this process keeps between ingests, for `_schedules`."""
     new_pk, new_us, new_active = (np.asarray(c) for c in polls)
     new_pk = new_pk.astype(np.int64)
     new_us = new_us.astype(np.int64)
@@ -101,14 +104,17 @@ def update(conn, polls, rescheduled, settings):
                                    "store_status p JOIN live_slow k ON k.store_pk = p.store_pk",
                                    ["store_id", "timestamp_us", "active"])
             read_polls["active"] = read_polls["active"].astype(bool)
-        hours = _engine_hours(_read_csv(
-            conn, ["h.store_pk", "h.day_of_week", "h.start_local_s", "h.end_local_s"],
-            "business_hours h JOIN live_keys k ON k.store_pk = h.store_pk",
-            ["store_pk", "day_of_week", "start_local_s", "end_local_s"]))
-        zones = _engine_zones(_read_csv(
-            conn, ["z.store_pk", "z.timezone_str"],
-            "store_timezone z JOIN live_keys k ON k.store_pk = z.store_pk",
-            ["store_pk", "timezone_str"], text=("timezone_str",)))
+        if len(rescheduled) == 0 and schedules is not None:
+            hours, zones = _schedules(conn, schedules, all_pks)
+        else:
+            hours = _engine_hours(_read_csv(
+                conn, ["h.store_pk", "h.day_of_week", "h.start_local_s", "h.end_local_s"],
+                "business_hours h JOIN live_keys k ON k.store_pk = h.store_pk",
+                ["store_pk", "day_of_week", "start_local_s", "end_local_s"]))
+            zones = _engine_zones(_read_csv(
+                conn, ["z.store_pk", "z.timezone_str"],
+                "store_timezone z JOIN live_keys k ON k.store_pk = z.store_pk",
+                ["store_pk", "timezone_str"], text=("timezone_str",)))
     if len(all_pks) == 0:
         return
     fast = all_pks.difference(slow)
@@ -299,33 +305,29 @@ def _stage(conn, name, columns):
 
 def _read_csv(conn, expressions, source, names, text=()):
     """``SELECT expressions FROM source`` as a DataFrame of columns `names`, through CSV
-    text that Arrow parses (columns in `text` as strings, the others as integers): rows
-    never become Python objects one by one. PostgreSQL writes the text with COPY, SQLite
-    with group_concat (its quote() keeps text with commas or quotes whole)."""
-    types = {n: pa.string() if n in text else pa.int64() for n in names}
-    buffer = io.BytesIO()
+    text that the database writes in one value (string_agg, group_concat) and Arrow
+    parses (columns in `text` as strings, quoted with quote_literal / quote(), the others
+    as integers): rows never become Python objects one by one, nor protocol messages."""
     if is_postgresql(conn):
-        with conn.connection.cursor() as cursor, cursor.copy(
-                f"COPY (SELECT {', '.join(expressions)} FROM {source}) TO STDOUT "
-                "WITH (FORMAT csv)") as copy:
-            for block in copy:
-                buffer.write(block)
-        parse = pacsv.ParseOptions(newlines_in_values=True)
+        parts = [f"quote_literal({e})" if n in text else f"coalesce(({e})::text, '')"
+                 for e, n in zip(expressions, names)]
+        aggregate = "string_agg({}, chr(10))"
     else:
-        row = " || ',' || ".join(f"quote({e})" if n in text else f"ifnull({e}, '')"
-                                 for e, n in zip(expressions, names))
-        found = conn.exec_driver_sql(
-            f"SELECT group_concat({row}, char(10)) FROM {source}").scalar()
-        buffer.write((found or "").encode())
-        parse = pacsv.ParseOptions(quote_char="'", double_quote=True, newlines_in_values=True)
-    if buffer.tell() == 0:
+        parts = [f"quote({e})" if n in text else f"ifnull({e}, '')"
+                 for e, n in zip(expressions, names)]
+        aggregate = "group_concat({}, char(10))"
+    row = " || ',' || ".join(parts)
+    found = conn.exec_driver_sql(f"SELECT {aggregate.format(row)} FROM {source}").scalar()
+    if not found:
         return pd.DataFrame({n: pd.Series([], dtype=object if n in text else np.int64)
                              for n in names})
-    buffer.seek(0)
-    table = pacsv.read_csv(buffer, read_options=pacsv.ReadOptions(column_names=names),
-                           parse_options=parse, convert_options=pacsv.ConvertOptions(
-                               column_types=types, strings_can_be_null=False,
-                               quoted_strings_can_be_null=False))
+    table = pacsv.read_csv(
+        io.BytesIO(found.encode()), read_options=pacsv.ReadOptions(column_names=names),
+        parse_options=pacsv.ParseOptions(quote_char="'", double_quote=True,
+                                         newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() if n in text else pa.int64() for n in names},
+            strings_can_be_null=False, quoted_strings_can_be_null=False))
     return table.to_pandas()
 
 
@@ -382,16 +384,16 @@ def _write_live(conn, pks, states, since_us, latest_us, result, old):
                               "counted_us": counted[keep],
                               "counted_active": active[keep].astype(np.int64),
                               "next_us": result.next_change_us[keep]})
-    conn.exec_driver_sql("DELETE FROM live_store WHERE store_pk IN "
-                         "(SELECT store_pk FROM live_new)")
     state = "CASE n.state " + " ".join(f"WHEN {number} THEN '{name}'" for number, name in
                                        enumerate(live_state.STATES)) + " END"
+    written = _LIVE_COLUMNS[1:]
+    # "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT.
     conn.exec_driver_sql(
-        "INSERT INTO live_store (store_pk, state, since_us, latest_us, counted_us, "
-        f"counted_active, next_us) SELECT n.store_pk, {state}, n.since_us, n.latest_us, "
-        "CASE WHEN n.counted_us = -1 THEN NULL ELSE n.counted_us END, "
-        "CASE WHEN n.counted_us = -1 THEN NULL ELSE n.counted_active = 1 END, n.next_us "
-        "FROM live_new n")
+        f"INSERT INTO live_store ({', '.join(_LIVE_COLUMNS)}) SELECT n.store_pk, {state}, "
+        "n.since_us, n.latest_us, CASE WHEN n.counted_us = -1 THEN NULL ELSE n.counted_us "
+        "END, CASE WHEN n.counted_us = -1 THEN NULL ELSE n.counted_active = 1 END, n.next_us "
+        "FROM live_new n WHERE true ON CONFLICT (store_pk) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in written))
 
 
 def _engine_polls(table):
@@ -411,6 +413,26 @@ def _engine_hours(hours):
 def _engine_zones(zones):
     zones = zones if isinstance(zones, pd.DataFrame) else zones.to_pandas()
     return zones.rename(columns={"store_pk": "store_id"}).astype({"store_id": np.int64})
+
+
+def _schedules(conn, kept, pks):
+    """Hours and zones of the stores `pks`, from every store's, which this process keeps in
+    `kept` as of the latest hours or zone file ingested (its ingest_file id, with its
+    ingest's fingerprint and time: another process's ingest of such a file is seen). Only
+    an ingest that changes no hours or zones uses it: an hourly feed brings polls alone,
+    and reading a million hours rows each hour cost more than the rest of it."""
+    version = tuple(conn.execute(sa.text(
+        "SELECT f.id, i.fingerprint, i.created_at FROM ingest_file f JOIN ingest i "
+        "ON i.id = f.ingest_id WHERE f.kind IN ('hours', 'timezone') "
+        "ORDER BY f.id DESC LIMIT 1")).first() or ())
+    if kept.get("version") != version:
+        tables = snapshot.read_tables(conn, ("hours", "zones"))
+        kept.update(version=version, hours=_engine_hours(tables["hours"]),
+                    zones=_engine_zones(tables["zones"]))
+    wanted = pks.to_numpy(dtype=np.int64)
+    hours, zones = kept["hours"], kept["zones"]
+    return (hours[np.isin(hours["store_id"].to_numpy(), wanted)],
+            zones[np.isin(zones["store_id"].to_numpy(), wanted)])
 
 
 def _kept_incidents(conn, pks, since_of):

@@ -53,7 +53,8 @@ def compute(polls, hours, zones, now_us, since):
         its first observation, a store's status is that observation's (the report's rule),
         so business time is built from there.
     """
-    inputs = ReportInputs(polls, hours, zones, now_us, since=since)
+    # Business time from each store's `since` on (no report windows to cover before it).
+    inputs = ReportInputs(polls, hours, zones, now_us, since=since, lookback_us=0)
     n = inputs.n_stores
     observed = inputs.observed(0, n)
     stores = np.arange(n)
