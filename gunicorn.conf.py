@@ -14,14 +14,12 @@ import sys
 def on_starting(server):
     from app import create_app
     from app.extensions import db
-    from app.ops.startup import refuses_to_serve_open
-    from app.storage import database
+    from app.ops.startup import refuses_to_serve_open, upgrade_schema
 
     app = create_app()
-    database.upgrade(app)
     # Addresses are (host, port) pairs; a unix socket (a path) is not on the network.
     hosts = [address[0] for address in server.cfg.address if isinstance(address, tuple)]
-    if refuses_to_serve_open(app, hosts):
+    if not upgrade_schema(app) or refuses_to_serve_open(app, hosts):
         sys.exit(1)
     with app.app_context():  # no connection of the master's may reach a forked worker
         for engine in db.engines.values():

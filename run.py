@@ -113,12 +113,16 @@ def main():
 def _serve(processes):
     # Imported only now: prometheus_client decides at import whether counters go to files.
     from app import create_app
-    from app.ops.startup import announce, load_store_data, prepare, refuses_to_serve_open
-    from app.storage import database
+    from app.ops.startup import (
+        announce,
+        load_store_data,
+        prepare,
+        refuses_to_serve_open,
+        upgrade_schema,
+    )
 
     app = create_app()
-    database.upgrade(app)
-    if refuses_to_serve_open(app, [app.config["HOST"]]):
+    if not upgrade_schema(app) or refuses_to_serve_open(app, [app.config["HOST"]]):
         return 1
     settings = server_settings(app.config)
     _allow_descriptors(settings["connection_limit"] + 256)  # sockets, database, log files

@@ -1,6 +1,7 @@
 """Every setting of the service, read from the environment (and a `.env` file)."""
 
 import os
+import sys
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -22,6 +23,28 @@ def database_url_from_environment():
     return url
 
 
+def _number(name, default, kind):
+    """The setting `name` from the environment as `kind` (int or float); `default` when it is
+    unset or empty. A value that is not a number ends the process with one line on standard
+    error and exit status 1, in every command and server alike: a typo in a setting shows no
+    traceback, and starts nothing configured otherwise than asked."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return kind(default)
+    try:
+        return kind(text)
+    except ValueError:
+        refuse_setting(f"setting {name}={text[:50]!r} is not "
+                       f"{'a whole number' if kind is int else 'a number'}")
+
+
+def refuse_setting(message):
+    """End the process over a mistaken setting: `message` as one line on standard error,
+    exit status 1."""
+    sys.stderr.write(f"{message}\n")
+    raise SystemExit(1)
+
+
 def usable_cpus():
     """CPUs this process may run on (its affinity, which containers narrow), else all."""
     if hasattr(os, "sched_getaffinity"):
@@ -40,14 +63,14 @@ class Config:
     STORE_DATA = os.environ.get("STORE_DATA",
                                 "" if os.environ.get("DATABASE_URL") else str(BUNDLED_DATA))
     HOST = os.environ.get("HOST", "127.0.0.1")
-    PORT = int(os.environ.get("PORT", "5000"))
+    PORT = _number("PORT", "5000", int)
     # run.py (waitress): request threads, open connections, seconds before a silent one closes.
     # Serving processes (each an event loop and SERVER_THREADS threads on one port, shared
     # with SO_REUSEPORT); 1 serves in the process run.py starts.
-    SERVER_PROCESSES = int(os.environ.get("SERVER_PROCESSES") or usable_cpus())
-    SERVER_THREADS = int(os.environ.get("SERVER_THREADS", "8"))
-    SERVER_CONNECTION_LIMIT = int(os.environ.get("SERVER_CONNECTION_LIMIT", "4000"))
-    SERVER_IDLE_TIMEOUT = int(os.environ.get("SERVER_IDLE_TIMEOUT", "30"))
+    SERVER_PROCESSES = _number("SERVER_PROCESSES", usable_cpus(), int)
+    SERVER_THREADS = _number("SERVER_THREADS", "8", int)
+    SERVER_CONNECTION_LIMIT = _number("SERVER_CONNECTION_LIMIT", "4000", int)
+    SERVER_IDLE_TIMEOUT = _number("SERVER_IDLE_TIMEOUT", "30", int)
     # The dashboard's sign-in cookie (app.auth.signin): signed with SECRET_KEY (unset: a random key
     # kept in the instance folder; several hosts need one shared value), never sent with
     # another site's POST, and with SESSION_COOKIE_SECURE=1 (behind HTTPS) never over HTTP.
@@ -56,7 +79,7 @@ class Config:
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "0").lower() in (
         "1", "true", "yes")
     # Hours a dashboard sign-in lasts (the server forgets it then, or at sign-out).
-    SESSION_HOURS = float(os.environ.get("SESSION_HOURS", "12"))
+    SESSION_HOURS = _number("SESSION_HOURS", "12", float)
     # The address clients reach the service at, such as https://monitor.example.com: links
     # in answers (download_url, the OpenAPI servers) start with it. Unset: links are built
     # from the request's Host, which TRUSTED_HOSTS (comma-separated names) then bounds.
@@ -71,56 +94,56 @@ class Config:
     REQUEST_RATE_LIMIT = os.environ.get("REQUEST_RATE_LIMIT", "")
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     # A trigger beyond this many queued (unclaimed) reports is refused with 429.
-    MAX_QUEUED_REPORTS = int(os.environ.get("MAX_QUEUED_REPORTS", "50"))
+    MAX_QUEUED_REPORTS = _number("MAX_QUEUED_REPORTS", "50", int)
     # How many proxies in front set X-Forwarded-For (1 behind deploy/nginx.conf); 0: none.
-    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+    TRUSTED_PROXIES = _number("TRUSTED_PROXIES", "0", int)
     # Which finished reports keep their CSV: "" all, "100" the newest 100 reports, "7d" those
     # of the last 7 days ("12h": hours). Older ones are emptied by the heartbeat; 410 after.
     REPORT_RETENTION = os.environ.get("REPORT_RETENTION", "")
     # How long a process keeps a finished report's state for polls (app.reports.state): a report
     # that another process's retention expired answers 410 here at most this late.
-    FINISHED_STATE_SECONDS = float(os.environ.get("FINISHED_STATE_SECONDS", "2"))
-    REPORT_WORKERS = int(os.environ.get("REPORT_WORKERS", "2"))
+    FINISHED_STATE_SECONDS = _number("FINISHED_STATE_SECONDS", "2", float)
+    REPORT_WORKERS = _number("REPORT_WORKERS", "2", int)
     # A Running report whose heartbeat is older than this is taken as interrupted.
-    STALE_REPORT_SECONDS = float(os.environ.get("STALE_REPORT_SECONDS", "120"))
-    HEARTBEAT_SECONDS = float(os.environ.get("HEARTBEAT_SECONDS", "5"))
+    STALE_REPORT_SECONDS = _number("STALE_REPORT_SECONDS", "120", float)
+    HEARTBEAT_SECONDS = _number("HEARTBEAT_SECONDS", "5", float)
     # How long a finished report's thread retries recording Complete or Error through a
     # database outage; after that its lease expires and the report ends in Error.
-    FINAL_WRITE_SECONDS = float(os.environ.get("FINAL_WRITE_SECONDS", "60"))
+    FINAL_WRITE_SECONDS = _number("FINAL_WRITE_SECONDS", "60", float)
     # A poll later than the server's clock plus this many minutes is a rejected row.
-    MAX_FUTURE_MINUTES = float(os.environ.get("MAX_FUTURE_MINUTES", "60"))
+    MAX_FUTURE_MINUTES = _number("MAX_FUTURE_MINUTES", "60", float)
     # Ingest refuses a file with a line longer than this (bytes), before reading it whole.
-    MAX_LINE_BYTES = int(os.environ.get("MAX_LINE_BYTES", str(1 << 20)))
+    MAX_LINE_BYTES = _number("MAX_LINE_BYTES", 1 << 20, int)
     # Where reports keep the columnar copy of the current data (None: the instance folder's
     # snapshot-copies; "": keep none, always read the database).
     SNAPSHOT_COPY_DIR = os.environ.get("SNAPSHOT_COPY_DIR")
     # Bounded waits on the database (seconds): see `app.storage.database.engine_options`. A request
     # that needs the database while it is unavailable answers 503 with this Retry-After.
-    DATABASE_CONNECT_TIMEOUT = float(os.environ.get("DATABASE_CONNECT_TIMEOUT", "5"))
-    DATABASE_STATEMENT_TIMEOUT = float(os.environ.get("DATABASE_STATEMENT_TIMEOUT", "30"))
-    DATABASE_POOL_TIMEOUT = float(os.environ.get("DATABASE_POOL_TIMEOUT", "5"))
-    SQLITE_BUSY_TIMEOUT = float(os.environ.get("SQLITE_BUSY_TIMEOUT", "5"))
-    READY_TIMEOUT = float(os.environ.get("READY_TIMEOUT", "2"))  # /readyz's database check
-    RETRY_AFTER_SECONDS = int(os.environ.get("RETRY_AFTER_SECONDS", "5"))
+    DATABASE_CONNECT_TIMEOUT = _number("DATABASE_CONNECT_TIMEOUT", "5", float)
+    DATABASE_STATEMENT_TIMEOUT = _number("DATABASE_STATEMENT_TIMEOUT", "30", float)
+    DATABASE_POOL_TIMEOUT = _number("DATABASE_POOL_TIMEOUT", "5", float)
+    SQLITE_BUSY_TIMEOUT = _number("SQLITE_BUSY_TIMEOUT", "5", float)
+    READY_TIMEOUT = _number("READY_TIMEOUT", "2", float)  # /readyz's database check
+    RETRY_AFTER_SECONDS = _number("RETRY_AFTER_SECONDS", "5", int)
     # HTTP uploads (POST /api/v1/ingest): a larger body is refused with 413.
-    MAX_UPLOAD_MB = float(os.environ.get("MAX_UPLOAD_MB", "200"))
+    MAX_UPLOAD_MB = _number("MAX_UPLOAD_MB", "200", float)
     # Any zip archive (upload, STORE_DATA, flask ingest), checked before it is read: total
     # uncompressed size, compression ratio of each member over 1 MB, number of members.
-    ZIP_MAX_UNCOMPRESSED_MB = float(os.environ.get("ZIP_MAX_UNCOMPRESSED_MB", "4096"))
-    ZIP_MAX_RATIO = float(os.environ.get("ZIP_MAX_RATIO", "100"))
-    ZIP_MAX_MEMBERS = int(os.environ.get("ZIP_MAX_MEMBERS", "1000"))
+    ZIP_MAX_UNCOMPRESSED_MB = _number("ZIP_MAX_UNCOMPRESSED_MB", "4096", float)
+    ZIP_MAX_RATIO = _number("ZIP_MAX_RATIO", "100", float)
+    ZIP_MAX_MEMBERS = _number("ZIP_MAX_MEMBERS", "1000", int)
     # Threads computing one report's chunks of stores at once (default: one per CPU).
-    ENGINE_THREADS = int(os.environ.get("ENGINE_THREADS") or usable_cpus())
+    ENGINE_THREADS = _number("ENGINE_THREADS", usable_cpus(), int)
     # A trigger when nothing was ingested since a Complete report gets that report's CSV
     # (0: compute every report, as `python -m bench.report --cold` measures).
     REUSE_REPORTS = os.environ.get("REUSE_REPORTS", "1").lower() in ("1", "true", "yes")
     # Live state (app.live): a store open now without a poll for this long is "silent";
     # incidents that ended more than INCIDENT_DAYS before the latest poll are dropped.
-    SILENT_AFTER_MINUTES = float(os.environ.get("SILENT_AFTER_MINUTES", "120"))
-    INCIDENT_DAYS = float(os.environ.get("INCIDENT_DAYS", "35"))
+    SILENT_AFTER_MINUTES = _number("SILENT_AFTER_MINUTES", "120", float)
+    INCIDENT_DAYS = _number("INCIDENT_DAYS", "35", float)
     # Webhooks: the first retry's wait (doubling after each failure, for up to a day), and
     # whether URLs on loopback, private or link-local addresses are allowed (tests).
-    WEBHOOK_RETRY_SECONDS = float(os.environ.get("WEBHOOK_RETRY_SECONDS", "5"))
+    WEBHOOK_RETRY_SECONDS = _number("WEBHOOK_RETRY_SECONDS", "5", float)
     WEBHOOK_ALLOW_PRIVATE = os.environ.get("WEBHOOK_ALLOW_PRIVATE", "0").lower() in (
         "1", "true", "yes")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
@@ -132,7 +155,7 @@ class Config:
     # as tcp://10.0.0.5:8786; empty computes reports in this process.
     DASK_SCHEDULER = os.environ.get("DASK_SCHEDULER", "")
     # The most polls one task reads (a store with more gets a task of its own).
-    DASK_MAX_POLLS_PER_TASK = int(os.environ.get("DASK_MAX_POLLS_PER_TASK", "2000000"))
-    DASK_CONNECT_TIMEOUT_SECONDS = float(os.environ.get("DASK_CONNECT_TIMEOUT_SECONDS", "5"))
+    DASK_MAX_POLLS_PER_TASK = _number("DASK_MAX_POLLS_PER_TASK", "2000000", int)
+    DASK_CONNECT_TIMEOUT_SECONDS = _number("DASK_CONNECT_TIMEOUT_SECONDS", "5", float)
     # A report whose tasks have not all finished after this long ends in Error.
-    DASK_REPORT_TIMEOUT_SECONDS = float(os.environ.get("DASK_REPORT_TIMEOUT_SECONDS", "1800"))
+    DASK_REPORT_TIMEOUT_SECONDS = _number("DASK_REPORT_TIMEOUT_SECONDS", "1800", float)

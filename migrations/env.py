@@ -11,6 +11,7 @@ import sys
 
 from alembic import context
 from flask import current_app
+from sqlalchemy.exc import DBAPIError
 
 from app.storage.database import (
     SQLITE_WRITER_WAIT_SECONDS,
@@ -19,6 +20,7 @@ from app.storage.database import (
     schema_engines,
     write_locking,
 )
+from app.storage.outage import unusable_database
 
 _MIGRATION_LOCK_KEY = 0x4D494752  # any int32 shared by all processes ("MIGR")
 
@@ -40,11 +42,17 @@ if _BY_HAND:
 
 def run_migrations_online():
     """Every database of the app: the data, and on SQLite the report queue's own file
-    (which has the same schema; only its `report` table is used)."""
+    (which has the same schema; only its `report` table is used). By hand (`flask db
+    upgrade`), a database that cannot be used is one line and exit status 1."""
     db = current_app.extensions["migrate"].db
     metadata = [db.metadatas[key] for key in db.metadatas]
     for engine in schema_engines():
-        _migrate(engine, metadata)
+        try:
+            _migrate(engine, metadata)
+        except DBAPIError as exc:
+            if not _BY_HAND:
+                raise  # a server's start-up says it its own way (app.ops.startup)
+            raise SystemExit(unusable_database(exc, engine.url)) from None
 
 
 def _migrate(engine, metadata):

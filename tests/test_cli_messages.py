@@ -146,3 +146,39 @@ def test_db_upgrade_says_what_it_did(tmp_path):
     assert re.search(r"fresh\.sqlite3: schema at revision \w+$", first.stderr, re.M)
     again = flask("db", "upgrade", database_url=url)
     assert "Running upgrade" not in again.stderr and "schema at revision" in again.stderr
+
+
+UNREACHABLE = "postgresql+psycopg://monitor:secret@127.0.0.1:1/nothing"
+
+
+def no_traceback(result):
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stdout + result.stderr
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("setting, value, said", [
+    ("PORT", "abc", "setting PORT='abc' is not a whole number"),
+    ("SESSION_HOURS", "twelve", "setting SESSION_HOURS='twelve' is not a number"),
+    ("REPORT_RETENTION", "a week", "REPORT_RETENTION 'a week': expected a number of reports"),
+])
+def test_a_mistyped_setting_is_one_line_for_commands_and_servers(setting, value, said,
+                                                                   tmp_path):
+    database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    for result in (flask("report", "--out", tmp_path / "r.csv", database_url=database,
+                         **{setting: value}),
+                   run(sys.executable, "run.py", database_url=database, STORE_DATA="",
+                       **{setting: value})):
+        lines = no_traceback(result)
+        assert len(lines) == 1 and lines[0].startswith(said), lines
+
+
+def test_an_unreachable_database_at_start_and_at_upgrade_says_so_without_a_traceback():
+    upgrade = flask("db", "upgrade", database_url=UNREACHABLE, DATABASE_CONNECT_TIMEOUT="2")
+    server = run(sys.executable, "run.py", database_url=UNREACHABLE, STORE_DATA="",
+                 DATABASE_CONNECT_TIMEOUT="2")
+    for result in (upgrade, server):
+        said = no_traceback(result)[-1]
+        assert "cannot use the database postgresql+psycopg://monitor:***@127.0.0.1:1/" \
+               "nothing: connection failed" in said, said
+        assert "secret" not in result.stderr

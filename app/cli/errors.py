@@ -90,21 +90,19 @@ def describe(exc):
     import sqlalchemy.exc
 
     if isinstance(exc, (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.OperationalError)):
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        reason = reason[0] if reason else type(exc).__name__
-        return f"cannot use the database {_database()}: {reason}"
+        from app.storage.outage import unusable_database
+
+        return unusable_database(exc, _database_url())
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror or exc}"
     first = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {first[0]}" if first else type(exc).__name__
 
 
-def _database():
+def _database_url():
     from flask import current_app
-    from sqlalchemy.engine import make_url
 
     try:
-        url = current_app.config["SQLALCHEMY_DATABASE_URI"]
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "(DATABASE_URL)"
+        return current_app.config["SQLALCHEMY_DATABASE_URI"]
+    except Exception:  # no app: the line names no database
+        return None

@@ -24,6 +24,22 @@ def prepare(app):
     start_report_work(app)
 
 
+def upgrade_schema(app):
+    """Bring the schema up to date before serving; False (after one line in the log) when
+    the database cannot be used: a server that cannot start says why in one line."""
+    from sqlalchemy.exc import DBAPIError
+
+    from app.storage import database
+    from app.storage.outage import unusable_database
+
+    try:
+        database.upgrade(app)
+    except DBAPIError as exc:
+        log.error("%s", unusable_database(exc, app.config["SQLALCHEMY_DATABASE_URI"]))
+        return False
+    return True
+
+
 def load_store_data(app):
     """Fail reports orphaned by a stopped process and load `STORE_DATA` unless loaded before.
 

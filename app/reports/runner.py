@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import current_app
 
+from app.config import refuse_setting
 from app.reports import failures, liveness, pipeline, queue, retention
 from app.reports.counters import report_finished
 from app.storage.models import Report, utcnow
@@ -23,7 +24,10 @@ log = logging.getLogger(__name__)
 
 
 def init_app(app):
-    retention.parse_policy(app.config["REPORT_RETENTION"])  # a bad policy fails at start
+    try:
+        retention.parse_policy(app.config["REPORT_RETENTION"])
+    except ValueError as mistake:  # a bad policy ends the start, in one line
+        refuse_setting(str(mistake))
     runner = app.extensions["report_runner"] = ReportRunner(app)
     # A report queued by this app's requests wakes this app's threads. Both ends are held
     # weakly: the receiver lives as long as the app that holds the runner.

@@ -35,6 +35,18 @@ def short_reason(exc):
     return (text[0] if text else type(original).__name__)[:200]
 
 
+def unusable_database(exc, url):
+    """One line for an operator when the database at `url` cannot be used at start: which
+    database (never its password) and what the driver said."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True) if url else "(default)"
+    except sa.exc.ArgumentError:
+        shown = "(DATABASE_URL)"
+    return f"cannot use the database {shown}: {short_reason(exc)}"
+
+
 class OutageLog:
     """Whether the database is reachable, as the statements of this process found it.
 
