@@ -32,6 +32,8 @@ from waitress.task import ErrorTask
 from app.config import Config  # reads `.env`; imports no prometheus_client
 
 log = logging.getLogger("app.run")  # under the package's logger, which has the handler
+# The names a Host header may carry when run.py listens on loopback and TRUSTED_HOSTS is unset.
+LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "::1", "[::1]"]
 
 
 def server_settings(config):
@@ -115,12 +117,18 @@ def _serve(processes):
     from app import create_app
     from app.ops.startup import (
         announce,
+        is_loopback,
         load_store_data,
         prepare,
         refuses_to_serve_open,
         upgrade_schema,
     )
 
+    if not Config.TRUSTED_HOSTS and not Config.TRUSTED_PROXIES and is_loopback(Config.HOST):
+        # On loopback only this machine's programs should reach the service: a web page
+        # whose name a DNS rebinding points at 127.0.0.1 sends that name as its Host, and
+        # is refused (400). Forked serving processes inherit the setting.
+        Config.TRUSTED_HOSTS = LOOPBACK_HOSTS
     app = create_app()
     if not upgrade_schema(app) or refuses_to_serve_open(app, [app.config["HOST"]]):
         return 1

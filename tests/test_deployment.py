@@ -217,6 +217,8 @@ def test_the_documented_deployment_runs_as_written(checkout, tmp_path):
                 break
             time.sleep(0.2)
         assert state["status"] == "Complete" and state["reused_from"] is not None
+        # Links start with PUBLIC_URL from .env, never with the Host a request claims.
+        assert state["download_url"].startswith("https://store-monitor.example.com/get_report?")
         assert finished_reports(gunicorn_url) == before + 1
 
         # gunicorn down: nginx answers 503 in the API's JSON shape, with Retry-After.

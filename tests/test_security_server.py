@@ -168,12 +168,12 @@ def test_the_documented_nginx_answers_metrics_only_to_this_host(server_factory, 
         # Another address of this machine (127.0.0.2 is loopback too, but not 127.0.0.1).
         with socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0),
                                       timeout=10) as sock:
-            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             status, _head, body = _status_and_body(_read_answer(sock))
         assert status == 403 and json.loads(body)["error"] == "Forbidden"
         with socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0),
                                       timeout=10) as sock:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             assert _status_and_body(_read_answer(sock))[0] == 200
     finally:
         proxy.terminate()
@@ -191,3 +191,26 @@ def test_gunicorn_beyond_loopback_without_a_key_refuses_to_start(database_url):
     assert refused.returncode != 0
     assert "refusing to serve on 0.0.0.0 without an API key" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_run_py_on_loopback_answers_only_to_loopback_host_names(server_factory, database_url):
+    """A page on another site that a DNS rebinding points at 127.0.0.1 sends its own name as
+    the Host: the default server on loopback refuses it (no key is needed there)."""
+    server = server_factory(HOST="127.0.0.1", STORE_DATA="", SERVER_PROCESSES="1",
+                            DATABASE_URL=database_url, ALLOW_OPEN="0").start()
+    port = server.port
+    rebound = requests.post(f"{server.url}/trigger_report", timeout=10, headers={
+        "Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"})
+    assert rebound.status_code == 400
+    assert "not trusted" in rebound.json()["message"]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        assert requests.get(f"{server.url}/api/v1/data", timeout=10,
+                            headers={"Host": host}).status_code == 200
+
+
+def test_behind_a_proxy_the_server_counts_as_facing_the_network(database_url):
+    refused = _run_py("127.0.0.1", {"DATABASE_URL": database_url, "ALLOW_OPEN": "0",
+                                    "TRUSTED_PROXIES": "1"})
+    assert refused.returncode == 1
+    assert "refusing to serve on 127.0.0.1 behind a proxy (TRUSTED_PROXIES)" in (
+        refused.stdout + refused.stderr)

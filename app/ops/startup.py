@@ -114,10 +114,14 @@ def refuses_to_serve_open(app, hosts):
     """True (after one line in the log) when the server would listen beyond loopback on one
     of `hosts` while no API key is active: anyone could load data and read reports.
     ALLOW_OPEN=1 serves so anyway; on loopback (the default HOST) the service stays open for
-    a first try. run.py asks with its HOST, gunicorn's master with its bind addresses."""
+    a first try, unless TRUSTED_PROXIES says a proxy in front of it faces the network.
+    run.py asks with its HOST, gunicorn's master with its bind addresses."""
     from app.auth.keys import any_active
 
     beyond = [host for host in hosts if not is_loopback(host)]
+    if app.config["TRUSTED_PROXIES"]:  # behind nginx: the proxy faces the network
+        beyond += [f"{host} behind a proxy (TRUSTED_PROXIES)" for host in hosts
+                   if is_loopback(host)]
     if app.config["ALLOW_OPEN"] or not beyond:
         return False
     with app.app_context():
