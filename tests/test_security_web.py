@@ -301,3 +301,31 @@ def test_a_keyed_request_reads_no_key_from_the_database_once_cached(app, client)
         keys.create_key("other")
         keys.revoke_key("browser")
     assert client.get("/api/v1/reports", headers=headers).status_code == 403
+
+
+def test_made_up_keys_are_not_kept_and_push_out_no_real_key(app, client, monkeypatch):
+    from app.auth import keys
+    with app.app_context():
+        real = keys.create_key("real")
+    monkeypatch.setattr(keys, "KEY_CACHE_SIZE", 4)
+    assert client.get("/api/v1/data", headers={"Authorization": f"Bearer {real}"}
+                      ).status_code == 200
+    for n in range(20):
+        assert client.get("/api/v1/data", headers={"Authorization": f"Bearer made-up-{n}"}
+                          ).status_code == 401
+    kept = app.extensions["api_key_rows"]
+    assert list(kept) == [keys.hash_key(real)]
+
+
+def test_a_recursion_that_is_not_the_clients_json_is_a_500_with_a_reference(app, client):
+    @app.get("/test-recursion")
+    def recurse():
+        def deeper(n):
+            return deeper(n + 1)
+        return deeper(0)
+
+    answer = client.get("/test-recursion")
+    assert answer.status_code == 500 and "reference" in answer.get_json()["message"]
+    nested = client.post("/trigger_report", data="[" * 100_000,
+                         content_type="application/json")
+    assert nested.status_code == 400 and "nested too deeply" in nested.get_json()["message"]

@@ -1,6 +1,8 @@
 """JSON error answers: every error a client sees is `{"error": ..., "message": ...}`."""
 
 import logging
+import os
+import traceback
 
 from flask import current_app
 from flask_limiter import RateLimitExceeded
@@ -66,8 +68,11 @@ def init_app(app):
 
     @app.errorhandler(RecursionError)
     def handle_too_deep(exc):
-        # Only client input nests without bound (JSON, parsed by the standard library).
-        return error_response(400, "the request body is nested too deeply")
+        # A body nested without bound overflows the standard library's JSON parser: the
+        # client's mistake. A recursion anywhere else is a bug, answered as one.
+        if _raised_in_json_parsing(exc):
+            return error_response(400, "the request body is nested too deeply")
+        return handle_unexpected(exc)
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc):
@@ -85,6 +90,13 @@ def init_app(app):
         reference = failures.new_reference()
         log.error("unhandled error (reference %s)", reference, exc_info=exc)
         return error_response(500, f"{InternalServerError.description} (reference {reference})")
+
+
+def _raised_in_json_parsing(exc):
+    """Whether `exc` was raised while the `json` module decoded text."""
+    parsers = (os.path.join("json", "decoder.py"), os.path.join("json", "__init__.py"))
+    return any(frame.f_code.co_filename.endswith(parsers)
+               for frame, _line in traceback.walk_tb(exc.__traceback__))
 
 
 def _discard_session():

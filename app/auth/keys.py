@@ -84,7 +84,9 @@ def find_key(key):
 
 
 def find_hash(key_hash):
-    """The row of the key with this SHA-256, or None (cached for `KEY_CACHE_SECONDS`)."""
+    """The row of the key with this SHA-256, or None. Keys that exist are kept for
+    `KEY_CACHE_SECONDS` (at most `KEY_CACHE_SIZE` of them); an unknown hash is read each
+    time (one indexed row), so a flood of made-up keys evicts no real one."""
     rows = current_app.extensions["api_key_rows"]
     now = time.monotonic()
     known = rows.get(key_hash)
@@ -93,8 +95,10 @@ def find_hash(key_hash):
     with read_apart() as conn:
         row = conn.execute(sa.select(ApiKey.name, ApiKey.revoked_at)
                            .where(ApiKey.key_hash == key_hash)).first()
-    if len(rows) >= KEY_CACHE_SIZE:
-        rows.clear()
+    if row is None:
+        return None  # unknown keys are not kept: made-up ones must not push out real ones
+    while len(rows) >= KEY_CACHE_SIZE:
+        rows.pop(next(iter(rows)))  # the oldest entry
     rows[key_hash] = (now + KEY_CACHE_SECONDS, row)
     return row
 
