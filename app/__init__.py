@@ -41,6 +41,7 @@ def create_app(test_config=None):
     from app.ops import health, metrics
     from app.reports import runner, state
     from app.storage import database
+    from app.web import live as live_pages
     from app.web import pages
 
     database.init_app(app)
@@ -60,6 +61,7 @@ def create_app(test_config=None):
     app.register_blueprint(health.bp)
     app.register_blueprint(data.bp)
     app.register_blueprint(live_api.bp)
+    app.register_blueprint(live_pages.bp)
     if app.config["TRUSTED_PROXIES"]:
         # Behind nginx (deploy/nginx.conf): the client's address from X-Forwarded-For.
         count = app.config["TRUSTED_PROXIES"]

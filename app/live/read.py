@@ -2,11 +2,19 @@
 
 import sqlalchemy as sa
 
-from app.engine.instants import datetime_us, iso_instant
+from app.engine.instants import datetime_us, iso_instant, iso_local
+from app.engine.zones import DEFAULT_ZONE, resolve_zones
 from app.extensions import db
-from app.live.state import DOWN, STATES
+from app.live.state import DOWN, SILENT, STATES
 from app.live.webhooks import incident_payload
-from app.storage.models import OPEN_END_US, Incident, LiveMeta, LiveStore, Store
+from app.storage.models import (
+    OPEN_END_US,
+    Incident,
+    LiveMeta,
+    LiveStore,
+    Store,
+    StoreTimezone,
+)
 
 
 def _now(conn):
@@ -118,3 +126,66 @@ def store_state(store_id):
         since = found[0].start_us
     return {"state": row.state, "since": iso_instant(since),
             "latest_poll": iso_instant(row.latest_us), "incidents": incidents_}
+
+
+def overview(limit=20):
+    """For the home page: `now`, stores per state, the stores down now (longest first: since
+    when, in their local time and UTC, and how long), the silent ones (longest silent
+    first) and the open incidents (oldest first), each list cut at `limit` with its total."""
+    open_start = (sa.select(sa.func.min(Incident.start_us))
+                  .where(Incident.store_pk == LiveStore.store_pk,
+                         Incident.end_us == OPEN_END_US).scalar_subquery())
+    since = sa.func.coalesce(open_start, LiveStore.since_us).label("since_us")
+    columns = (Store.store_id, since, LiveStore.latest_us, StoreTimezone.timezone_str)
+    listed = (sa.select(*columns).join(Store, Store.id == LiveStore.store_pk)
+              .outerjoin(StoreTimezone, StoreTimezone.store_pk == LiveStore.store_pk))
+    with db.engine.connect() as conn:
+        now = _now(conn)
+        counts = dict(conn.execute(sa.select(LiveStore.state, sa.func.count())
+                                   .group_by(LiveStore.state)).all())
+        down = conn.execute(listed.where(LiveStore.state == DOWN)
+                            .order_by(since, Store.store_id).limit(limit)).all()
+        silent = conn.execute(listed.where(LiveStore.state == SILENT)
+                              .order_by(LiveStore.latest_us, Store.store_id).limit(limit)).all()
+        open_count = conn.execute(sa.select(sa.func.count()).where(
+            Incident.end_us == OPEN_END_US)).scalar()
+        opened = conn.execute(_incidents().where(Incident.end_us == OPEN_END_US)
+                              .order_by(Incident.start_us, Incident.id).limit(limit)).all()
+    return {"now": iso_instant(now), "stores": {s: counts.get(s, 0) for s in STATES},
+            "down": [_store_row(row, now) for row in down],
+            "silent": [_store_row(row, now) for row in silent],
+            "open_incidents": [_incident(row, now) for row in opened],
+            "open_total": open_count}
+
+
+def _store_row(row, now):
+    """A store of the home page's lists: since when (UTC and its local time) and how long
+    before `now`, and its latest poll."""
+    zones = resolve_zones([row.timezone_str or DEFAULT_ZONE])[1]
+    return {"store_id": row.store_id, "since": iso_instant(row.since_us),
+            "since_local": iso_local([row.since_us], zones[0].key)[0],
+            "timezone": zones[0].key, "minutes": (now - row.since_us) / 60e6,
+            "latest_poll": iso_instant(row.latest_us),
+            "latest_poll_local": iso_local([row.latest_us], zones[0].key)[0],
+            "silent_minutes": (now - row.latest_us) / 60e6}
+
+
+def store_now(store_id):
+    """One store's state now (`state`, `since`, `latest_poll`), or None."""
+    found = stores_of([store_id])
+    return found.get(store_id)
+
+
+def stores_of(store_ids):
+    """The state now of these stores, by store id (those with polls)."""
+    open_start = (sa.select(sa.func.min(Incident.start_us))
+                  .where(Incident.store_pk == LiveStore.store_pk,
+                         Incident.end_us == OPEN_END_US).scalar_subquery())
+    with db.engine.connect() as conn:
+        rows = conn.execute(sa.select(Store.store_id, LiveStore.state, LiveStore.since_us,
+                                      LiveStore.latest_us, open_start.label("down_since"))
+                            .join(Store, Store.id == LiveStore.store_pk)
+                            .where(Store.store_id.in_(list(store_ids)))).all()
+    return {r.store_id: {"state": r.state, "since": iso_instant(
+        r.down_since if r.state == DOWN and r.down_since is not None else r.since_us),
+        "latest_poll": iso_instant(r.latest_us)} for r in rows}

@@ -105,7 +105,7 @@
     charts.week = new uPlot({
       width: width(weekNode), height: 260,
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), zone); },
-      scales: { x: { time: true, range: window_ }, y: { range: [-0.6, 1.6] } },
+      scales: { x: { time: true, range: function (u, min, max) { return charts.shown ? [min, max] : window_; } }, y: { range: [-0.6, 1.6] } },
       axes: [axis({ values: function (u, ticks) { return ticks.map(tick); } }), axis({ size: 56, splits: [0, 1], values: function (u, ticks) { return ticks.map(function (t) { return t === 1 ? "up" : "down"; }); } })],
       series: [
         { label: "time", value: function (u, v) { return v == null ? "–" : local(v).weekday + " " + full(local(v)) + " (UTC " + full(utc(v)) + ")"; } },
@@ -133,6 +133,34 @@
     charts.weekDrawn = drawn;
     charts.weekSource = { business: business, segments: segments };
     responsive(charts.week, weekNode, 260);
+    // An incident's "on the chart" link (and a page opened at #incident-<start>) zooms the
+    // week's chart to it, with some time either side; a double click shows the week again.
+    const show = function (link) {
+      const from = seconds(link.dataset.start), to = seconds(link.dataset.end);
+      const pad = Math.max(3600, (to - from) / 2);
+      charts.shown = [from, to];
+      charts.week.setScale("x", { min: from - pad, max: to + pad });
+      document.querySelectorAll("tr.shown").forEach(function (row) { row.classList.remove("shown"); });
+      link.closest("tr").classList.add("shown");
+    };
+    weekNode.addEventListener("dblclick", function () {
+      charts.shown = null;
+      document.querySelectorAll("tr.shown").forEach(function (row) { row.classList.remove("shown"); });
+      charts.week.setScale("x", { min: window_[0], max: window_[1] });
+    });
+    document.querySelectorAll("a.chart-link").forEach(function (link) {
+      link.addEventListener("click", function () { show(link); });
+    });
+    const wanted = decodeURIComponent(window.location.hash).match(/^#incident-(.+)$/);
+    if (wanted) {
+      const at = seconds(wanted[1]);
+      const links = Array.prototype.slice.call(document.querySelectorAll("a.chart-link"));
+      const found = links.filter(function (l) { return seconds(l.dataset.start) <= at && at < seconds(l.dataset.end); })[0]
+        || links.filter(function (l) { return seconds(l.dataset.start) === at; })[0]
+        // begun before the week: the row the week starts with
+        || links.filter(function (l) { return seconds(l.dataset.end) > at; }).pop();
+      if (found) { show(found); weekNode.scrollIntoView(); }
+    }
   }
 
   const daysNode = document.getElementById("days-chart");

@@ -1,0 +1,75 @@
+"""Live-state pages through the test client, on the hand-worked data of
+tests/test_live_api.py (now 10:00 UTC Monday 1 January 2024: a down since 09:00, b up,
+c closed, d silent since its 07:00 poll; open incidents a 09:00- and d 00:00-)."""
+
+import re
+
+from test_live_api import fed  # noqa: F401 (a fixture)
+
+
+def text(response):
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.get_data(as_text=True)))
+
+
+def test_home_shows_down_silent_and_open(fed, client):  # noqa: F811
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    words = text(page)
+    assert "Down 1 Up 1 Closed (outside business hours) 1 Silent (no recent poll) 1" in words
+    down = html[html.index("<table class=\"data\" id=\"live-down-table\""):]
+    down = down[:down.index("</table>")]
+    # a: down since 09:00 UTC, which is 03:00 in Chicago (its zone: none given), an hour.
+    assert re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", down)).split() == [
+        "Store", "Down", "since", "(local)", "Since", "(UTC)", "For",
+        "a", "2024-01-01", "03:00:00", "America/Chicago", "2024-01-01", "09:00:00", "UTC",
+        "1", "h", "0", "min"]
+    silent = html[html.index("<table class=\"data\" id=\"live-silent-table\""):]
+    silent = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", silent[:silent.index("</table>")]))
+    assert "d 2024-01-01 01:00:00 America/Chicago 2024-01-01 07:00:00 UTC 3 h 0 min" in silent
+    assert "Open incidents (2)" in words
+    assert "d since 2024-01-01 00:00:00 UTC , 10 h 0 min" in words
+    assert "a since 2024-01-01 09:00:00 UTC , 1 h 0 min" in words
+    assert 'href="/stores/a#incident-2024-01-01T09:00:00Z"' in html
+
+
+def test_home_without_data(client):
+    assert "The state of the stores shows here once data is loaded." in text(client.get("/"))
+
+
+def test_incidents_page_filters(fed, client):  # noqa: F811
+    def rows(query=""):
+        page = client.get("/incidents" + query)
+        html = page.get_data(as_text=True)
+        if 'id="incidents-list"' not in html:
+            return page.status_code, []
+        table = html[html.index('id="incidents-list"'):html.index("</table>")]
+        return page.status_code, [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", "<" + row)).strip()
+                                  for row in table.split("<tr data-id")[1:]]
+
+    status, everything = rows()
+    assert status == 200 and len(everything) == 5
+    assert everything[0] == "a open 2024-01-01 09:00:00 going on 1 h 0 min the store's week"
+    assert rows("?state=closed")[1] == [
+        "a closed 2024-01-01 05:00:00 2024-01-01 07:00:00 2 h 0 min the store's week",
+        "a closed 2024-01-01 01:00:00 2024-01-01 03:00:00 2 h 0 min the store's week",
+        "b closed 2024-01-01 00:00:00 2024-01-01 04:00:00 4 h 0 min the store's week"]
+    assert [r.split()[0] for r in rows("?store=a")[1]] == ["a", "a", "a"]
+    assert [r.split()[:3] for r in rows(
+        "?since=2024-01-01T04:30:00Z&until=2024-01-01T06:00:00Z")[1]] == [
+        ["a", "closed", "2024-01-01"], ["d", "open", "2024-01-01"]]
+    bad = client.get("/incidents?since=yesterday")
+    assert bad.status_code == 400 and "since:" in text(bad)
+    assert rows("?store=nobody")[1] == []
+    assert "No incidents match these filters." in text(client.get("/incidents?store=nobody"))
+
+
+def test_store_page_state_and_chart_links(fed, client):  # noqa: F811
+    page = client.get("/stores/a")
+    words = text(page)
+    assert "Now: down since 2024-01-01 09:00:00 UTC · latest poll 2024-01-01 10:00:00 UTC" in words
+    html = page.get_data(as_text=True)
+    assert html.count('class="chart-link"') == 3
+    assert ('<tr data-start="2024-01-01T09:00:00Z" data-end="2024-01-01T10:00:00Z" '
+            'data-minutes="60.0" id="incident-2024-01-01T09:00:00Z">') in html
+    assert "Now: closed" in text(client.get("/stores/c"))
