@@ -4,8 +4,10 @@ metric labels, hardening headers and hosts, store ids with "/" or bidi controls,
 keys. Through Flask's test client on a real database; Chromium cases are in
 test_security_browser.py."""
 
+import html
 import re
 from datetime import timedelta
+from urllib.parse import urljoin
 
 import pytest
 import sqlalchemy as sa
@@ -261,6 +263,26 @@ def test_a_store_id_with_a_slash_has_a_page_and_working_links(client, reports):
     assert store.status_code == 200 and "north/17" in store.get_data(as_text=True)
     timeline = client.get("/api/v1/stores/a/b/c/timeline")
     assert timeline.status_code == 200 and timeline.get_json()["store_id"] == "a/b/c"
+
+
+def test_links_to_ids_with_dot_segments_open_that_store_not_another(client, reports):
+    """A browser resolves "." and ".." segments of a link's path before it asks: "a/../b"
+    written as a path would open store "b". Links write the id as one segment (%2F)."""
+    ids = ["a/../b", "a/./b", "/lead", "b", "a/b"]
+    _load(client, "store_id,timestamp_utc,status\n" + "".join(
+        f"{store_id},2023-01-25 1{n}:00:00 UTC,active\n" for n, store_id in enumerate(ids)))
+    report_id = reports.trigger()
+    reports.wait(report_id)
+    page = client.get(f"/reports/{report_id}").get_data(as_text=True)
+    links = {html.unescape(title): href for href, title in re.findall(
+        r'href="(/stores/[^"?]+)[^"]*"><bdi>([^<]+)</bdi>', page)}
+    assert set(links) == set(ids), links
+    for store_id, href in links.items():
+        resolved = urljoin(f"http://localhost/reports/{report_id}", href)  # as a browser does
+        shown = client.get(resolved.removeprefix("http://localhost")).get_data(as_text=True)
+        assert f"<bdi class=\"mono\">{html.escape(store_id)}</bdi>" in shown, (store_id, href)
+        timeline = client.get(f"/api/v1{href}/timeline")
+        assert timeline.get_json()["store_id"] == store_id
 
 
 def test_bidi_overrides_in_ids_are_isolated(client, reports):

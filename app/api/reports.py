@@ -18,6 +18,7 @@ from app.ingest import inventory
 from app.reports import views
 
 bp = APIBlueprint("reports_api", __name__, url_prefix="/api/v1", tag="Dashboard")
+bp.record_once(views.with_store_ids)  # before the routes below use it
 
 
 @bp.get("")
@@ -81,7 +82,7 @@ def report_rows(report_id, query):
                                             for k, v in query.items()})
 
 
-@bp.get("/stores/<path:store_id>/timeline")  # an id may hold "/"
+@bp.get("/stores/<store_id:store_id>/timeline", merge_slashes=False)  # ids may hold "/"
 @bp.input(TimelineQuery, location="query", arg_name="query")
 @bp.output(Timeline)
 @bp.doc(responses={404: "No store with polls (up to as_of) has this id"})

@@ -4,11 +4,13 @@ store's week. Plain dicts and lists, ready for a template or for JSON (instants 
 
 import threading
 import time
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import sqlalchemy as sa
 from flask import current_app, url_for
+from werkzeug.routing import PathConverter
 
 from app.engine.instants import iso_local, iso_utc
 from app.engine.timeline import build_timelines, local_days
@@ -23,6 +25,23 @@ from app.storage.store_snapshot import read_store
 
 RECENT_REPORTS = 20
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+class StoreIdConverter(PathConverter):
+    """A store id in a URL path (`<store_id:...>`): it may hold "/" (matched as a path), and
+    links write it as one segment, every "/" as %2F. So "a/../b" stays store "a/../b": a
+    browser resolves the dot segments of a path written "a/../b" and would open store "b"."""
+
+    regex = ".+?"  # a path's, except that it may begin with "/" too
+    part_isolating = False  # it spans segments (Werkzeug infers this from "/" in the regex)
+
+    def to_url(self, value):
+        return quote(str(value), safe="")
+
+
+def with_store_ids(state):
+    """Blueprint hook (`record_once`, before its routes): the app knows `store_id` URLs."""
+    state.app.url_map.converters.setdefault("store_id", StoreIdConverter)
 
 
 # Reports -----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from app.reports.table import SORTABLE
 
 # Pages, not API operations: left out of the OpenAPI document (its JSON twins are in it).
 bp = APIBlueprint("pages", __name__)
+bp.record_once(views.with_store_ids)  # before the routes below use it
 
 PER_PAGE = 50
 DEFAULT_SORT = ("downtime_last_week", "desc")  # who was down most, first
@@ -61,7 +62,7 @@ def report(report_id):
                            descending_first=DESCENDING_FIRST)
 
 
-@bp.get("/stores/<path:store_id>")  # an id may hold "/"
+@bp.get("/stores/<store_id:store_id>", merge_slashes=False)  # an id may hold "/"
 @bp.doc(hide=True)
 def store(store_id):
     as_of_text = request.args.get("as_of", "").strip()
