@@ -214,3 +214,30 @@ def test_behind_a_proxy_the_server_counts_as_facing_the_network(database_url):
     assert refused.returncode == 1
     assert "refusing to serve on 127.0.0.1 behind a proxy (TRUSTED_PROXIES)" in (
         refused.stdout + refused.stderr)
+
+
+@requires_nginx
+def test_behind_the_documented_nginx_a_client_cannot_choose_the_host_of_links(
+        server_factory, database_url, tmp_path):
+    """gunicorn behind nginx, as deployed: ProxyFix trusts X-Forwarded-Host from one proxy
+    (TRUSTED_PROXIES=1), and deploy/nginx.conf sets it from the request's Host, so a
+    client-sent one never reaches the app."""
+    server = server_factory(gunicorn(1), STORE_DATA="", DATABASE_URL=database_url,
+                            TRUSTED_PROXIES="1", ALLOW_OPEN="1").start()
+    port = free_port()
+    proxy = start_nginx(port, server.port, tmp_path / "nginx")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        report_id = requests.post(f"{url}/trigger_report", timeout=10).json()["report_id"]
+        deadline = time.monotonic() + 30
+        while True:
+            state = requests.get(f"{url}/get_report", timeout=10, params={
+                "report_id": report_id, "format": "json"},
+                headers={"X-Forwarded-Host": "evil.example"}).json()
+            if state["status"] != "Running" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert state["download_url"].startswith(f"{url}/get_report?"), state
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
