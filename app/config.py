@@ -54,8 +54,8 @@ def usable_cpus():
 
 class Config:
     SQLALCHEMY_DATABASE_URI = database_url_from_environment()
-    # The report queue's database; unset: the same as SQLALCHEMY_DATABASE_URI (see
-    # `app.storage.database.queue_url`).
+    # The report queue's database; unset: on SQLite a second file beside the data file,
+    # otherwise the data's database (see `app.storage.database.queue_url`).
     QUEUE_DATABASE_URL = os.environ.get("QUEUE_DATABASE_URL") or None
     # A zip archive, a folder or a single CSV file loaded when a server starts; "" loads
     # nothing. Unset: the bundled demo, but only into the default SQLite database (with
