@@ -69,9 +69,10 @@ def checkout(tmp_path):
         if source.is_file():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, folder / name)
-    (folder / ".venv").symlink_to(Path(sys.executable).resolve().parent.parent
-                                  if (PROJECT_DIR / ".venv").exists() is False
-                                  else (PROJECT_DIR / ".venv").resolve())
+    # The environment this test runs in (sys.prefix: the virtual environment's folder, not
+    # the interpreter it links to), wherever it lives: in CI's stand-alone run it belongs
+    # to another clone.
+    (folder / ".venv").symlink_to(Path(sys.prefix).resolve())
     return folder
 
 
