@@ -1,17 +1,24 @@
 """Keep the live state and the incidents up to date, in the ingest's own transaction.
 
-After every ingest (`on_polls_loaded`, connected to `app.ingest.load.polls_loaded`), each
-store's state at the new `now` is computed, and its incidents are computed again where the
-new polls can have changed them, then compared with the kept ones; the differences become
-inserts, updates and deletes, and webhook events (`app.live.webhooks.enqueue`).
+After every ingest (`on_polls_loaded`, connected to `app.ingest.load.polls_loaded`), the
+stores the ingest can change are computed again and compared with what is kept; the
+differences become inserts, updates and deletes, and webhook events
+(`app.live.webhooks.enqueue`).
 
-Where a store's incidents can change: its status is that of the nearest observation in
-business time, so a poll later than the store's latest such observation `L` changes nothing
-before `L`. Such stores (nearly all, with an hourly feed) are computed from `L` and their new
-polls only, and an incident running through `L` keeps its kept start: the cost follows the
-stores and the new polls, not the history. A store with a poll at or before `L` (late or
-re-sent), new hours or zone, or the first computation of a database, is computed again from
-all its polls. Incidents that ended more than `INCIDENT_DAYS` before `now` are dropped.
+Which stores: those with new polls or new hours or zone, and, when `now` moved, those whose
+business hours began or ended since (`live_store.next_us`), that fell silent, or whose
+inactive latest observation was the previous `now`. Any other store keeps its state and
+incidents. Their rows are read by joins on a staged list of their keys, as CSV text the
+database writes in one value.
+
+How: a store's status is that of the nearest observation in business time, so a poll
+later than the store's latest such observation `L` changes nothing before `L`. Such stores
+(nearly all, with an hourly feed) are computed from `L` and their new polls only, and an
+incident running through `L` keeps its kept start. A store with a poll at or before `L`
+(late or re-sent), or new hours or zone, is computed again from all its polls, from where
+the data begins (the earliest poll); the first computation of a database, or a poll
+earlier than all data, computes every store from whole columns. Incidents that ended more
+than `INCIDENT_DAYS` before `now` are dropped.
 """
 
 import io
