@@ -283,3 +283,24 @@ def test_hours_changed_by_another_process_are_seen(app, app_factory, tmp_path):
         assert [(s["store_id"], s["state"]) for s in read.stores()["stores"]] == [
             ("x", "closed")]
     assert kept(app) == []
+
+
+def test_removed_polls_leave_the_kept_incidents_a_full_recomputation_gives(app, tmp_path):
+    """`flask data delete` (issue 19) changes the polls outside an ingest: the live state
+    follows it, and a store left without polls keeps no state and no incident."""
+    from app.ingest.remove import delete_polls
+
+    feed(app, tmp_path, [("A", "2023-01-23 10:00:00", True), ("A", "2023-01-23 11:00:00", False),
+                         ("A", "2023-01-23 12:00:00", False), ("B", "2023-01-23 10:00:00", False),
+                         ("B", "2023-01-23 12:00:00", False)])
+    assert {s for s, _a, _b in kept(app)} == {"A", "B"}
+    with app.app_context():
+        delete_polls(["A"], us("2023-01-23 11:30:00"), None)  # A's 12:00: its incident shrinks
+    expected, states_now, _inputs = full_recomputation(app)
+    assert kept(app) == expected
+    assert kept_states(app) == states_now
+    with app.app_context():
+        delete_polls(["B"])  # every poll of B
+    expected, states_now, _inputs = full_recomputation(app)
+    assert kept(app) == expected and all(store == "A" for store, _a, _b in expected)
+    assert kept_states(app) == states_now and "B" not in kept_states(app)

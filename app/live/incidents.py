@@ -34,7 +34,14 @@ from app.live import state as live_state
 from app.live import webhooks
 from app.storage import snapshot
 from app.storage.database import is_postgresql
-from app.storage.models import OPEN_END_US, Incident, LiveMeta, LiveStore, Store
+from app.storage.models import (
+    OPEN_END_US,
+    Incident,
+    LiveMeta,
+    LiveStore,
+    Store,
+    StoreStatus,
+)
 
 MINUTE_US = 60_000_000
 DAY_US = 86_400_000_000
@@ -45,6 +52,28 @@ def on_polls_loaded(app, conn, polls, rescheduled):
     stores `rescheduled` got new hours or a new zone, in the transaction of `conn`."""
     update(conn, polls, rescheduled, settings_of(app.config),
            app.extensions.setdefault("live_schedules", {}))
+
+
+def on_polls_removed(app, conn):
+    """The removal hook (`app.ingest.remove.polls_removed`): polls were removed in `conn`'s
+    transaction, so `now`, the data's start and any store may have changed. Every store is
+    computed again from its polls, and stores left without a poll lose their state and their
+    incidents (events say so)."""
+    conn.execute(sa.delete(LiveMeta))  # computed again from whole columns
+    nothing = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool))
+    update(conn, nothing, np.zeros(0, np.int64), settings_of(app.config),
+           app.extensions.setdefault("live_schedules", {}))
+    gone = np.asarray(conn.execute(sa.select(LiveStore.store_pk).where(~sa.exists().where(
+        StoreStatus.store_pk == LiveStore.store_pk))).scalars().all(), dtype=np.int64)
+    if len(gone) == 0:
+        return
+    kept = _kept_incidents(conn, gone, np.full(len(gone), np.iinfo(np.int64).min))
+    applied = _apply(conn, diff(kept, pd.DataFrame({
+        "store_pk": np.zeros(0, np.int64), "start_us": np.zeros(0, np.int64),
+        "end_us": np.zeros(0, np.int64)})))
+    conn.execute(sa.delete(LiveStore).where(LiveStore.store_pk.in_([int(p) for p in gone])))
+    now = conn.execute(sa.select(LiveMeta.now_us)).scalar()
+    webhooks.enqueue(conn, applied, now if now is not None else webhooks.now_us())
 
 
 def settings_of(config):
