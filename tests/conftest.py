@@ -192,3 +192,23 @@ class Reports:
 @pytest.fixture
 def reports(client):
     return Reports(client)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium (Playwright) for every browser test of the session; without
+    one, those tests fail under CI (CI=true) and are skipped elsewhere."""
+    from browsers import CHROMIUM_ARGS, chromium_path
+    from playwright import sync_api as playwright_api
+
+    path = chromium_path()
+    if path is None:
+        message = ("no Chromium found: install it (Debian/Ubuntu: apt-get install chromium) "
+                   "or set CHROMIUM to its path")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -1,57 +1,23 @@
-"""The dashboard in a real headless Chromium (Playwright), against a real `run.py` server
-on the bundled data.
+"""The dashboard in a real headless Chromium (Playwright, the `browser` fixture, see
+tests/browsers.py), against a real `run.py` server on the bundled data.
 
-Chromium is the system's (Debian package `chromium`), found as `$CHROMIUM` or on the PATH;
-Playwright downloads no browser. Without it these tests fail under CI (CI=true) and are
-skipped elsewhere, saying how to install it. Expected values come from the JSON API of the
-same server, which `test_dashboard.py` checks against independent computations.
-Screenshots land in test-artifacts/screenshots/ (kept by CI, ignored by git).
+Expected values come from the JSON API of the same server, which `test_dashboard.py`
+checks against independent computations. Screenshots land in test-artifacts/screenshots/
+(kept by CI, ignored by git).
 """
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import requests
+from browsers import assert_accessible, screenshot
 from conftest import GOLDEN_DIR, PROJECT_DIR
-from playwright import sync_api as playwright_api
 from servers import Server
 
 pytestmark = pytest.mark.e2e
-
-SCREENSHOTS = PROJECT_DIR / "test-artifacts" / "screenshots"
-AXE = Path(__file__).parent / "vendor" / "axe.min.js"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-
-
-def chromium_path():
-    """`$CHROMIUM` if set, else the first of the usual names on the PATH."""
-    if os.environ.get("CHROMIUM"):
-        return shutil.which(os.environ["CHROMIUM"])
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    path = chromium_path()
-    if path is None:
-        message = ("no Chromium found: install it (Debian/Ubuntu: apt-get install chromium) "
-                   "or set CHROMIUM to its path")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -74,24 +40,6 @@ def page(browser):
     yield page
     context.close()
     assert errors == [], errors  # no script failed on any page
-
-
-def screenshot(page, name):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def assert_accessible(page):
-    """axe-core finds no serious or critical violation on the page."""
-    page.evaluate(AXE.read_text())  # not a <script> tag: the pages' CSP allows none inline
-    result = page.evaluate("""async () => {
-        const result = await axe.run(document);
-        return {passes: result.passes.length, violations: result.violations
-            .filter(v => v.impact === 'serious' || v.impact === 'critical')
-            .map(v => `${v.id}: ${v.help} (${v.nodes.map(n => n.target.join(' ')).join(', ')})`)};
-    }""")
-    assert result["passes"] > 10  # the checker really ran (color-contrast, labels, ...)
-    assert result["violations"] == []
 
 
 def api(server, path, **params):

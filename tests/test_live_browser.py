@@ -7,8 +7,8 @@ incidents 01:00-03:00, 05:00-07:00, 09:00-now). Screenshots in test-artifacts/sc
 
 import pytest
 import requests
+from browsers import assert_accessible, screenshot
 from servers import Server
-from test_browser import CHROMIUM_ARGS, assert_accessible, chromium_path, screenshot
 from test_live_api import HOURS, POLLS
 
 pytestmark = pytest.mark.e2e
@@ -31,19 +31,6 @@ def live_server(tmp_path_factory):
         assert answer.status_code == 201, answer.text
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright import sync_api as playwright_api
-
-    path = chromium_path()
-    if path is None:
-        pytest.skip("no Chromium found (Debian/Ubuntu: apt-get install chromium)")
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(params=[1280, 390], ids=["1280px", "390px"])

@@ -8,10 +8,9 @@ import re
 
 import pytest
 import requests
+from browsers import screenshot
 from conftest import PROJECT_DIR
-from playwright import sync_api as playwright_api
 from servers import Server
-from test_browser import CHROMIUM_ARGS, chromium_path, screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -20,21 +19,6 @@ AS_OF = "2023-01-24T12:00:00Z"
 WORST = "7217134842459067277"  # the bundled data's store with most downtime last week
 LOCAL_AND_UTC = re.compile(r"^\w{3} \d{4}-\d\d-\d\d \d\d:\d\d:\d\d America/New_York "
                            r"\(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\): poll (active|inactive)$")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    path = chromium_path()
-    if path is None:
-        import os
-        message = "no Chromium found: install it (apt-get install chromium) or set CHROMIUM"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def start(folder, data):

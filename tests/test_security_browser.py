@@ -19,24 +19,9 @@ import threading
 import pytest
 import requests
 from conftest import GOLDEN_DIR, PROJECT_DIR
-from playwright import sync_api as playwright_api
 from servers import Server
-from test_browser import CHROMIUM_ARGS, chromium_path
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def browser():
-    path = chromium_path()
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("no Chromium found")
-        pytest.skip("no Chromium found: install it (apt-get install chromium)")
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
