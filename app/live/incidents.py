@@ -122,6 +122,8 @@ def update(conn, polls, rescheduled, settings, schedules=None):
         slow = all_pks
         hours = _engine_hours(tables["hours"])
         zones = _engine_zones(tables["zones"])
+        if schedules is not None:  # every store's, as `_schedules` keeps them: read once
+            schedules.update(version=_schedules_version(conn), hours=hours, zones=zones)
     else:
         # The stores this ingest can change: those with new polls or new hours, and, when
         # `now` moved, those whose business time began or ended or that fell silent since.
@@ -457,10 +459,7 @@ def _schedules(conn, kept, pks):
     ingest's fingerprint and time: another process's ingest of such a file is seen). Only
     an ingest that changes no hours or zones uses it: an hourly feed brings polls alone,
     and reading a million hours rows each hour cost more than the rest of it."""
-    version = tuple(conn.execute(sa.text(
-        "SELECT f.id, i.fingerprint, i.created_at FROM ingest_file f JOIN ingest i "
-        "ON i.id = f.ingest_id WHERE f.kind IN ('hours', 'timezone') "
-        "ORDER BY f.id DESC LIMIT 1")).first() or ())
+    version = _schedules_version(conn)
     if kept.get("version") != version:
         tables = snapshot.read_tables(conn, ("hours", "zones"))
         kept.update(version=version, hours=_engine_hours(tables["hours"]),
@@ -469,6 +468,14 @@ def _schedules(conn, kept, pks):
     hours, zones = kept["hours"], kept["zones"]
     return (hours[np.isin(hours["store_id"].to_numpy(), wanted)],
             zones[np.isin(zones["store_id"].to_numpy(), wanted)])
+
+
+def _schedules_version(conn):
+    """Which hours and zones the data has: the latest hours or zone file ingested."""
+    return tuple(conn.execute(sa.text(
+        "SELECT f.id, i.fingerprint, i.created_at FROM ingest_file f JOIN ingest i "
+        "ON i.id = f.ingest_id WHERE f.kind IN ('hours', 'timezone') "
+        "ORDER BY f.id DESC LIMIT 1")).first() or ())
 
 
 def _kept_incidents(conn, pks, since_of):
