@@ -1,5 +1,5 @@
 """Headless Chromium for the browser tests: where it is, how it starts, screenshots and the
-accessibility check. The `browser` fixture (tests/conftest.py) launches one for the session.
+accessibility check. The `browser` fixture (tests/conftest.py) launches one per test module.
 
 Chromium is the system's (Debian package `chromium`), found as `$CHROMIUM` or on the PATH;
 Playwright downloads no browser. Without it the browser tests fail under CI (CI=true) and

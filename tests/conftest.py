@@ -194,10 +194,12 @@ def reports(client):
     return Reports(client)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium (Playwright) for every browser test of the session; without
-    one, those tests fail under CI (CI=true) and are skipped elsewhere."""
+    """A headless Chromium (Playwright) for the browser tests of one module; without one,
+    those tests fail under CI (CI=true) and are skipped elsewhere. Per module, not per
+    session: Playwright's sync API keeps an event loop running while it is open, and other
+    tests run asyncio loops of their own (bench.load's clients)."""
     from browsers import CHROMIUM_ARGS, chromium_path
     from playwright import sync_api as playwright_api
 
