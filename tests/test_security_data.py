@@ -232,9 +232,12 @@ def test_removing_nothing_keeps_the_data_version(app, client):
             return db.session.execute(db.select(DataVersion.version)).scalar()
 
     before = version()
+    ingests = client.get("/api/v1/data").get_json()["ingests"]
     answer = client.delete("/api/v1/polls", query_string={"store_id": "no-such-store"})
     assert answer.status_code == 200 and answer.get_json()["read"] == 0
     assert version() == before  # reports of this data stay reusable, its copy valid
+    # The summary of the data, kept per state of the data, still counts the removal.
+    assert client.get("/api/v1/data").get_json()["ingests"] == ingests + 1
     removed = client.delete("/api/v1/polls", query_string={"store_id": "1001",
                                                            "from": "2023-01-23T16:00:00Z"})
     assert removed.get_json()["read"] == 2  # 16:15 and 17:30

@@ -88,20 +88,29 @@ def rejection_page(ingest_id, offset, limit):
     return [{"file": r.file, "line": r.line, "reason": r.reason} for r in rows]
 
 
-_first_poll = [(None, None)]  # ((database, data version), earliest poll): one tuple, swapped whole
+def _once_per_data(slot, conn, compute):
+    """`compute()` once per state of the loaded data in this process: `slot` (a one-item
+    list) keeps ((database, data version, latest ingest), value), swapped whole. Reading the
+    key is two one-row reads; what is kept scans every poll."""
+    key = (str(db.engine.url), conn.execute(sa.select(DataVersion.version)).scalar(),
+           conn.execute(sa.select(sa.func.max(Ingest.id))).scalar())
+    known_key, value = slot[0]
+    if known_key != key:
+        value = compute()
+        slot[0] = (key, value)
+    return value
+
+
+_first_poll = [(None, None)]
+_summary = [(None, None)]
 
 
 def first_poll_us():
     """The earliest poll [µs, UTC], or None without polls (read apart: a report is queued
-    next). Finding it scans every poll, so each process keeps it per data version: a
-    trigger with `as_of` reads one row, not millions."""
+    next), kept per state of the data: a trigger with `as_of` reads two rows, not millions."""
     with read_apart() as conn:
-        key = (str(db.engine.url), conn.execute(sa.select(DataVersion.version)).scalar())
-        known_key, value = _first_poll[0]
-        if known_key != key:
-            value = conn.execute(sa.select(sa.func.min(StoreStatus.timestamp_us))).scalar()
-            _first_poll[0] = (key, value)
-    return value
+        return _once_per_data(_first_poll, conn, lambda: conn.execute(
+            sa.select(sa.func.min(StoreStatus.timestamp_us))).scalar())
 
 
 class AsOfRefused(ValueError):
@@ -127,7 +136,14 @@ def check_as_of(as_of_us, now_us=None):
 
 
 def data_summary():
-    """How much data is loaded, how fresh it is, and what is missing or was rejected."""
+    """How much data is loaded, how fresh it is, and what is missing or was rejected: kept
+    per state of the data (counting a million stores' polls takes seconds). Not to be
+    changed by the caller."""
+    with read_apart() as conn:
+        return _once_per_data(_summary, conn, _summarise)
+
+
+def _summarise():
     has_polls = sa.exists().where(StoreStatus.store_pk == Store.id)
     has_hours = sa.exists().where(BusinessHours.store_pk == Store.id)
     has_zone = sa.exists().where(StoreTimezone.store_pk == Store.id)

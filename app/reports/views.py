@@ -2,25 +2,21 @@
 store's week. Plain dicts and lists, ready for a template or for JSON (instants written by
 `app.engine.instants`)."""
 
-import threading
 import time
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import sqlalchemy as sa
 from flask import current_app, url_for
 from werkzeug.routing import PathConverter
 
 from app.engine.instants import iso_local, iso_utc
 from app.engine.timeline import build_timelines, local_days
-from app.extensions import db
 from app.ingest import inventory
 from app.reports import state
 from app.reports.export import hundredths
 from app.reports.retention import ReportGone
 from app.reports.table import TABLES
-from app.storage.models import DataVersion
 from app.storage.store_snapshot import read_store
 
 RECENT_REPORTS = 20
@@ -99,27 +95,13 @@ def latest_complete_report(reports):
                 None)
 
 
-# The data loaded: one summary per data version -------------------------------------------
-
-_summary = {"key": None, "value": None}
-_summary_lock = threading.Lock()
-
+# The data loaded ------------------------------------------------------------------------
 
 def data_overview():
-    """What is loaded (`inventory.data_summary`) and the last ingest, computed once per data
-    version in each process: counting a million stores' polls takes seconds, reading the
-    version one row. The caller adds how long ago the latest poll was."""
-    version = db.session.execute(sa.select(DataVersion.version)).scalar()
-    key = (str(db.engine.url), version)
-    with _summary_lock:
-        if _summary["key"] == key:
-            return _summary["value"]
-    value = inventory.data_summary()
+    """What is loaded (`inventory.data_summary`, kept per state of the data) and the last
+    ingest. The caller adds how long ago the latest poll was."""
     _total, last = inventory.list_ingests(1, 1)
-    value["last_ingest"] = last[0] if last else None
-    with _summary_lock:
-        _summary.update(key=key, value=value)
-    return value
+    return {**inventory.data_summary(), "last_ingest": last[0] if last else None}
 
 
 def ago(instant_us, now_s=None):
