@@ -14,6 +14,7 @@ from app.api.live_schemas import (
     WebhookList,
     WebhookOut,
 )
+from app.engine.instants import datetime_us
 from app.live import read, webhooks
 
 bp = APIBlueprint("live", __name__, url_prefix="/api/v1", tag="Live")
@@ -52,8 +53,10 @@ def list_incidents(query):
     Filter by `state` (open or closed), `store_id`, and `since` / `until` (incidents that
     overlap that span). Page with `limit` and the `next_cursor` of the previous answer.
     """
+    span = {f"{name}_us": datetime_us(query.pop(name)) for name in ("since", "until")
+            if query.get(name) is not None}
     try:
-        return read.incidents(**query)
+        return read.incidents(**query, **span)
     except ValueError as exc:
         abort(400, str(exc))
 

@@ -2,7 +2,7 @@
 
 import sqlalchemy as sa
 
-from app.engine.instants import datetime_us, iso_instant, iso_local
+from app.engine.instants import iso_instant, iso_local
 from app.engine.zones import DEFAULT_ZONE, resolve_zones
 from app.extensions import db
 from app.live.state import DOWN, SILENT, STATES
@@ -77,9 +77,10 @@ def stores(state=None, limit=100, cursor=None):
                         "latest_poll": iso_instant(r.latest_us)} for r in rows]}
 
 
-def incidents(state=None, store_id=None, since=None, until=None, limit=100, cursor=None):
-    """Incidents newest first (by start, then id); `cursor` is ``<start_us>.<id>`` of the
-    last incident of the page before."""
+def incidents(state=None, store_id=None, since_us=None, until_us=None, limit=100,
+              cursor=None):
+    """Incidents newest first (by start, then id), those overlapping ``[since_us, until_us)``
+    when given; `cursor` is ``<start_us>.<id>`` of the last incident of the page before."""
     query = _incidents()
     if state == "open":
         query = query.where(Incident.end_us == OPEN_END_US)
@@ -87,10 +88,10 @@ def incidents(state=None, store_id=None, since=None, until=None, limit=100, curs
         query = query.where(Incident.end_us != OPEN_END_US)
     if store_id is not None:
         query = query.where(Store.store_id == store_id)
-    if since is not None:
-        query = query.where(Incident.end_us > datetime_us(since))
-    if until is not None:
-        query = query.where(Incident.start_us < datetime_us(until))
+    if since_us is not None:
+        query = query.where(Incident.end_us > since_us)
+    if until_us is not None:
+        query = query.where(Incident.start_us < until_us)
     if cursor:
         start, _, last_id = cursor.partition(".")
         if not (start.lstrip("-").isdigit() and last_id.isdigit()):

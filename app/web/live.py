@@ -2,8 +2,6 @@
 store pages show of the state now (`live_overview()` and `store_now(id)` in templates, for
 `_live_status.html` and store.html)."""
 
-from datetime import datetime, timedelta, timezone
-
 from apiflask import APIBlueprint
 from flask import render_template, request
 
@@ -39,11 +37,11 @@ def incidents():
     cursor = args.get("cursor", "").strip()[:200] or None
     try:
         page = read.incidents(state=state, store_id=store_id, limit=PER_PAGE, cursor=cursor,
-                              **{k: _as_datetime(v) for k, v in span.items()})
+                              **{f"{k}_us": v for k, v in span.items()})
     except ValueError:
         problems.append("cursor: not one this page gave")
         page = read.incidents(state=state, store_id=store_id, limit=PER_PAGE,
-                              **{k: _as_datetime(v) for k, v in span.items()})
+                              **{f"{k}_us": v for k, v in span.items()})
     # The store page draws the week up to `now`: an incident that ended before it is drawn
     # on the week up to its end.
     if page["now"] is not None:
@@ -56,10 +54,3 @@ def incidents():
                "until": iso_instant(span["until"]) if "until" in span else args.get("until", "")}
     return render_template("incidents.html", page=page, filters=filters, problems=problems,
                            per_page=PER_PAGE), 400 if problems else 200
-
-
-def _as_datetime(instant_us):
-    return _EPOCH + timedelta(microseconds=instant_us)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
