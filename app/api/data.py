@@ -2,7 +2,6 @@
 summarise the data. Thin views: the work is in `uploads`, `ingest` and `inventory`."""
 
 import threading
-from datetime import datetime, timedelta, timezone
 
 from apiflask import APIBlueprint
 from apiflask.fields import String
@@ -18,6 +17,7 @@ from app.api.schemas import (
     PollsToDelete,
     RejectionPage,
 )
+from app.engine.instants import datetime_us
 from app.ingest import inventory
 from app.ingest.bulk import IngestBusy
 from app.ingest.load import IngestError, ingest
@@ -30,7 +30,6 @@ bp = APIBlueprint("data", __name__, url_prefix="/api/v1", tag="Data")
 # (`bulk.writing_transaction`: PostgreSQL's advisory lock, or a lock file beside SQLite's).
 _INGESTING = threading.Lock()
 BUSY = "another ingest is running; send this one again when it has finished"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _UPLOAD_BODY = {"required": True, "content": {
     "multipart/form-data": {"schema": {
@@ -99,8 +98,7 @@ def delete_poll_range(query):
     `[from, to)`. At least one store or one bound is needed. Recorded as an ingest, as
     `flask data delete` does; the next report is computed again.
     """
-    bounds = [None if query.get(name) is None else
-              (query[name] - _EPOCH) // timedelta(microseconds=1) for name in ("from_", "to")]
+    bounds = [datetime_us(query.get(name)) for name in ("from_", "to")]
     if not query["store_id"] and bounds == [None, None]:
         abort(400, "name store_id, from or to: removing every poll is not offered")
     if None not in bounds and bounds[1] <= bounds[0]:
