@@ -31,9 +31,11 @@ __all__ = ["IngestError", "FileCounts", "IngestSummary", "ingest"]
 # How many rejected rows a summary carries for display; the database keeps them all.
 SHOWN_REJECTIONS = 1000
 # Sent with the app as sender inside every ingest's transaction, before it commits, with
-# `conn`, `polls` (store_pk, timestamp_us, active arrays of the rows loaded) and
-# `rescheduled` (store_pks given new hours or a zone): app.live keeps its state with it, in
-# the same transaction. A receiver that raises fails the ingest.
+# `conn`, `polls` (store_pk, timestamp_us, active arrays of the rows loaded), `rescheduled`
+# (store_pks given new hours or a zone) and `stored_polls` (every poll in the database
+# after this ingest, as an Arrow table sorted by store and instant, when ingest knows them
+# without reading them back; else None): app.live keeps its state with it, in the same
+# transaction. A receiver that raises fails the ingest.
 polls_loaded = Namespace().signal("polls-loaded")
 
 
@@ -116,7 +118,8 @@ def _ingest(path, *, progress, once, shown, limits, wait):
             summary.files.append(counts)
             conn.execute(sa.insert(IngestFile).values(ingest_id=ingest_id, **vars(counts)))
             done += sizes[kind]
-        polls_loaded.send(current_app._get_current_object(), conn=conn, **load.changes())
+        polls_loaded.send(current_app._get_current_object(), conn=conn,
+                          stored_polls=load.previous_polls, **load.changes())
         version = uuid.uuid4().hex
         conn.execute(sa.update(DataVersion).values(version=version))
         copy, unchanged = _copy_after(load) if copies.enabled else (None, ())

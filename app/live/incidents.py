@@ -47,9 +47,10 @@ MINUTE_US = 60_000_000
 DAY_US = 86_400_000_000
 
 
-def on_polls_loaded(app, conn, polls, rescheduled):
+def on_polls_loaded(app, conn, polls, rescheduled, stored_polls=None):
     """The ingest hook: `polls` (store_pk, timestamp_us, active arrays) were added and the
-    stores `rescheduled` got new hours or a new zone, in the transaction of `conn`."""
+    stores `rescheduled` got new hours or a new zone, in the transaction of `conn`;
+    `stored_polls`, when not None, is every poll now in the database (an Arrow table)."""
     update(conn, polls, rescheduled, settings_of(app.config),
            app.extensions.setdefault("live_schedules", {}))
 
