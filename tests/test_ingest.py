@@ -14,7 +14,8 @@ from conftest import BUNDLED_DATA, GOLDEN_DIR, LOOP_DATA_DIR, write_csv
 
 from app.extensions import db
 from app.ingest import bulk, parse
-from app.ingest.load import IngestError, ingest, last_of_each_key, sorted_polls
+from app.ingest.load import IngestError, ingest
+from app.storage.poll_order import last_of_each_key, sorted_polls
 
 STATUS_HEADER = "store_id,timestamp_utc,status"
 

@@ -126,3 +126,36 @@ def test_the_models_match_the_migrations(app):
     with app.app_context(), db.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, list(db.metadatas.values())) == []
+
+
+def test_the_polls_keep_every_row_when_their_key_gains_the_hour(database_url):
+    # Revision f3a9c0d1e2b4 rebuilds store_status keyed by (hour, store, instant); its
+    # downgrade rebuilds the old layout. Hours worked out here: floor(µs / 3,600,000,000),
+    # before 1970 too.
+    before, keyed = "e7a2c41d9b30", "f3a9c0d1e2b4"
+    polls = [(1, 1_674_662_400_000_000, True), (1, 1_674_666_000_000_001, False),
+             (2, 1_674_662_399_999_999, True), (2, -1, False), (3, -3_600_000_000, True)]
+    hours = [465_184, 465_185, 465_183, -1, -1]
+    app = make_app(database_url, upgrade=False)
+    try:
+        with app.app_context():
+            directory = str(database.MIGRATIONS_DIR)
+            flask_migrate.upgrade(directory=directory, revision=before)
+            with db.engine.begin() as conn:
+                conn.execute(sa.text("INSERT INTO store_status (store_pk, timestamp_us, active) "
+                                     "VALUES (:p, :t, :a)"),
+                             [{"p": p, "t": t, "a": a} for p, t, a in polls])
+            flask_migrate.upgrade(directory=directory, revision=keyed)
+            with db.engine.connect() as conn:
+                got = conn.execute(sa.text("SELECT hour, store_pk, timestamp_us, active "
+                                           "FROM store_status")).all()
+            assert sorted((h, p, t, bool(a)) for h, p, t, a in got) == \
+                sorted((h, p, t, a) for h, (p, t, a) in zip(hours, polls))
+            flask_migrate.downgrade(directory=directory, revision=before)
+            with db.engine.connect() as conn:
+                got = conn.execute(sa.text("SELECT store_pk, timestamp_us, active "
+                                           "FROM store_status")).all()
+            assert sorted((p, t, bool(a)) for p, t, a in got) == sorted(polls)
+    finally:
+        with app.app_context():
+            db.engine.dispose()

@@ -107,3 +107,40 @@ def test_without_copies_everything_works(app):
         ingest(case)
     assert report(app) == (case / "expected.csv").read_text()
     assert not root.exists()
+
+
+def test_a_copy_read_from_the_database_is_in_store_order_and_later_hours_merge_into_it(
+        app, tmp_path):
+    # The table keeps polls by hour first; the copy (and the merge of the next hour into
+    # it) by store, then instant. Three stores, polls over three hours, given out of order.
+    rows = [("b", "2023-01-25 12:10:00"), ("a", "2023-01-25 14:05:00"),
+            ("c", "2023-01-25 13:00:00"), ("a", "2023-01-25 12:59:59"),
+            ("b", "2023-01-25 14:30:00"), ("c", "2023-01-25 12:00:01"),
+            ("a", "2023-01-25 13:30:00")]
+    first = write_csv(tmp_path / "first", "store_status.csv", "store_id,timestamp_utc,status\n"
+                      + "\n".join(f"{s},{t} UTC,active" for s, t in rows))
+    with app.app_context():
+        ingest(first)
+    shutil.rmtree(copies_root(app))  # the next report reads the database
+    report(app)
+    (folder,) = copies(app).values()
+    polls = pa.ipc.open_file(pa.memory_map(str(folder / "polls.arrow"))).read_all()
+    with app.app_context(), db.engine.connect() as conn:
+        key = dict(conn.execute(sa.text("SELECT store_id, id FROM store")).all())
+    expected = sorted((key[s], int(pd_instant(t))) for s, t in rows)
+    assert list(zip(polls["store_pk"].to_pylist(), polls["timestamp_us"].to_pylist())) == \
+        expected
+    # The next hour, merged into that copy: one poll of each store, one of them inactive.
+    later = write_csv(tmp_path / "later", "store_status.csv",
+                      "store_id,timestamp_utc,status\na,2023-01-25 15:01:00 UTC,inactive\n"
+                      "b,2023-01-25 15:02:00 UTC,active\nc,2023-01-25 15:03:00 UTC,active")
+    with app.app_context():
+        ingest(later)
+    assert report(app) == database_report(app)
+
+
+def pd_instant(text):
+    """µs since the epoch of a UTC wall time, worked out without the service's code."""
+    from datetime import datetime, timezone
+    moment = datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+    return int(moment.timestamp()) * 1_000_000

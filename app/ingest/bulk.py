@@ -36,6 +36,7 @@ from app.storage.database import (
     one_process_at_a_time,
     write_locking,
 )
+from app.storage.poll_order import in_key_order
 
 CHUNK_ROWS = 200_000
 # SQLite: from this many rows on, a staging file written in C beats `executemany`; and
@@ -92,7 +93,8 @@ def writing_transaction(wait=True):
 
 # Tables whose rows COPY sends in PostgreSQL's binary format: each column's type as numpy
 # writes it (big-endian, the width of the column's SQL type).
-_BINARY_COLUMNS = {"store_status": {"store_pk": ">i4", "timestamp_us": ">i8", "active": "?"}}
+_BINARY_COLUMNS = {"store_status": {"hour": ">i4", "store_pk": ">i4", "timestamp_us": ">i8",
+                                     "active": "?"}}
 _BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no extension
 _BINARY_TRAILER = b"\xff\xff"
 
@@ -278,28 +280,29 @@ def count_rows(conn, table):
 def add_polls(conn, store_pk, timestamp_us, active, new=None):
     """Insert polls, overwriting the status of a store and instant already present.
 
-    The rows must be sorted by store and instant, without two of the same: the order of the
-    table's key, so that each new row lands next to the one before. Returns how many rows
-    were new (exact under the ingest lock): `new` when the caller knows it (from the
-    columnar copy), else counted by looking up these rows' keys (up to LOOKUP_ROWS rows; a
-    larger input counts the table before and after).
+    The rows must be sorted by store and instant, without two of the same. They are written
+    in the order of the table's key (hour, store, instant), so that each lands next to the
+    one before. Returns how many rows were new (exact under the ingest lock): `new` when the
+    caller knows it (from the columnar copy), else counted by looking up these rows' keys
+    (up to LOOKUP_ROWS rows; a larger input counts the table before and after).
     """
-    names = ["store_pk", "timestamp_us", "active"]
-    columns = [store_pk, timestamp_us, active]
     if len(store_pk) == 0:
         return 0
+    names = ["hour", "store_pk", "timestamp_us", "active"]
+    columns = in_key_order(store_pk, timestamp_us, active)
     empty = conn.execute(sa.text("SELECT NOT EXISTS (SELECT 1 FROM store_status)")).scalar()
     if empty:  # nothing can conflict: no key lookups, and no staging on PostgreSQL
         insert_rows(conn, "store_status", names, columns)
         return len(store_pk)
-    upsert = _on_conflict(["store_pk", "timestamp_us"], ["active"])
+    upsert = _on_conflict(["hour", "store_pk", "timestamp_us"], ["active"])
     if new is not None or len(store_pk) <= LOOKUP_ROWS:
         present = 0
         for source in _staged_parts(conn, "store_status", names, columns):
             if new is None:
                 present += conn.exec_driver_sql(
                     f"SELECT count(*) FROM {source} AS s JOIN store_status AS t "
-                    "ON t.store_pk = s.store_pk AND t.timestamp_us = s.timestamp_us").scalar()
+                    "ON t.hour = s.hour AND t.store_pk = s.store_pk "
+                    "AND t.timestamp_us = s.timestamp_us").scalar()
             conn.exec_driver_sql(f"INSERT INTO store_status ({', '.join(names)}) SELECT "
                                  f"{', '.join(names)} FROM {source} WHERE true {upsert}")
         return len(store_pk) - present if new is None else new

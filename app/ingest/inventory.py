@@ -22,6 +22,7 @@ from app.storage.models import (
     StoreStatus,
     StoreTimezone,
 )
+from app.storage.store_snapshot import poll_bounds
 
 SHOWN_REJECTIONS = 20  # in the answer to an upload; all of them are paged separately
 _COUNTS = ("read", "loaded", "duplicate", "rejected")
@@ -109,8 +110,7 @@ def first_poll_us():
     """The earliest poll [µs, UTC], or None without polls (read apart: a report is queued
     next), kept per state of the data: a trigger with `as_of` reads two rows, not millions."""
     with read_apart() as conn:
-        return _once_per_data(_first_poll, conn, lambda: conn.execute(
-            sa.select(sa.func.min(StoreStatus.timestamp_us))).scalar())
+        return _once_per_data(_first_poll, conn, lambda: poll_bounds(conn)[0])
 
 
 class AsOfRefused(ValueError):
@@ -144,7 +144,6 @@ def data_summary():
 
 
 def _summarise():
-    has_polls = sa.exists().where(StoreStatus.store_pk == Store.id)
     has_hours = sa.exists().where(BusinessHours.store_pk == Store.id)
     has_zone = sa.exists().where(StoreTimezone.store_pk == Store.id)
 
@@ -152,9 +151,9 @@ def _summarise():
         return db.session.execute(sa.select(sa.func.count()).select_from(Store)
                                   .where(*conditions)).scalar()
 
-    polls, first_us, latest_us = db.session.execute(sa.select(
-        sa.func.count(), sa.func.min(StoreStatus.timestamp_us),
-        sa.func.max(StoreStatus.timestamp_us))).one()
+    polls, stores_with_polls = db.session.execute(sa.select(
+        sa.func.count(), sa.func.count(StoreStatus.store_pk.distinct()))).one()
+    first_us, latest_us = poll_bounds(db.session.connection())
     zone_names = db.session.execute(sa.select(StoreTimezone.timezone_str, sa.func.count())
                                     .group_by(StoreTimezone.timezone_str)).all()
     unknown_zone = 0
@@ -164,7 +163,7 @@ def _summarise():
     by_reason = _rejections_by_reason()
     return {
         "stores": count_stores(),
-        "stores_with_polls": count_stores(has_polls),
+        "stores_with_polls": stores_with_polls,
         "polls": polls,
         "first_poll": iso_instant(first_us),
         "latest_poll": iso_instant(latest_us),

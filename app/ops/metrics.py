@@ -33,6 +33,7 @@ from app.extensions import db
 from app.ops.health import readiness
 from app.reports.counters import PREFIX
 from app.storage.models import Ingest, IngestFile, Report
+from app.storage.store_snapshot import poll_bounds
 
 bp = APIBlueprint("metrics", __name__, tag="Service")
 
@@ -182,13 +183,12 @@ def report_counts():
 def latest_poll_us(app):
     """The latest poll's instant (µs), or None without polls.
 
-    Finding it scans the polls table, so the answer is kept until the next ingest (polls only
-    change through ingests).
+    Found among the last hour's polls, and kept until the next ingest (polls only change
+    through ingests).
     """
     last_ingest = db.session.execute(sa.select(sa.func.max(Ingest.id))).scalar()
     cached = app.extensions.get("latest_poll")
     if cached is None or cached[0] != last_ingest:
-        latest = db.session.execute(sa.text("SELECT max(timestamp_us) FROM store_status")
-                                    ).scalar()
+        latest = poll_bounds(db.session.connection())[1]
         cached = app.extensions["latest_poll"] = (last_ingest, latest)
     return cached[1]

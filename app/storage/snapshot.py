@@ -33,6 +33,7 @@ from flask import current_app
 from app.extensions import db
 from app.storage import columnar
 from app.storage.database import is_postgresql
+from app.storage.poll_order import by_store
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,20 @@ def read_version(conn):
 
 def read_tables(conn, names=tuple(QUERIES)):
     """The tables `names` as Arrow tables, through `conn` (a SQLAlchemy connection, SQLite or
-    PostgreSQL) and within its transaction."""
-    return {name: _read_table(conn, name) for name in names}
+    PostgreSQL) and within its transaction; the polls sorted by store, then instant."""
+    return {name: _in_store_order(name, _read_table(conn, name)) for name in names}
+
+
+def _in_store_order(name, table):
+    """The polls (`name` "polls") sorted by store, then instant, as the copy and the engine
+    keep them: the table holds them by hour first. Other tables as they are."""
+    if name != "polls":
+        return table
+    store_pk, timestamp_us, active = by_store(_ints(table["store_pk"]),
+                                              _ints(table["timestamp_us"]),
+                                              _bools(table["active"]))
+    return pa.table({"store_pk": store_pk, "timestamp_us": timestamp_us,
+                     "active": active.view(np.uint8)})
 
 
 def _read_table(conn, name):
@@ -156,7 +169,7 @@ def _read_postgresql(url, copies):
             tables = {}
             for name, (table, columns) in QUERIES.items():
                 cursor.execute(f"SELECT {', '.join(columns)} FROM {table}")
-                tables[name] = cursor.fetch_arrow_table()
+                tables[name] = _in_store_order(name, cursor.fetch_arrow_table())
         conn.rollback()
     return version, tables
 
@@ -173,16 +186,19 @@ def _bounded(url):
 
 
 def _group_concat(conn, table, columns):
-    """An all-integer table, written as CSV text by SQLite and parsed by Arrow."""
+    """An all-integer table, written as CSV text by SQLite and parsed by Arrow, in chunks
+    of about SQLITE_CHUNK_ROWS rows along the first column of its key (the polls' hour,
+    the hours' store), each chunk one range of the key."""
+    key = _CHUNKED_BY[table]
     low, high, count = conn.execute(sa.text(
-        f"SELECT min(store_pk), max(store_pk), count(*) FROM {table}")).one()
+        f"SELECT min({key}), max({key}), count(*) FROM {table}")).one()
     parts = []
     if count:
         chunks = -(-count // SQLITE_CHUNK_ROWS)
-        bounds = np.linspace(low, high + 1, chunks + 1).astype(np.int64)
+        bounds = np.unique(np.linspace(low, high + 1, chunks + 1).astype(np.int64))
         row = " || ',' || ".join(columns)
         sql = sa.text(f"SELECT group_concat({row}, char(10)) FROM {table} "
-                      "WHERE store_pk >= :lo AND store_pk < :hi")
+                      f"WHERE {key} >= :lo AND {key} < :hi")
         options = pacsv.ReadOptions(column_names=columns)
         convert = pacsv.ConvertOptions(column_types={c: pa.int64() for c in columns})
         for lo, hi in zip(bounds[:-1], bounds[1:]):
@@ -193,6 +209,10 @@ def _group_concat(conn, table, columns):
     if not parts:
         return pa.table({c: pa.array([], pa.int64()) for c in columns})
     return pa.concat_tables(parts).combine_chunks()
+
+
+# The key column `_group_concat` reads an integer table by: the first of its index.
+_CHUNKED_BY = {"store_status": "hour", "business_hours": "store_pk"}
 
 
 def _array(column):

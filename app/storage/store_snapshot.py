@@ -1,9 +1,10 @@
 """Read what the engine needs to draw one store: its polls, hours and zone, and `now`.
 
-A store's polls are found through the primary key (store, instant), so this costs a few
-milliseconds whatever the size of the data. `now` (the latest poll of all stores) would
-need a scan of every poll; it only changes with an ingest, so each process keeps it per
-data version (`data_version`, new with every ingest).
+A store's polls are found through the primary key (hour, store, instant), one step down it
+per hour from the first poll of all to the latest, so this costs milliseconds whatever the
+number of stores. `now` (the latest poll of all stores) is the latest of the last hour's
+polls; it only changes with an ingest, so each process keeps it per data version
+(`data_version`, new with every ingest).
 """
 
 import threading
@@ -33,22 +34,42 @@ _latest_lock = threading.Lock()
 
 
 def latest_poll_us(conn, data_version):
-    """The latest poll of all stores, read once per `data_version` (new with every ingest).
-
-    Each store's latest poll is one step down the primary key (store, instant), so the
-    maximum over stores costs one index probe per store, not a scan of every poll.
-    """
+    """The latest poll of all stores, read once per `data_version` (new with every ingest):
+    the latest among the polls of the last hour, found at the end of the primary key."""
     key = (str(db.engine.url), data_version)
     with _latest_lock:
         if _latest["key"] == key:
             return _latest["now_us"]
-    store_latest = (sa.select(StoreStatus.timestamp_us).where(StoreStatus.store_pk == Store.id)
-                    .order_by(StoreStatus.timestamp_us.desc()).limit(1)
-                    .correlate(Store).scalar_subquery())
-    now_us = conn.execute(sa.select(sa.func.max(store_latest)).select_from(Store)).scalar()
+    now_us = poll_bounds(conn)[1]
     with _latest_lock:
         _latest.update(key=key, now_us=now_us)
     return now_us
+
+
+def poll_bounds(conn):
+    """The earliest and the latest poll [µs] (None, None without polls): each found among
+    one hour's polls, at an end of the primary key."""
+    return conn.execute(sa.select(
+        sa.select(sa.func.min(StoreStatus.timestamp_us))
+        .where(StoreStatus.hour == _first_hour()).scalar_subquery(),
+        sa.select(sa.func.max(StoreStatus.timestamp_us))
+        .where(StoreStatus.hour == _last_hour()).scalar_subquery())).one()
+
+
+def _last_hour():
+    return sa.select(sa.func.max(StoreStatus.hour)).scalar_subquery()
+
+
+def _first_hour():
+    return sa.select(sa.func.min(StoreStatus.hour)).scalar_subquery()
+
+
+def hours_with_polls(conn):
+    """Every hour from the first poll's to the latest one's (empty without polls): what a
+    query for some stores' polls names, so that it steps down the key once per hour
+    instead of reading every poll."""
+    first, last = conn.execute(sa.select(_first_hour(), _last_hour())).one()
+    return [] if first is None else list(range(int(first), int(last) + 1))
 
 
 def read_store(store_id):
@@ -66,7 +87,9 @@ def read_store(store_id):
         store_pk, zone, data_version = found
         polls = conn.execute(
             sa.select(StoreStatus.timestamp_us, StoreStatus.active)
-            .where(StoreStatus.store_pk == store_pk).order_by(StoreStatus.timestamp_us)).all()
+            .where(StoreStatus.hour.in_(hours_with_polls(conn)),
+                   StoreStatus.store_pk == store_pk)
+            .order_by(StoreStatus.timestamp_us)).all()
         if not polls:
             return None
         hours = conn.execute(
