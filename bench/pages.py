@@ -1,4 +1,5 @@
-"""Server time of the dashboard: report page, rows pages and store timelines.
+"""Server time of the dashboard and the API's answers: home page, report page, rows pages,
+store timelines and pages, what is loaded, the live state and incidents.
 
     python -m bench.pages --database-url sqlite:////abs/path.sqlite3
 
@@ -53,6 +54,12 @@ def time_pages(app, echo, repeat=20, seed=0):
     rows_url = f"/api/v1/reports/{report_id}/rows"
     picks = random.Random(seed)
     cases = {
+        "home page": lambda: "/",
+        "data API (what is loaded)": lambda: "/api/v1/data",
+        "live status API": lambda: "/api/v1/status",
+        "live stores API, down": lambda: "/api/v1/stores?state=down&limit=100",
+        "incidents API, open": lambda: "/api/v1/incidents?state=open&limit=100",
+        "incidents page": lambda: "/incidents",
         "report page": lambda: f"/reports/{report_id}",
         "report page, sorted, page 100": lambda: (
             f"/reports/{report_id}?sort=downtime_last_week&order=desc&page=100"),
@@ -66,10 +73,10 @@ def time_pages(app, echo, repeat=20, seed=0):
     # The first request of each kind pays the one-off work of this process.
     for name, url in cases.items():
         first[name] = _timed(client, url())[0]
-    echo(f"{'request (server time, ms)':<32}{'first':>8}{'median':>8}{'max':>8}")
+    echo(f"{'request (server time, ms)':<34}{'first':>8}{'median':>8}{'max':>8}")
     for name, url in cases.items():
         times = [_timed(client, url())[0] for _ in range(repeat)]
-        echo(f"{name:<32}{first[name] * 1e3:>8.1f}{statistics.median(times) * 1e3:>8.1f}"
+        echo(f"{name:<34}{first[name] * 1e3:>8.1f}{statistics.median(times) * 1e3:>8.1f}"
              f"{max(times) * 1e3:>8.1f}")
     echo(f"({repeat} requests each after the first, Flask test client, report {report_id})")
 

@@ -20,6 +20,8 @@ import multiprocessing
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -210,6 +212,14 @@ def run_step(step, database_url, path):
     return seconds, count, peak
 
 
+def run_pages(database_url):
+    """`bench.pages` on the database, in a fresh process: its table, as text."""
+    done = subprocess.run([sys.executable, "-m", "bench.pages", "--database-url", database_url,
+                           "--repeat", "10"], capture_output=True, text=True,
+                          timeout=END_TO_END_TIMEOUT_S)
+    return done.stdout + (f"bench.pages failed: {done.stderr[-2000:]}" if done.returncode else "")
+
+
 def run_end_to_end(database_url, log_dir, warm_up=False, **settings):
     """Start `run.py` on the database (with more `settings` in its environment), trigger a
     report, poll it every 20 ms on one connection until done; with `warm_up`, time a
@@ -256,7 +266,7 @@ def environment():
 
 
 def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_workers=0,
-              cold=False, hourly=0, servers=True, duckdb_reference=False):
+              cold=False, hourly=0, servers=True, duckdb_reference=False, pages=False):
     """Measure every step `repeat` times and echo a table of medians.
 
     "trigger -> CSV" is a report computed (REUSE_REPORTS=0); the row after it a second
@@ -265,7 +275,7 @@ def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_wo
     if dask_workers and (database_url is None or not is_postgresql(database_url)):
         raise click.UsageError("--dask-workers needs a PostgreSQL --database-url")
     path = dataset_path(cache_dir, stores, days, seed)
-    polls = sum(1 for _ in open(path / "store_status.csv", "rb")) - 1
+    polls = _lines(path / "store_status.csv") - 1
     echo(f"data: {stores} stores x {days} days = {polls:,} polls ({path})")
     echo(environment())
     echo(f"before: {load()}")
@@ -320,10 +330,42 @@ def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_wo
         ratio = statistics.median(rows["ingest"][0]) / statistics.median(
             rows["DuckDB read_csv"][0])
         echo(f"ingest / DuckDB's read of the same files: {ratio:.2f} x (medians)")
+    echo(f"database after the last run: {database_size(url)}")
+    if pages:
+        # In a fresh process, as a server would meet the data after a restart.
+        echo(run_pages(url))
     backend = "sqlite" if database_url is None else make_url(database_url).get_backend_name()
     echo(f"({repeat} run(s) on {backend}; each step in its own process; "
          "trigger -> CSV through run.py)")
     echo(f"after: {load()}")
+
+
+def _lines(path, block=16 << 20):
+    """Lines of a file, counted in blocks (a 13 GB file in seconds, not minutes)."""
+    count = 0
+    with open(path, "rb") as stream:
+        while chunk := stream.read(block):
+            count += chunk.count(b"\n")
+    return count
+
+
+def database_size(database_url):
+    """What the database holds on disk, in words: the SQLite file (and its write-ahead log)
+    or PostgreSQL's database and polls table."""
+    if make_url(database_url).get_backend_name() == "sqlite":
+        path = Path(make_url(database_url).database)
+        wal = Path(f"{path}-wal")
+        return (f"SQLite file {path.stat().st_size / 1e9:.2f} GB"
+                + (f" + log {wal.stat().st_size / 1e9:.2f} GB" if wal.exists() else ""))
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            whole, polls = conn.execute(sa.text(
+                "SELECT pg_database_size(current_database()), "
+                "pg_total_relation_size('store_status')")).one()
+    finally:
+        engine.dispose()
+    return f"PostgreSQL database {whole / 1e9:.2f} GB, of which polls {polls / 1e9:.2f} GB"
 
 
 def load():
@@ -398,14 +440,17 @@ def _fresh_database_factory(database_url, work):
                    "for ingest; needs the dev requirements) and print the ratio.")
 @click.option("--no-server", is_flag=True,
               help="Leave out the reports through run.py (trigger -> CSV).")
+@click.option("--pages", is_flag=True,
+              help="Then time the dashboard's pages and the API's answers on the database "
+                   "of the last run (bench.pages, in a fresh process).")
 @click.option("--cold", is_flag=True,
               help="Compute the second report too (REUSE_REPORTS=0) instead of reusing the "
                    "first one's CSV.")
 def main(stores, days, seed, repeat, cache_dir, database_url, dask_workers, cold, hourly,
-         duckdb_reference, no_server):
+         duckdb_reference, no_server, pages):
     """Measure ingest, snapshot, engine and trigger -> CSV on generated data."""
     run_bench(stores, days, seed, repeat, cache_dir, database_url, click.echo, dask_workers,
-              cold, hourly, not no_server, duckdb_reference)
+              cold, hourly, not no_server, duckdb_reference, pages)
 
 
 if __name__ == "__main__":
