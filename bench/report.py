@@ -355,8 +355,8 @@ def database_size(database_url):
     if make_url(database_url).get_backend_name() == "sqlite":
         path = Path(make_url(database_url).database)
         wal = Path(f"{path}-wal")
-        return (f"SQLite file {path.stat().st_size / 1e9:.2f} GB"
-                + (f" + log {wal.stat().st_size / 1e9:.2f} GB" if wal.exists() else ""))
+        return (f"SQLite file {path.stat().st_size / 1e6:,.0f} MB"
+                + (f" + log {wal.stat().st_size / 1e6:,.0f} MB" if wal.exists() else ""))
     engine = sa.create_engine(database_url)
     try:
         with engine.connect() as conn:
@@ -365,7 +365,7 @@ def database_size(database_url):
                 "pg_total_relation_size('store_status')")).one()
     finally:
         engine.dispose()
-    return f"PostgreSQL database {whole / 1e9:.2f} GB, of which polls {polls / 1e9:.2f} GB"
+    return f"PostgreSQL database {whole / 1e6:,.0f} MB, of which polls {polls / 1e6:,.0f} MB"
 
 
 def load():
