@@ -8,10 +8,11 @@ import sys
 import flask_migrate
 import pytest
 import sqlalchemy as sa
-from conftest import PROJECT_DIR, TEST_DATABASE, make_app
+from conftest import GOLDEN_DIR, PROJECT_DIR, TEST_DATABASE, make_app
 from servers import gunicorn
 
 from app.extensions import db
+from app.ingest.load import ingest
 from app.storage import database
 
 # Two revisions in a row of migrations/versions, before the latest: API keys, then the
@@ -126,6 +127,28 @@ def test_the_models_match_the_migrations(app):
     with app.app_context(), db.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, list(db.metadatas.values())) == []
+
+
+def test_the_first_ingest_leaves_the_schema_the_migrations_made(app):
+    # On PostgreSQL the first ingest loads the polls into a new table and puts it in the
+    # place of the empty one: same columns, same key, same names. A second ingest upserts
+    # on that key.
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with app.app_context():
+        ingest(GOLDEN_DIR / "a_spec_example")
+        ingest(GOLDEN_DIR / "a_spec_example")
+        with db.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, list(db.metadatas.values())) == []
+            key = sa.inspect(conn).get_pk_constraint("store_status")
+            polls = conn.execute(sa.text("SELECT count(*) FROM store_status")).scalar()
+    assert key["constrained_columns"] == ["hour", "store_pk", "timestamp_us"]
+    if TEST_DATABASE != "sqlite":
+        assert key["name"] == "store_status_pkey"
+    assert polls == len((GOLDEN_DIR / "a_spec_example" / "store_status.csv")
+                        .read_text().strip().splitlines()) - 1
 
 
 def test_the_polls_keep_every_row_when_their_key_gains_the_hour(database_url):
