@@ -94,7 +94,9 @@ def writing_transaction(wait=True):
 # Tables whose rows COPY sends in PostgreSQL's binary format: each column's type as numpy
 # writes it (big-endian, the width of the column's SQL type).
 _BINARY_COLUMNS = {"store_status": {"hour": ">i4", "store_pk": ">i4", "timestamp_us": ">i8",
-                                     "active": "?"}}
+                                     "active": "?"},
+                   "business_hours": {"store_pk": ">i4", "day_of_week": ">i2",
+                                      "start_local_s": ">i4", "end_local_s": ">i4"}}
 _BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no extension
 _BINARY_TRAILER = b"\xff\xff"
 
