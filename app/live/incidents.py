@@ -1,27 +1,43 @@
 """Keep the live state and the incidents up to date, in the ingest's own transaction.
 
 After every ingest (`on_polls_loaded`, connected to `app.ingest.load.polls_loaded`), the
-stores the ingest can change are computed again and compared with what is kept; the
-differences become inserts, updates and deletes, and webhook events
-(`app.live.webhooks.enqueue`).
+stores the ingest can change are brought up to date; the differences from what is kept
+become inserts, updates and deletes, and webhook events (`app.live.webhooks.enqueue`).
 
 Which stores: those with new polls or new hours or zone, and, when `now` moved, those whose
-business hours began or ended since (`live_store.next_us`), that fell silent, or whose
-inactive latest observation was the previous `now`. Any other store keeps its state and
-incidents. Their rows are read by joins on a staged list of their keys, as CSV text the
-database writes in one value.
+business hours began or ended since (`live_store.next_us`), that fell silent, or that are
+down in business time without a kept open incident (their incident begins at the old
+`now`). Any other store keeps its state and incidents.
 
-How: a store's status is that of the nearest observation in business time, so a poll
-later than the store's latest such observation `L` changes nothing before `L`. Such stores
-(nearly all, with an hourly feed) are computed from `L` and their new polls only, and an
-incident running through `L` keeps its kept start. A store with a poll at or before `L`
-(late or re-sent), or new hours or zone, is computed again from all its polls, from where
-the data begins (the earliest poll); the first computation of a database, or a poll
-earlier than all data, computes every store from whole columns. Incidents that ended more
-than `INCIDENT_DAYS` before `now` are dropped.
+How, from the cheapest:
+
+- Quiet stores. Business time is the same from the old `now` to `next_us`, so a store
+  whose new polls all lie after the old `now`, with the new `now` before its `next_us`,
+  is in business time for all of them or for none. When it is closed, they are not
+  observations; when it is open and they all say what its latest observation said (with a
+  kept open incident when that was inactive), the status runs on unchanged and nothing
+  about its incidents changes: only its state row does (latest poll, latest observation,
+  up, down or silent). So for nearly every store of an hourly feed. A store that only
+  fell silent is quiet too.
+- Stores whose polls follow their latest observation in business time `L`: a poll later
+  than `L` changes nothing before `L`, so they are computed from `L` and their new polls
+  only, and an incident running through `L` keeps its kept start.
+- A store with a poll at or before `L` (late or re-sent), or new hours or zone, is computed
+  again from all its polls, from where the data begins (the earliest poll); the first
+  computation of a database, or a poll earlier than all data, computes every store.
+
+All polls come from `stored_polls` when ingest sends them (every poll after the ingest,
+known without reading), else from the database (a join on the stores' staged keys, as CSV
+text the database writes in one value). Every store's hours and zone are kept per process
+(read from the columnar copy of the data when there is one, else from the database) until
+an hours or time-zone file is ingested; so are the live rows, as of the ingest or removal
+that wrote them (its `ingest` record): a process whose rows are not those of the latest
+one reads them all again. Incidents that ended more than `INCIDENT_DAYS` before `now` are
+dropped.
 """
 
 import io
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -32,7 +48,7 @@ import sqlalchemy as sa
 from app.ingest import bulk
 from app.live import state as live_state
 from app.live import webhooks
-from app.storage import snapshot
+from app.storage import snapshot, store_snapshot
 from app.storage.database import is_postgresql
 from app.storage.models import (
     OPEN_END_US,
@@ -40,19 +56,26 @@ from app.storage.models import (
     LiveMeta,
     LiveStore,
     Store,
-    StoreStatus,
 )
 
 MINUTE_US = 60_000_000
 DAY_US = 86_400_000_000
+NO_INSTANT = live_state.NO_INSTANT
+# States as their positions in STATES (the rows kept per process hold these).
+UP, DOWN, CLOSED, SILENT = (live_state.STATES.index(s) for s in (
+    live_state.UP, live_state.DOWN, live_state.CLOSED, live_state.SILENT))
 
 
-def on_polls_loaded(app, conn, polls, rescheduled, stored_polls=None):
+def on_polls_loaded(app, conn, polls, rescheduled, stored_polls=None, **_more):
     """The ingest hook: `polls` (store_pk, timestamp_us, active arrays) were added and the
     stores `rescheduled` got new hours or a new zone, in the transaction of `conn`;
-    `stored_polls`, when not None, is every poll now in the database (an Arrow table)."""
+    `stored_polls`, when not None, is every poll now in the database (an Arrow table of
+    store_pk, timestamp_us, active, sorted by store and instant)."""
+    from app.storage import columnar
+
     update(conn, polls, rescheduled, settings_of(app.config),
-           app.extensions.setdefault("live_schedules", {}))
+           app.extensions.setdefault("live_kept", {}), stored_polls=stored_polls,
+           copies=columnar.for_current_app())
 
 
 def on_polls_removed(app, conn):
@@ -60,16 +83,18 @@ def on_polls_removed(app, conn):
     transaction, so `now`, the data's start and any store may have changed. Every store is
     computed again from its polls, and stores left without a poll lose their state and their
     incidents (events say so)."""
+    kept = app.extensions.setdefault("live_kept", {})
     conn.execute(sa.delete(LiveMeta))  # computed again from whole columns
     nothing = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool))
-    update(conn, nothing, np.zeros(0, np.int64), settings_of(app.config),
-           app.extensions.setdefault("live_schedules", {}))
-    gone = np.asarray(conn.execute(sa.select(LiveStore.store_pk).where(~sa.exists().where(
-        StoreStatus.store_pk == LiveStore.store_pk))).scalars().all(), dtype=np.int64)
+    polled = update(conn, nothing, np.zeros(0, np.int64), settings_of(app.config), kept)
+    kept.pop("rows", None)  # some are deleted below
+    rows = np.asarray(conn.execute(sa.select(LiveStore.store_pk)).scalars().all(),
+                      dtype=np.int64)
+    gone = np.setdiff1d(rows, polled)
     if len(gone) == 0:
         return
-    kept = _kept_incidents(conn, gone, np.full(len(gone), np.iinfo(np.int64).min))
-    applied = _apply(conn, diff(kept, pd.DataFrame({
+    kept_incidents = _kept_incidents(conn, gone, np.full(len(gone), np.iinfo(np.int64).min))
+    applied = _apply(conn, diff(kept_incidents, pd.DataFrame({
         "store_pk": np.zeros(0, np.int64), "start_us": np.zeros(0, np.int64),
         "end_us": np.zeros(0, np.int64)})))
     conn.execute(sa.delete(LiveStore).where(LiveStore.store_pk.in_([int(p) for p in gone])))
@@ -82,131 +107,243 @@ def settings_of(config):
             "incident_days": float(config["INCIDENT_DAYS"])}
 
 
-def update(conn, polls, rescheduled, settings, schedules=None):
-    """Bring the live tables up to date with the data in `conn`'s transaction.
+@dataclass(frozen=True)
+class LiveRows:
+    """Live rows (the `live_store` table) as arrays sorted by `pk` (store_pk): `state` as
+    its position in STATES, `counted_us` NO_INSTANT for a store without an observation in
+    business time (then `counted_active` is False)."""
 
-    `schedules`: a dict this process keeps between ingests, for `_schedules`."""
-    new_pk, new_us, new_active = (np.asarray(c) for c in polls)
-    new_pk = new_pk.astype(np.int64)
-    new_us = new_us.astype(np.int64)
-    new_active = new_active.astype(bool)
+    pk: np.ndarray
+    state: np.ndarray
+    since_us: np.ndarray
+    latest_us: np.ndarray
+    counted_us: np.ndarray
+    counted_active: np.ndarray
+    next_us: np.ndarray
+
+    @classmethod
+    def of(cls, **columns):
+        """Rows from columns in any order of `pk`."""
+        order = np.argsort(columns["pk"], kind="stable")
+        return cls(**{f.name: np.asarray(columns[f.name])[order] for f in fields(cls)})
+
+    def __len__(self):
+        return len(self.pk)
+
+    def find(self, pks):
+        """Positions of the stores `pks` (sorted or not); -1 for those without a row."""
+        position = np.searchsorted(self.pk, pks)
+        found = position < len(self.pk)
+        found[found] = self.pk[position[found]] == pks[found]
+        return np.where(found, position, -1)
+
+    def take(self, positions):
+        return LiveRows(**{f.name: getattr(self, f.name)[positions] for f in fields(self)})
+
+    def at(self, pks):
+        """Whether each store of `pks` has a row, and the rows aligned with `pks` (zeros
+        where there is none)."""
+        position = self.find(pks)
+        there = position >= 0
+        if len(self) == 0:
+            return there, LiveRows(**{f.name: np.zeros(len(pks), getattr(self, f.name).dtype)
+                                      for f in fields(self)})
+        return there, self.take(np.maximum(position, 0))
+
+    def replaced(self, other):
+        """These rows with `other`'s (sorted by pk) in place of or beside theirs."""
+        position = self.find(other.pk)
+        there = position >= 0
+        columns = {f.name: getattr(self, f.name).copy() for f in fields(self)}
+        for name, column in columns.items():
+            column[position[there]] = getattr(other, name)[there]
+        if there.all():
+            return LiveRows(**columns)
+        added = other.take(np.flatnonzero(~there))
+        return LiveRows.of(**{name: np.concatenate([column, getattr(added, name)])
+                              for name, column in columns.items()})
+
+
+def update(conn, polls, rescheduled, settings, kept=None, stored_polls=None, copies=None):
+    """Bring the live tables up to date with the data in `conn`'s transaction, that of an
+    ingest or a removal (after its `ingest` record is written).
+
+    `kept`: a dict this process keeps between ingests (hours, zones and live rows).
+    `stored_polls`: every poll in the database, when known without reading it (Arrow).
+    `copies`: the database's columnar copies (`app.storage.columnar.Copies`), if any.
+    Returns the stores with polls when every store was computed again (else None)."""
+    kept = {} if kept is None else kept
+    new_pk, new_us, new_active = _sorted_polls(*polls)
     rescheduled = np.unique(np.asarray(rescheduled, dtype=np.int64))
+    this_record, previous_record = _ingest_records(conn)
+    cached = kept.pop("rows", None)  # put back once this update is done
     meta = conn.execute(sa.select(LiveMeta.now_us, LiveMeta.first_us)).first()
     first_time = meta is None or meta.now_us is None
+    live = None
     if first_time:
-        bounds = conn.execute(sa.text(
-            "SELECT min(timestamp_us), max(timestamp_us) FROM store_status")).first()
-        if bounds[0] is None:
-            return
-        first_poll, now = int(bounds[0]), int(bounds[1])
+        bounds = _poll_bounds(conn, stored_polls)
+        if bounds is None:
+            return np.zeros(0, dtype=np.int64)
+        first_poll, now = bounds
     else:
-        if len(new_pk) == 0 and len(rescheduled) == 0:
-            return
-        first_poll, now = int(meta.first_us), int(meta.now_us)
+        before = (int(meta.now_us), int(meta.first_us))
+        if cached is not None and previous_record is not None \
+                and cached[:2] == (previous_record, before):
+            live = cached[2]
+        if len(new_pk) == 0 and len(rescheduled) == 0:  # nothing changes
+            if live is not None and this_record is not None:
+                kept["rows"] = (this_record, before, live)
+            return None
+        first_poll, now = before[1], before[0]
         if len(new_us):
             first_poll, now = min(first_poll, int(new_us.min())), max(now, int(new_us.max()))
+    if live is None:
+        live = _read_live(conn)
     # Before a store's first observation its status is that observation's, back to where
     # the data begins: the earliest poll of all stores. Not the week window's start, which
     # moves with every ingest while the data is younger than a week.
     origin = first_poll
     whole = first_time or origin != int(meta.first_us)
     silent_after = settings["silent_after_us"]
+    new = _per_store(new_pk, new_us, new_active)
 
-    # The new polls per store: first and latest instant.
-    per_store = pd.DataFrame({"pk": new_pk, "t": new_us}).groupby("pk")["t"].agg(["min", "max"])
     if whole:
-        # Every store from all its polls: whole columns, read once.
-        tables = snapshot.read_tables(conn, ("polls", "hours", "zones"))
-        read_polls = _engine_polls(tables["polls"])
-        live = _read_live(conn, None)
-        all_pks = pd.Index(np.unique(read_polls["store_id"].to_numpy()))
-        slow = all_pks
-        hours = _engine_hours(tables["hours"])
-        zones = _engine_zones(tables["zones"])
-        if schedules is not None:  # every store's, as `_schedules` keeps them: read once
-            schedules.update(version=_schedules_version(conn), hours=hours, zones=zones)
+        polls_of = _PollSource(conn, stored_polls)
+        pks = polls_of.all_stores()
+        quiet = LiveRows.of(**{f.name: np.zeros(0, np.int64) for f in fields(LiveRows)})
+        hours, zones = _schedules(conn, kept, None, copies, rescheduled)
     else:
-        # The stores this ingest can change: those with new polls or new hours, and, when
-        # `now` moved, those whose business time began or ended or that fell silent since.
-        due = _due(conn, int(meta.now_us), now, silent_after) if now > int(meta.now_us) else []
-        keys = per_store.index.union(pd.Index(rescheduled)).union(pd.Index(due))
-        _stage(conn, "live_keys", {"store_pk": keys.to_numpy(dtype=np.int64)})
-        live = _read_live(conn, "live_keys")
-        all_pks = keys.intersection(live.index.union(per_store.index))
-        counted = live["counted_us"].reindex(per_store.index)
-        late = per_store.index[(counted.notna() & (per_store["min"] <= counted)).to_numpy()]
-        slow = pd.Index(late).union(pd.Index(rescheduled).intersection(all_pks))
-        if len(slow):
-            _stage(conn, "live_slow", {"store_pk": slow.to_numpy(dtype=np.int64)})
-            read_polls = _read_csv(conn, ["p.store_pk", "p.timestamp_us",
-                                          "CAST(p.active AS INTEGER)"],
-                                   "store_status p JOIN live_slow k ON k.store_pk = p.store_pk",
-                                   ["store_id", "timestamp_us", "active"])
-            read_polls["active"] = read_polls["active"].astype(bool)
-        if len(rescheduled) == 0 and schedules is not None:
-            hours, zones = _schedules(conn, schedules, all_pks)
-        else:
-            hours = _engine_hours(_read_csv(
-                conn, ["h.store_pk", "h.day_of_week", "h.start_local_s", "h.end_local_s"],
-                "business_hours h JOIN live_keys k ON k.store_pk = h.store_pk",
-                ["store_pk", "day_of_week", "start_local_s", "end_local_s"]))
-            zones = _engine_zones(_read_csv(
-                conn, ["z.store_pk", "z.timezone_str"],
-                "store_timezone z JOIN live_keys k ON k.store_pk = z.store_pk",
-                ["store_pk", "timezone_str"], text=("timezone_str",)))
-    if len(all_pks) == 0:
-        return
-    fast = all_pks.difference(slow)
-
-    frames, since, joinable = [], [], pd.Index([])
-    # Slow stores: all their polls, incidents from the origin.
-    if len(slow):
-        frames.append(read_polls)
-        since.append(pd.DataFrame({"store_id": slow.to_numpy(),
-                                   "since_us": np.full(len(slow), origin, dtype=np.int64)}))
-    if len(fast):
-        fast_live = live.reindex(fast)
-        has_l = fast_live["counted_us"].notna().to_numpy()
-        with_new = fast.isin(per_store.index)
-        joinable = fast[has_l]
-        frames.append(pd.DataFrame({
-            "store_id": joinable.to_numpy(),
-            "timestamp_us": fast_live["counted_us"].to_numpy()[has_l].astype(np.int64),
-            "active": fast_live["counted_active"].to_numpy()[has_l].astype(bool)}))
-        is_fast_poll = np.isin(new_pk, fast.to_numpy())
-        frames.append(pd.DataFrame({"store_id": new_pk[is_fast_poll],
-                                    "timestamp_us": new_us[is_fast_poll],
-                                    "active": new_active[is_fast_poll]}))
-        # A store with neither: its latest poll (outside business time, as all its polls
-        # are) places it on the axis; it has no observation.
-        bare = ~has_l & ~with_new
-        frames.append(pd.DataFrame({
-            "store_id": fast[bare].to_numpy(),
-            "timestamp_us": fast_live["latest_us"].to_numpy()[bare].astype(np.int64),
-            "active": np.zeros(bare.sum(), dtype=bool)}))
-        fast_since = np.where(has_l, np.nan_to_num(fast_live["counted_us"].to_numpy(),
-                                                   nan=0).astype(np.int64),
-                              np.where(with_new, origin,
-                                       np.nan_to_num(fast_live["latest_us"].to_numpy(),
-                                                     nan=0).astype(np.int64)))
-        since.append(pd.DataFrame({"store_id": fast.to_numpy(), "since_us": fast_since}))
-    polls = pd.concat(frames, ignore_index=True)
-    polls = polls.sort_values(["store_id", "timestamp_us"], kind="stable", ignore_index=True)
-    since = pd.concat(since, ignore_index=True)
-    result = live_state.compute(polls, hours, zones, now, since)
-
-    pks = result.store_ids.astype(np.int64)
-    since_of = since.set_index("store_id")["since_us"].reindex(pks).to_numpy()
+        open_now = _stores_with_open_incident(conn)
+        quiet, pks = _quiet(live, new, rescheduled, open_now, int(meta.now_us), now,
+                            silent_after)
+        polls_of = _PollSource(conn, stored_polls)
+        if len(pks):
+            hours, zones = _schedules(conn, kept, pks, copies, rescheduled)
+    computed = None
+    if len(pks):
+        computed, applied = _recompute(conn, pks, live, new, rescheduled, polls_of, whole,
+                                       origin, now, hours, zones, settings)
+    else:
+        applied = diff(_no_incidents(with_id=True), _no_incidents())
+    changed = quiet if computed is None else _concat_rows(quiet, computed)
+    _write_live(conn, changed, live)
+    conn.execute(sa.delete(LiveMeta))
+    conn.execute(sa.insert(LiveMeta).values(id=1, now_us=now, first_us=first_poll))
     horizon = now - int(settings["incident_days"] * DAY_US)
+    conn.execute(sa.delete(Incident).where(Incident.end_us < horizon))
+    if this_record is not None:
+        kept["rows"] = (this_record, (now, first_poll), live.replaced(changed))
+    # Stores that became silent (a store seen for the first time is not said to).
+    position = live.find(changed.pk)
+    silent = (changed.state == SILENT) & (position >= 0)
+    silent[silent] = live.state[position[silent]] != SILENT
+    webhooks.enqueue(conn, applied, now, became_silent=_silent_stores(
+        conn, changed.pk[silent], changed.latest_us[silent]))
+    return pks if whole else None
 
+
+def _quiet(live, new, rescheduled, open_now, before, now, silent_after):
+    """The quiet stores' new rows (see the module's docstring), and the stores to compute
+    again: the others with new polls, the rescheduled, and those that may have changed
+    without a poll (business time began or ended, or down without a kept open incident)."""
+    has_row, old = live.at(new.pk)
+    observed = old.counted_us != NO_INSTANT
+    open_incident = _isin_sorted(new.pk, open_now)
+    steady = has_row & ~_isin_sorted(new.pk, rescheduled) & (new.first_us > before) \
+        & (now < old.next_us)
+    same_status = observed & ((new.all_active & old.counted_active)
+                              | (new.none_active & ~old.counted_active & open_incident))
+    polled_quiet = steady & ((old.state == CLOSED) | ((old.state != CLOSED) & same_status))
+
+    # Stores without new polls.
+    without = ~_isin_sorted(live.pk, new.pk) & ~_isin_sorted(live.pk, rescheduled)
+    down_open = (live.state != CLOSED) & (live.counted_us != NO_INSTANT) & ~live.counted_active
+    due = without & ((live.next_us <= now)
+                     | (down_open & ~_isin_sorted(live.pk, open_now)))
+    fell_silent = without & ~due & ((live.state == UP) | (live.state == DOWN)) \
+        & (live.latest_us < now - silent_after)
+
+    # Quiet rows: a closed store's polls are outside business time; an open one's are its
+    # latest observation.
+    q = np.flatnonzero(polled_quiet)
+    rows = old.take(q)
+    latest = np.maximum(rows.latest_us, new.last_us[q])
+    is_open = rows.state != CLOSED
+    counted = np.where(is_open, new.last_us[q], rows.counted_us)
+    state = np.where(~is_open, CLOSED, np.where(
+        now - latest > silent_after, SILENT, np.where(rows.counted_active, UP, DOWN)))
+    polled = LiveRows(pk=rows.pk, state=state.astype(np.int8),
+                      since_us=np.where(state == rows.state, rows.since_us, now),
+                      latest_us=latest, counted_us=counted,
+                      counted_active=rows.counted_active, next_us=rows.next_us)
+    silent = live.take(np.flatnonzero(fell_silent))
+    silent = LiveRows(pk=silent.pk, state=np.full(len(silent), SILENT, dtype=np.int8),
+                      since_us=np.full(len(silent), now, dtype=np.int64),
+                      latest_us=silent.latest_us, counted_us=silent.counted_us,
+                      counted_active=silent.counted_active, next_us=silent.next_us)
+    quiet = _concat_rows(polled, silent)
+    pks = np.union1d(np.union1d(new.pk[~polled_quiet], live.pk[due]),
+                     rescheduled[_isin_sorted(rescheduled, live.pk)])
+    return quiet, pks
+
+
+def _recompute(conn, pks, live, new, rescheduled, polls_of, whole, origin, now, hours, zones,
+               settings):
+    """Compute the stores `pks` again (from `L` and their new polls, or from all their
+    polls), write their incidents' changes; return their new rows and the changes."""
+    silent_after = settings["silent_after_us"]
+    has_row, old = live.at(pks)
+    old_counted = np.where(has_row, old.counted_us, NO_INSTANT)
+    polled = _isin_sorted(pks, new.pk)
+    first_new = np.full(len(pks), np.iinfo(np.int64).max)
+    at = np.searchsorted(new.pk, pks[polled])
+    first_new[polled] = new.first_us[at]
+    if whole:
+        slow = np.ones(len(pks), dtype=bool)
+    else:
+        late = polled & (old_counted != NO_INSTANT) & (first_new <= old_counted)
+        slow = late | _isin_sorted(pks, rescheduled)
+
+    frames, since = [], np.full(len(pks), origin, dtype=np.int64)
+    # Slow stores: all their polls, incidents from the origin.
+    if slow.any():
+        frames.append(polls_of.of_stores(pks[slow]))
+    fast = ~slow
+    # Fast stores: their latest observation `L`, their new polls, and for a store with
+    # neither its latest poll (outside business time, as all its polls are): it places the
+    # store on the axis, without being an observation.
+    has_l = fast & has_row & (old_counted != NO_INSTANT)
+    bare = fast & ~has_l & ~polled
+    if fast.any():
+        frames.append(pd.DataFrame({"store_id": pks[has_l], "timestamp_us": old_counted[has_l],
+                                    "active": old.counted_active[has_l]}))
+        take = _isin_sorted(new.store, pks[fast])
+        frames.append(pd.DataFrame({"store_id": new.store[take], "timestamp_us": new.us[take],
+                                    "active": new.active[take]}))
+        frames.append(pd.DataFrame({"store_id": pks[bare], "timestamp_us": old.latest_us[bare],
+                                    "active": np.zeros(int(bare.sum()), dtype=bool)}))
+        since = np.where(has_l, old_counted, np.where(bare, old.latest_us, since))
+    polls = pd.concat(frames, ignore_index=True)
+    if len(frames) > 1:
+        polls = polls.sort_values(["store_id", "timestamp_us"], kind="stable",
+                                  ignore_index=True)
+    result = live_state.compute(polls, hours, zones, now,
+                                pd.DataFrame({"store_id": pks, "since_us": since}))
+
+    # The engine's code of each store of `pks`.
+    code_of = np.argsort(result.store_ids.astype(np.int64), kind="stable")
+    if not np.array_equal(result.store_ids.astype(np.int64)[code_of], pks):
+        raise RuntimeError("live state: the stores computed are not those asked for")
+    horizon = now - int(settings["incident_days"] * DAY_US)
     fresh = pd.DataFrame({
-        "store_pk": pks[result.incident_store], "start_us": result.incident_start,
+        "store_pk": result.store_ids.astype(np.int64)[result.incident_store],
+        "start_us": result.incident_start,
         "end_us": np.where(result.incident_open, OPEN_END_US, result.incident_end)})
-    kept = _kept_incidents(conn, pks, since_of)
+    kept = _kept_incidents(conn, pks, since)
     # An incident running through a store's latest observation before this ingest keeps the
     # start it had: only the part from that observation on was computed again.
     through = kept[(kept["start_us"] < kept["since_us"])
-                   & kept["store_pk"].isin(joinable)].drop_duplicates("store_pk")
+                   & kept["store_pk"].isin(pks[has_l])].drop_duplicates("store_pk")
     if len(through):
         joined = fresh.merge(through[["store_pk", "start_us", "since_us"]], how="left",
                              on="store_pk", suffixes=("", "_kept"))
@@ -220,79 +357,255 @@ def update(conn, polls, rescheduled, settings, schedules=None):
                           ignore_index=True)
     fresh = fresh[fresh["end_us"] >= horizon].reset_index(drop=True)
     kept = kept[kept["end_us"] >= horizon].reset_index(drop=True)
-    changes = diff(kept, fresh)
-    applied = _apply(conn, changes)
+    applied = _apply(conn, diff(kept, fresh))
 
-    latest = live["latest_us"].reindex(pks).to_numpy()
-    latest = np.fmax(latest, per_store["max"].reindex(pks).to_numpy())
-    if len(slow):  # a slow store's latest poll from the polls read
-        read_latest = polls.groupby("store_id")["timestamp_us"].max().reindex(pks).to_numpy()
-        latest = np.where(np.isin(pks, slow.to_numpy()), read_latest, latest)
-    latest = latest.astype(np.int64)
-    new_states = live_state.states(result.open_now, result.counted_us, result.counted_active,
-                                   latest, now, silent_after)
-    old = live.reindex(pks)
-    old_states = old["state"].to_numpy()
-    same = old_states == new_states
-    state_since = np.where(same, np.nan_to_num(old["since_us"].to_numpy(), nan=now),
-                           now).astype(np.int64)
-    _write_live(conn, pks, new_states, state_since, latest, result, old)
-    conn.execute(sa.delete(LiveMeta))
-    conn.execute(sa.insert(LiveMeta).values(id=1, now_us=now, first_us=first_poll))
-    conn.execute(sa.delete(Incident).where(Incident.end_us < horizon))
-    became_silent = pks[(new_states == live_state.SILENT) & ~same
-                        & pd.notna(old_states)]
-    webhooks.enqueue(conn, applied, now, became_silent=_silent_stores(
-        conn, became_silent, latest[np.isin(pks, became_silent)]))
+    # The stores' rows, in the order of `pks`.
+    counted_us = result.counted_us[code_of]
+    latest = np.where(has_row, old.latest_us, np.iinfo(np.int64).min)
+    if polled.any():
+        latest[polled] = np.maximum(latest[polled], new.last_us[at])
+    if slow.any():  # a slow store's latest poll from its polls read
+        store = polls["store_id"].to_numpy(dtype=np.int64)
+        ends = np.flatnonzero(np.append(store[1:] != store[:-1], True))
+        slow_latest = np.full(len(pks), np.iinfo(np.int64).min)
+        slow_latest[np.searchsorted(pks, store[ends])] = polls["timestamp_us"].to_numpy()[ends]
+        latest = np.where(slow, slow_latest, latest)
+    states = _codes(live_state.states(result.open_now[code_of], counted_us,
+                                      result.counted_active[code_of], latest, now,
+                                      silent_after))
+    same = has_row & (old.state == states)
+    has = counted_us != NO_INSTANT
+    rows = LiveRows(pk=pks, state=states, since_us=np.where(same, old.since_us, now),
+                    latest_us=latest, counted_us=counted_us,
+                    counted_active=has & result.counted_active[code_of],
+                    next_us=result.next_change_us[code_of])
+    return rows, applied
+
+
+class _PollSource:
+    """Polls of some or all stores, as the engine's frame keyed by store_pk: from the polls
+    ingest sent (every poll after it) or from the database."""
+
+    def __init__(self, conn, stored_polls):
+        self.conn = conn
+        self.stored = None
+        if stored_polls is not None:
+            self.stored = tuple(_column(stored_polls[name]) for name in
+                                ("store_pk", "timestamp_us", "active"))
+
+    def all_stores(self):
+        """Every store with a poll (sorted)."""
+        if self.stored is None:
+            self._read_all()
+        store = self.stored[0]
+        if len(store) == 0:
+            return store
+        return store[np.flatnonzero(np.append(True, store[1:] != store[:-1]))]
+
+    def _read_all(self):
+        table = snapshot.read_tables(self.conn, ("polls",))["polls"]
+        store, instant, active = (_column(table[name]) for name in
+                                  ("store_pk", "timestamp_us", "active"))
+        self.stored = _by_store_and_instant(store, instant, active)
+
+    def of_stores(self, pks):
+        """The polls of the stores `pks` (sorted), sorted by store and instant."""
+        if self.stored is None:
+            return self._read_stores(pks)
+        store, instant, active = self.stored
+        low = np.searchsorted(store, pks, side="left")
+        high = np.searchsorted(store, pks, side="right")
+        count = high - low
+        if len(store) and count.sum() == len(store):
+            rows = slice(None)
+        else:
+            rows = np.repeat(low - (np.cumsum(count) - count), count) + np.arange(count.sum())
+        return pd.DataFrame({"store_id": store[rows], "timestamp_us": instant[rows],
+                             "active": active[rows].astype(bool)})
+
+    def _read_stores(self, pks):
+        # The table is keyed by hour, then store: one step down the key per store and hour.
+        hours = ", ".join(str(hour) for hour in store_snapshot.hours_with_polls(self.conn))
+        if not hours:
+            return pd.DataFrame({"store_id": np.zeros(0, np.int64),
+                                 "timestamp_us": np.zeros(0, np.int64),
+                                 "active": np.zeros(0, bool)})
+        _stage(self.conn, "live_slow", {"store_pk": pks})
+        polls = _read_csv(self.conn, ["p.store_pk", "p.timestamp_us",
+                                      "CAST(p.active AS INTEGER)"],
+                          f"live_slow k JOIN store_status p ON p.hour IN ({hours}) "
+                          "AND p.store_pk = k.store_pk",
+                          ["store_id", "timestamp_us", "active"])
+        store, instant, active = _by_store_and_instant(
+            polls["store_id"].to_numpy(dtype=np.int64),
+            polls["timestamp_us"].to_numpy(dtype=np.int64), polls["active"].to_numpy() != 0)
+        return pd.DataFrame({"store_id": store, "timestamp_us": instant, "active": active})
+
+
+@dataclass(frozen=True)
+class _NewPolls:
+    """This ingest's polls sorted by store and instant (`store`, `us`, `active`), and per
+    store (`pk`, sorted): its first and last new poll, whether all or none are active."""
+
+    store: np.ndarray
+    us: np.ndarray
+    active: np.ndarray
+    pk: np.ndarray
+    first_us: np.ndarray
+    last_us: np.ndarray
+    all_active: np.ndarray
+    none_active: np.ndarray
+
+
+def _per_store(store, us, active):
+    if len(store) == 0:
+        none = np.zeros(0, dtype=np.int64)
+        return _NewPolls(store, us, active, none, none, none, none.astype(bool),
+                         none.astype(bool))
+    starts = np.flatnonzero(np.append(True, store[1:] != store[:-1]))
+    ends = np.append(starts[1:], len(store)) - 1
+    count = ends - starts + 1
+    actives = np.add.reduceat(active.astype(np.int64), starts)
+    return _NewPolls(store=store, us=us, active=active, pk=store[starts], first_us=us[starts],
+                     last_us=us[ends], all_active=actives == count, none_active=actives == 0)
+
+
+def _sorted_polls(store, us, active):
+    """The polls as int64, int64 and bool arrays, sorted by store and instant."""
+    store, us = (np.asarray(c).astype(np.int64, copy=False) for c in (store, us))
+    return _by_store_and_instant(store, us, np.asarray(active).astype(bool, copy=False))
+
+
+def _by_store_and_instant(store, us, active):
+    if len(store) < 2:
+        return store, us, active
+    rising = (store[1:] > store[:-1]) | ((store[1:] == store[:-1]) & (us[1:] >= us[:-1]))
+    if rising.all():
+        return store, us, active
+    first = int(us.min())
+    span = int(us.max()) - first + 1
+    if (int(store.max()) + 1) * span < 2**62 and store.min() >= 0:  # one int64 key
+        order = np.argsort(store * span + (us - first), kind="stable")
+    else:
+        order = np.lexsort((us, store))
+    return store[order], us[order], active[order]
+
+
+def _isin_sorted(values, sorted_set):
+    """`np.isin` for a sorted array of distinct values: one binary search each."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), dtype=bool)
+    position = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[position] == values
+
+
+def _column(column):
+    """An Arrow column as int64, or bool for `active`."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    values = array.to_numpy(zero_copy_only=False)
+    if pa.types.is_boolean(array.type) or array.type == pa.uint8():
+        return values.astype(bool, copy=False) if values.dtype != np.uint8 else values.view(bool)
+    return values.astype(np.int64, copy=False)
+
+
+def _codes(states):
+    """State names as their positions in STATES."""
+    names = np.array(live_state.STATES)
+    order = np.argsort(names)
+    return order[np.searchsorted(names, states, sorter=order)].astype(np.int8)
+
+
+def _concat_rows(a, b):
+    if len(b) == 0:
+        return a
+    if len(a) == 0:
+        return b
+    return LiveRows.of(**{f.name: np.concatenate([getattr(a, f.name), getattr(b, f.name)])
+                          for f in fields(LiveRows)})
+
+
+def _no_incidents(with_id=False):
+    columns = (["id"] if with_id else []) + ["store_pk", "start_us", "end_us"]
+    return pd.DataFrame({c: np.zeros(0, np.int64) for c in columns})
+
+
+def _ingest_records(conn):
+    """The `ingest` record of this transaction's ingest or removal, and the one before
+    (None for none): the live rows a process keeps are those the record's update wrote."""
+    rows = conn.execute(sa.text("SELECT id, fingerprint, created_at FROM ingest "
+                                "ORDER BY id DESC LIMIT 2")).all()
+    records = [tuple(row) for row in rows] + [None, None]
+    return records[0], records[1]
+
+
+def _poll_bounds(conn, stored_polls):
+    """The earliest and latest poll of all, or None without polls."""
+    if stored_polls is not None:
+        if stored_polls.num_rows == 0:
+            return None
+        instants = _column(stored_polls["timestamp_us"])
+        return int(instants.min()), int(instants.max())
+    first, last = store_snapshot.poll_bounds(conn)
+    return None if first is None else (int(first), int(last))
 
 
 def diff(kept, fresh):
     """What changes from the kept incidents to the fresh ones of the same stores.
 
     Both are frames of ``store_pk, start_us, end_us`` (kept also ``id``). A kept incident
-    belongs to the first fresh one it overlaps; a fresh one takes the id of the earliest
-    kept incident that belongs to it (so a split keeps the id on its first part, a merge on
-    the earlier one). Returns a frame with ``kind`` opened, closed, updated or removed, and
-    ``id`` (None for opened), ``store_pk``, ``start_us``, ``end_us`` (the kept values for
-    removed), ``old_end_us``.
+    belongs to the first fresh one of its store that ends after it starts, when they
+    overlap; a fresh one takes the id of the earliest kept incident that belongs to it (so a
+    split keeps the id on its first part, a merge on the earlier one). Returns a frame with
+    ``kind`` opened, closed, updated or removed, and ``id`` (-1 for opened), ``store_pk``,
+    ``start_us``, ``end_us`` (the kept values for removed), ``old_end_us`` (-1 for opened).
     """
-    kept = kept.sort_values(["store_pk", "start_us"], ignore_index=True)
-    fresh = fresh.sort_values(["store_pk", "start_us"], ignore_index=True)
-    fresh["fresh"] = np.arange(len(fresh))
-    if len(kept) and len(fresh):
-        # The first fresh incident of the store ending after the kept one starts.
-        found = pd.merge_asof(
-            kept[["store_pk", "start_us", "end_us"]].reset_index().sort_values("start_us"),
-            fresh[["store_pk", "start_us", "end_us", "fresh"]].sort_values("end_us")
-            .rename(columns={"start_us": "f_start", "end_us": "f_end"}),
-            left_on="start_us", right_on="f_end", by="store_pk", direction="forward",
-            allow_exact_matches=False).set_index("index").sort_index()
-        overlaps = (found["f_start"] < found["end_us"]).to_numpy()
-        owner = np.where(overlaps, found["fresh"].fillna(-1).to_numpy(), -1).astype(np.int64)
-    else:
-        owner = np.full(len(kept), -1, dtype=np.int64)
-    kept["owner"] = owner
+    k_id, k_store, k_start, k_end = _by_store_and_start(kept, with_id=True)
+    f_store, f_start, f_end = _by_store_and_start(fresh)
+    owner = np.full(len(k_store), -1, dtype=np.int64)
+    if len(k_store) and len(f_store):
+        # Instants and stores as their ranks, so that (store, instant) is one int64 key. A
+        # store's fresh incidents are disjoint: sorted by start, they are sorted by end.
+        instants = np.unique(np.concatenate([k_start, f_end]))
+        stores = np.unique(np.concatenate([k_store, f_store]))
+        width = len(instants) + 1
+        f_key = np.searchsorted(stores, f_store) * width + np.searchsorted(instants, f_end)
+        k_key = np.searchsorted(stores, k_store) * width + np.searchsorted(instants, k_start)
+        first = np.searchsorted(f_key, k_key, side="right")  # ends after the start
+        found = first < len(f_store)
+        at = np.minimum(first, len(f_store) - 1)
+        found &= (f_store[at] == k_store) & (f_start[at] < k_end)
+        owner[found] = first[found]
     # Kept incidents are sorted by start within a store: the first of an owner keeps.
-    keeper = (owner >= 0) & ~kept.duplicated("owner").to_numpy()
-    removed = kept[~keeper]
-    matched = kept[keeper]
-    fresh["id"] = pd.array([pd.NA] * len(fresh), dtype="Int64")
-    fresh["old_start_us"] = pd.array([pd.NA] * len(fresh), dtype="Int64")
-    fresh["old_end_us"] = pd.array([pd.NA] * len(fresh), dtype="Int64")
-    slots = matched["owner"].to_numpy()
-    fresh.loc[slots, "id"] = matched["id"].to_numpy()
-    fresh.loc[slots, "old_start_us"] = matched["start_us"].to_numpy()
-    fresh.loc[slots, "old_end_us"] = matched["end_us"].to_numpy()
-    has_id = fresh["id"].notna().to_numpy()
-    moved = has_id & ((fresh["old_start_us"] != fresh["start_us"])
-                      | (fresh["old_end_us"] != fresh["end_us"])).fillna(False).to_numpy()
-    closed = moved & (fresh["old_end_us"] == OPEN_END_US).fillna(False).to_numpy() & (
-        fresh["end_us"] != OPEN_END_US).to_numpy()
-    kinds = np.where(~has_id, "opened", np.where(closed, "closed", "updated"))
-    out = fresh[~has_id | moved].assign(kind=kinds[~has_id | moved])
-    gone = removed.assign(kind="removed", old_end_us=removed["end_us"])
-    columns = ["kind", "id", "store_pk", "start_us", "end_us", "old_end_us"]
-    return pd.concat([out[columns], gone[columns]], ignore_index=True)
+    keeper = np.zeros(len(owner), dtype=bool)
+    owners, earliest = np.unique(owner, return_index=True)
+    keeper[earliest[owners >= 0]] = True
+    f_id = np.full(len(f_store), -1, dtype=np.int64)
+    old_start = np.full(len(f_store), -1, dtype=np.int64)
+    old_end = np.full(len(f_store), -1, dtype=np.int64)
+    slots = owner[keeper]
+    f_id[slots], old_start[slots], old_end[slots] = k_id[keeper], k_start[keeper], k_end[keeper]
+    has_id = f_id >= 0
+    moved = has_id & ((old_start != f_start) | (old_end != f_end))
+    closed = moved & (old_end == OPEN_END_US) & (f_end != OPEN_END_US)
+    out = ~has_id | moved
+    gone = ~keeper
+    return pd.DataFrame({
+        "kind": np.concatenate([np.where(~has_id, "opened", np.where(closed, "closed",
+                                                                     "updated"))[out],
+                                np.full(int(gone.sum()), "removed")]).astype(object),
+        "id": np.concatenate([f_id[out], k_id[gone]]),
+        "store_pk": np.concatenate([f_store[out], k_store[gone]]),
+        "start_us": np.concatenate([f_start[out], k_start[gone]]),
+        "end_us": np.concatenate([f_end[out], k_end[gone]]),
+        "old_end_us": np.concatenate([old_end[out], k_end[gone]])})
+
+
+def _by_store_and_start(frame, with_id=False):
+    """Columns of incidents (a frame) as int64 arrays, sorted by store, then start."""
+    names = (["id"] if with_id else []) + ["store_pk", "start_us", "end_us"]
+    columns = [frame[name].to_numpy(dtype=np.int64) for name in names]
+    order = np.lexsort((columns[-2], columns[-3]))
+    return tuple(column[order] for column in columns)
 
 
 def _apply(conn, changes):
@@ -300,18 +613,25 @@ def _apply(conn, changes):
     if len(changes) == 0:
         return changes
     changes = changes.copy()
-    gone = changes["kind"] == "removed"
-    if gone.any():
-        _stage(conn, "live_gone", {"id": changes.loc[gone, "id"].to_numpy(dtype=np.int64)})
+    kind = changes["kind"].to_numpy()
+    sqlite = not is_postgresql(conn)
+    gone = changes["id"].to_numpy()[kind == "removed"]
+    if len(gone) and sqlite:  # few rows: no temporary table
+        conn.exec_driver_sql("DELETE FROM incident WHERE id = ?", [(i,) for i in gone.tolist()])
+    elif len(gone):
+        _stage(conn, "live_gone", {"id": gone})
         conn.execute(sa.text("DELETE FROM incident WHERE id IN (SELECT id FROM live_gone)"))
-    moved = changes["kind"].isin(["closed", "updated"])
-    if moved.any():
-        _stage(conn, "live_moved", {c: changes.loc[moved, c].to_numpy(dtype=np.int64)
+    moved = (kind == "closed") | (kind == "updated")
+    if moved.any() and sqlite:
+        conn.exec_driver_sql("UPDATE incident SET start_us = ?, end_us = ? WHERE id = ?", list(
+            zip(*(changes[c].to_numpy()[moved].tolist() for c in ("start_us", "end_us", "id")))))
+    elif moved.any():
+        _stage(conn, "live_moved", {c: changes[c].to_numpy(dtype=np.int64)[moved]
                                     for c in ("id", "start_us", "end_us")})
         conn.execute(sa.text(
             "UPDATE incident SET start_us = m.start_us, end_us = m.end_us FROM live_moved m "
             "WHERE incident.id = m.id"))
-    opened = (changes["kind"] == "opened").to_numpy()
+    opened = kind == "opened"
     if opened.any():
         last_id = conn.execute(sa.select(sa.func.max(Incident.id))).scalar() or 0
         new = changes.loc[opened, ["store_pk", "start_us", "end_us"]].astype(np.int64)
@@ -372,103 +692,136 @@ def _read_csv(conn, expressions, source, names, text=()):
 
 _LIVE_COLUMNS = ["store_pk", "state", "since_us", "latest_us", "counted_us", "counted_active",
                  "next_us"]
+# The state as its position in STATES, in SQL.
+_STATE_CODE = "CASE l.state " + " ".join(
+    f"WHEN '{name}' THEN {number}" for number, name in enumerate(live_state.STATES)) + " END"
 
 
-def _read_live(conn, keys):
-    """The live rows of the stores in the table `keys` (all rows for None), by store_pk."""
-    source = "live_store l" + (f" JOIN {keys} k ON k.store_pk = l.store_pk" if keys else "")
-    frame = _read_csv(conn, ["l.store_pk", "l.state", "l.since_us", "l.latest_us",
-                             "l.counted_us", "CAST(l.counted_active AS INTEGER)", "l.next_us"],
-                      source, _LIVE_COLUMNS, text=("state",))
-    frame = frame.astype({"store_pk": np.int64, "since_us": "float64", "latest_us": "float64",
-                          "counted_us": "float64", "counted_active": "float64",
-                          "next_us": "float64"})
-    return frame.set_index("store_pk")
+def _read_live(conn):
+    """Every live row."""
+    frame = _read_csv(conn, ["l.store_pk", _STATE_CODE, "l.since_us", "l.latest_us",
+                             f"coalesce(l.counted_us, {NO_INSTANT})",
+                             "coalesce(CAST(l.counted_active AS INTEGER), 0)", "l.next_us"],
+                      "live_store l", _LIVE_COLUMNS)
+    return LiveRows.of(pk=frame["store_pk"].to_numpy(dtype=np.int64),
+                       state=frame["state"].to_numpy().astype(np.int8),
+                       since_us=frame["since_us"].to_numpy(dtype=np.int64),
+                       latest_us=frame["latest_us"].to_numpy(dtype=np.int64),
+                       counted_us=frame["counted_us"].to_numpy(dtype=np.int64),
+                       counted_active=frame["counted_active"].to_numpy() != 0,
+                       next_us=frame["next_us"].to_numpy(dtype=np.int64))
 
 
-def _due(conn, before, now, silent_after):
-    """Stores without new polls whose state or incidents can have changed from `before`
-    to `now`: their business time began or ended, they fell silent, or their latest
-    observation was inactive at `before` itself (an incident of no length until `now`
-    moves). Any other store keeps its incidents: an active status stays so, an open
-    incident stays open."""
-    return conn.execute(sa.select(LiveStore.store_pk).where(sa.or_(
-        LiveStore.next_us <= now,
-        sa.and_(LiveStore.state.in_([live_state.UP, live_state.DOWN]),
-                LiveStore.latest_us < now - silent_after),
-        sa.and_(LiveStore.counted_active.is_(False), LiveStore.counted_us >= before)))
-    ).scalars().all()
+def _stores_with_open_incident(conn):
+    """The stores with an open incident kept (sorted, distinct)."""
+    found = _read_csv(conn, ["store_pk"], f"incident WHERE end_us = {OPEN_END_US}",
+                      ["store_pk"])
+    return np.unique(found["store_pk"].to_numpy(dtype=np.int64))
 
 
-def _write_live(conn, pks, states, since_us, latest_us, result, old):
-    """Write the live rows that changed (`old`: the rows before, by store, NaN for none)."""
-    has = result.counted_us != live_state.NO_INSTANT
-    counted = np.where(has, result.counted_us, -1)
-    active = np.where(has, result.counted_active, False)
-    changed = ((old["state"].to_numpy() != states)
-               | (old["since_us"].to_numpy() != since_us)
-               | (old["latest_us"].to_numpy() != latest_us)
-               | (np.nan_to_num(old["counted_us"].to_numpy(), nan=-1) != counted)
-               | (np.nan_to_num(old["counted_active"].to_numpy(), nan=0) != active)
-               | (old["next_us"].to_numpy() != result.next_change_us))
-    if not changed.any():
+def _write_live(conn, rows, live):
+    """Write the `rows` that differ from the `live` rows before (by store)."""
+    there, old = live.at(rows.pk)
+    same_key = there & (old.state == rows.state) & (old.since_us == rows.since_us) \
+        & (old.next_us == rows.next_us)
+    same = same_key & (old.latest_us == rows.latest_us) & (old.counted_us == rows.counted_us) \
+        & (old.counted_active == rows.counted_active)
+    # Rows whose state, since and next change stay as they are but for the polls: an
+    # update of those columns alone (no index of SQLite's to change).
+    polls_only = rows.take(np.flatnonzero(same_key & ~same))
+    others = rows.take(np.flatnonzero(~same_key))
+    counted = [None if us == NO_INSTANT else us for us in polls_only.counted_us.tolist()]
+    if len(polls_only) and not is_postgresql(conn):
+        conn.exec_driver_sql(
+            "UPDATE live_store SET latest_us = ?, counted_us = ?, counted_active = ? "
+            "WHERE store_pk = ?",
+            list(zip(polls_only.latest_us.tolist(), counted,
+                     [None if c is None else a for c, a in
+                      zip(counted, polls_only.counted_active.tolist())],
+                     polls_only.pk.tolist())))
+    elif len(polls_only):
+        _stage(conn, "live_polled", {"store_pk": polls_only.pk,
+                                     "latest_us": polls_only.latest_us,
+                                     "counted_us": polls_only.counted_us,
+                                     "counted_active": polls_only.counted_active.astype(
+                                         np.int64)})
+        conn.exec_driver_sql(
+            "UPDATE live_store SET latest_us = n.latest_us, counted_us = CASE WHEN "
+            f"n.counted_us = {NO_INSTANT} THEN NULL ELSE n.counted_us END, counted_active = "
+            f"CASE WHEN n.counted_us = {NO_INSTANT} THEN NULL ELSE n.counted_active = 1 END "
+            "FROM live_polled n WHERE live_store.store_pk = n.store_pk")
+    if len(others) == 0:
         return
-    keep = np.flatnonzero(changed)
-    # The state as its number in STATES: the stage holds integers only.
-    code = np.searchsorted(np.array(live_state.STATES), states[keep],
-                           sorter=np.argsort(live_state.STATES))
-    code = np.argsort(live_state.STATES)[code]
-    _stage(conn, "live_new", {"store_pk": pks[keep], "state": code,
-                              "since_us": since_us[keep], "latest_us": latest_us[keep],
-                              "counted_us": counted[keep],
-                              "counted_active": active[keep].astype(np.int64),
-                              "next_us": result.next_change_us[keep]})
+    _stage(conn, "live_new", {"store_pk": others.pk, "state": others.state.astype(np.int64),
+                              "since_us": others.since_us, "latest_us": others.latest_us,
+                              "counted_us": others.counted_us,
+                              "counted_active": others.counted_active.astype(np.int64),
+                              "next_us": others.next_us})
     state = "CASE n.state " + " ".join(f"WHEN {number} THEN '{name}'" for number, name in
                                        enumerate(live_state.STATES)) + " END"
     written = _LIVE_COLUMNS[1:]
     # "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT.
     conn.exec_driver_sql(
         f"INSERT INTO live_store ({', '.join(_LIVE_COLUMNS)}) SELECT n.store_pk, {state}, "
-        "n.since_us, n.latest_us, CASE WHEN n.counted_us = -1 THEN NULL ELSE n.counted_us "
-        "END, CASE WHEN n.counted_us = -1 THEN NULL ELSE n.counted_active = 1 END, n.next_us "
-        "FROM live_new n WHERE true ON CONFLICT (store_pk) DO UPDATE SET "
-        + ", ".join(f"{c} = excluded.{c}" for c in written))
-
-
-def _engine_polls(table):
-    """The polls table (Arrow) as the engine's frame keyed by store_pk."""
-    return pd.DataFrame({"store_id": table["store_pk"].to_numpy().astype(np.int64),
-                         "timestamp_us": table["timestamp_us"].to_numpy().astype(np.int64),
-                         "active": table["active"].to_numpy().astype(bool)})
+        f"n.since_us, n.latest_us, CASE WHEN n.counted_us = {NO_INSTANT} THEN NULL ELSE "
+        f"n.counted_us END, CASE WHEN n.counted_us = {NO_INSTANT} THEN NULL ELSE "
+        "n.counted_active = 1 END, n.next_us FROM live_new n WHERE true ON CONFLICT "
+        "(store_pk) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in written))
 
 
 def _engine_hours(hours):
     hours = hours if isinstance(hours, pd.DataFrame) else hours.to_pandas()
     return hours.rename(columns={"store_pk": "store_id"}).astype(
         {"store_id": np.int64, "day_of_week": np.int64, "start_local_s": np.int64,
-         "end_local_s": np.int64})
+         "end_local_s": np.int64}).sort_values("store_id", kind="stable", ignore_index=True)
 
 
 def _engine_zones(zones):
     zones = zones if isinstance(zones, pd.DataFrame) else zones.to_pandas()
-    return zones.rename(columns={"store_pk": "store_id"}).astype({"store_id": np.int64})
+    return zones.rename(columns={"store_pk": "store_id"}).astype(
+        {"store_id": np.int64}).sort_values("store_id", kind="stable", ignore_index=True)
 
 
-def _schedules(conn, kept, pks):
-    """Hours and zones of the stores `pks`, from every store's, which this process keeps in
-    `kept` as of the latest hours or zone file ingested (its ingest_file id, with its
-    ingest's fingerprint and time: another process's ingest of such a file is seen). Only
-    an ingest that changes no hours or zones uses it: an hourly feed brings polls alone,
-    and reading a million hours rows each hour cost more than the rest of it."""
+def _schedules(conn, kept, pks, copies, rescheduled):
+    """Hours and zones of the stores `pks` (all for None).
+
+    Every store's are kept in `kept` as of the latest hours or zone file ingested (its
+    ingest_file id, with its ingest's fingerprint and time: another process's ingest of
+    such a file is seen), read from the columnar copy of the data before this ingest when
+    this ingest changes no hours or zone and there is a copy, else from the database. An
+    ingest that changes some reads those of `pks` from the database (or all of them)."""
+    if len(rescheduled) and pks is not None:
+        _stage(conn, "live_keys", {"store_pk": pks})
+        return (_engine_hours(_read_csv(
+            conn, ["h.store_pk", "h.day_of_week", "h.start_local_s", "h.end_local_s"],
+            "business_hours h JOIN live_keys k ON k.store_pk = h.store_pk",
+            ["store_pk", "day_of_week", "start_local_s", "end_local_s"])),
+            _engine_zones(_read_csv(
+                conn, ["z.store_pk", "z.timezone_str"],
+                "store_timezone z JOIN live_keys k ON k.store_pk = z.store_pk",
+                ["store_pk", "timezone_str"], text=("timezone_str",))))
     version = _schedules_version(conn)
     if kept.get("version") != version:
-        tables = snapshot.read_tables(conn, ("hours", "zones"))
+        kept.pop("version", None)
+        tables = None
+        if len(rescheduled) == 0 and copies is not None and copies.enabled:
+            tables = copies.load(snapshot.read_version(conn))
+        if tables is None:
+            tables = snapshot.read_tables(conn, ("hours", "zones"))
         kept.update(version=version, hours=_engine_hours(tables["hours"]),
                     zones=_engine_zones(tables["zones"]))
-    wanted = pks.to_numpy(dtype=np.int64)
     hours, zones = kept["hours"], kept["zones"]
-    return (hours[np.isin(hours["store_id"].to_numpy(), wanted)],
-            zones[np.isin(zones["store_id"].to_numpy(), wanted)])
+    if pks is None:
+        return hours, zones
+    return hours.iloc[_rows_of(hours["store_id"].to_numpy(), pks)], \
+        zones.iloc[_rows_of(zones["store_id"].to_numpy(), pks)]
+
+
+def _rows_of(sorted_keys, wanted):
+    """Positions of the rows of `wanted` (sorted) in `sorted_keys`, in order."""
+    low = np.searchsorted(sorted_keys, wanted, side="left")
+    count = np.searchsorted(sorted_keys, wanted, side="right") - low
+    return np.repeat(low - (np.cumsum(count) - count), count) + np.arange(count.sum())
 
 
 def _schedules_version(conn):
