@@ -151,8 +151,11 @@ def _summarise():
         return db.session.execute(sa.select(sa.func.count()).select_from(Store)
                                   .where(*conditions)).scalar()
 
-    polls, stores_with_polls = db.session.execute(sa.select(
-        sa.func.count(), sa.func.count(StoreStatus.store_pk.distinct()))).one()
+    polls, stores_with_polls = db.session.execute(
+        sa.select(DataVersion.polls, DataVersion.stores_with_polls)).one()
+    if polls is None or stores_with_polls is None:  # not kept: count them
+        polls, stores_with_polls = db.session.execute(sa.select(
+            sa.func.count(), sa.func.count(StoreStatus.store_pk.distinct()))).one()
     first_us, latest_us = poll_bounds(db.session.connection())
     zone_names = db.session.execute(sa.select(StoreTimezone.timezone_str, sa.func.count())
                                     .group_by(StoreTimezone.timezone_str)).all()

@@ -103,6 +103,7 @@ def _ingest(path, *, progress, once, shown, limits, wait):
         copies = columnar.for_current_app()
         load = _Load(conn, ingest_id, summary)
         load.start_from(*_copy_before(conn, copies))
+        counted = _counts_before(conn)
         sizes = {kind: max(source.size, 1) for kind, source in sources.items()}
         done = 0
         for kind in sorted(sources):
@@ -122,7 +123,7 @@ def _ingest(path, *, progress, once, shown, limits, wait):
         polls_loaded.send(current_app._get_current_object(), conn=conn,
                           stored_polls=load.previous_polls, **load.changes())
         version = uuid.uuid4().hex
-        conn.execute(sa.update(DataVersion).values(version=version))
+        conn.execute(sa.update(DataVersion).values(version=version, **load.counts_after(counted)))
         copy, unchanged = _copy_after(load) if copies.enabled else (None, ())
         progress(1.0, "done")
     if copy is not None:  # committed: the copy of the new version can go in place
@@ -172,6 +173,23 @@ class _Load:
                 snapshot._ints(stores["id"]),
                 index=pd.Index(stores["store_id"].to_numpy(zero_copy_only=False), dtype=object),
                 dtype=np.int64)
+
+    def counts_after(self, before):
+        """`DataVersion.polls` and `.stores_with_polls` after this ingest, from those
+        `before` it (None where not known): the polls it added, and the stores with a poll
+        now that had none in the copy before it (None without that copy)."""
+        polls, stores = before
+        added = sum(counts.loaded for counts in self.summary.files if counts.kind == "status")
+        if stores is not None and self.previous is not None:
+            stored = snapshot._ints(self.previous["polls"]["store_pk"])
+            polled = np.unique(np.concatenate([np.zeros(0, np.int64)] + [
+                _distinct_sorted(pks) for pks, _us, _active in self.new_polls]))
+            at = np.minimum(np.searchsorted(stored, polled), max(len(stored) - 1, 0))
+            seen = stored[at] == polled if len(stored) else np.zeros(len(polled), bool)
+            stores += int((~seen).sum())
+        else:
+            stores = None
+        return {"polls": None if polls is None else polls + added, "stores_with_polls": stores}
 
     def with_store_pks(self, rows):
         """`rows` with the `store.id` of each `store_id`."""
@@ -247,6 +265,23 @@ def _load_status(load, source, progress):
     loaded = bulk.add_polls(load.conn, store_pk, timestamp_us, active, new=new)
     load.new_polls.append((store_pk, timestamp_us, active))
     return FileCounts("status", source.name, read, loaded, valid - loaded, rejected)
+
+
+def _counts_before(conn):
+    """`DataVersion.polls` and `.stores_with_polls` now: (0, 0) without polls."""
+    polls, stores = conn.execute(sa.select(DataVersion.polls, DataVersion.stores_with_polls)
+                                 ).one()
+    if polls is None and not conn.execute(sa.text(
+            "SELECT EXISTS (SELECT 1 FROM store_status)")).scalar():
+        return 0, 0
+    return polls, stores
+
+
+def _distinct_sorted(values):
+    """The distinct values of a sorted array, in order."""
+    if len(values) == 0:
+        return np.asarray(values, dtype=np.int64)
+    return values[np.flatnonzero(np.append(True, values[1:] != values[:-1]))]
 
 
 def _copy_before(conn, copies):

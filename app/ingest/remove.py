@@ -73,6 +73,9 @@ def delete_polls(store_ids=(), from_us=None, to_us=None, wait=True):
             ingest_id=ingest_id, kind=DELETED, name="store_status", read=removed,
             loaded=removed, duplicate=0, rejected=0))
         if removed:  # nothing removed: the data, its copy and its reports stay valid
-            conn.execute(sa.update(DataVersion).values(version=uuid.uuid4().hex))
+            # Which stores lost their last poll is not known without counting.
+            conn.execute(sa.update(DataVersion).values(
+                version=uuid.uuid4().hex, polls=DataVersion.polls - removed,
+                stores_with_polls=None))
             polls_removed.send(current_app._get_current_object(), conn=conn)
     return Removal(ingest_id, shown, removed)

@@ -125,11 +125,18 @@ class Report(db.Model):
 
 
 class DataVersion(db.Model):
-    """The single row naming the committed data: a new random `version` per ingest."""
+    """The single row naming the committed data: a new random `version` per ingest, and how
+    many polls and stores with polls that data holds.
+
+    Every ingest keeps the two counts (counting 190 M polls takes minutes); None means not
+    known without counting (after a removal, or a database loaded before they were kept).
+    """
 
     __tablename__ = "data_version"
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[str] = mapped_column(sa.String(32))
+    polls: Mapped[int | None] = mapped_column(sa.BigInteger)
+    stores_with_polls: Mapped[int | None]
     __table_args__ = (sa.CheckConstraint("id = 1", name="data_version_single_row"),)
 
 
