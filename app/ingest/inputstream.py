@@ -1,22 +1,22 @@
-"""The byte stream Arrow parses: it refuses over-long lines and bytes that are not UTF-8,
-and it can be stopped.
+"""The byte stream the CSV parser reads: it refuses over-long lines and bytes that are not
+UTF-8.
 
-Three problems of reading CSV with Arrow from a Python file object are solved here:
+Two problems of reading CSV from a Python file object are solved here:
 
 - A line has no length limit in CSV, so one 3 GB line would be read whole into memory.
   Every line is checked as the bytes pass through, and the first one longer than the limit
-  fails the file before Arrow (or `readline`) holds it.
+  fails the file before the parser (or `readline`) holds it.
 - A row that is not UTF-8 and has the wrong number of fields makes pyarrow print a
   traceback ("Exception ignored in ...") as it hands the row to our handler. Such bytes
   fail the file here first, with one line.
-- Arrow reads the stream ahead on a thread of its own, which calls `read` here. When the
-  ingest gives up (a bad file), that thread may still be inside Python at interpreter exit,
-  which aborts the process ("Fatal Python error: PyGILState_Release"). `stop()` waits for a
-  read in progress and makes every later read return end-of-file at once.
+
+Only the thread that cuts the file into blocks reads it (`app.ingest.parse`): Arrow parses
+blocks of bytes, never this stream, so no thread of Arrow's calls into Python here (its
+read-ahead thread once could still be inside Python at interpreter exit, which aborted the
+process, and it read up to 32 blocks ahead).
 """
 
 import codecs
-import threading
 
 from app.ingest.sources import IngestError
 
@@ -46,53 +46,21 @@ class CheckedStream:
         self._max = max_line
         self._run = 0  # bytes since the last newline
         self._offset = 0  # bytes read before the current block
-        self._lock = threading.Lock()
-        self._stopped = False
-        self._drained = threading.Event()  # a read answered end-of-file after stop()
-        self._at_end = False  # the underlying stream said end-of-file
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
-
-    # The file-object surface Arrow uses.
-    closed = property(lambda self: self._raw.closed)
-
-    def readable(self):
-        return True
-
-    def seekable(self):
-        return False
 
     def tell(self):
         return self._raw.tell()
 
     def read(self, size=-1):
-        with self._lock:
-            if self._stopped:
-                self._drained.set()
-                return b""
-            data = self._raw.read(size)
-            self._at_end = not data
-            self._check(data)
-            return data
+        data = self._raw.read(size)
+        self._check(data)
+        return data
 
     def readline(self):
         """One line, read at most one byte past the limit."""
-        with self._lock:
-            data = self._raw.readline(self._max + 2)  # the line, its newline, maybe "\r"
-            self._check(data)
-            return data
-
-    def peek(self, size=1):
-        return self._raw.peek(size)
-
-    def stop(self, timeout=2.0):
-        """Make every later read answer end-of-file, and wait until the reading thread is
-        done with Python: it reached the end of the file, or read that end-of-file after
-        this call, or (a reader that paused its read-ahead) `timeout` seconds passed."""
-        with self._lock:  # waits for a read in progress
-            self._stopped = True
-            if self._at_end:
-                return
-        self._drained.wait(timeout)
+        data = self._raw.readline(self._max + 2)  # the line, its newline, maybe "\r"
+        self._check(data)
+        return data
 
     def _check(self, data):
         self._check_utf8(data)

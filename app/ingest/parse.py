@@ -43,10 +43,13 @@ _TIME_OF_DAY = r"^(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?$"
 # microseconds, and then nothing, `Z` or ` UTC` (any case).
 _PLAIN_INSTANT = (r"^(?:19|20)\d\d-\d\d-\d\d[T ](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
                   r"(?:\.\d{1,6})?(?:Z|[ \t]*(?i:UTC))?$")
-# About a million polls per block: big enough for speed, small enough for memory with two
-# blocks in flight (see `parse_batches`).
-BLOCK_BYTES = 32 << 20
-# Threads that validate blocks (see `parse_batches`).
+# A dayOfWeek that pandas' to_numeric reads as 0-6 (ASCII digits, an optional minus sign).
+_DAY_OF_WEEK = r"^(?:-?0+|0*[1-6])$"
+# Bytes per block, cut at a line end: about 140,000 polls. Smaller blocks kept less in
+# flight but paid more per block (a dictionary of the store ids per block); 8 MB measured
+# best on the 14,000-store set (docs in `parse_batches`).
+BLOCK_BYTES = 8 << 20
+# Threads that parse and validate blocks (see `parse_batches`).
 PARSE_THREADS = 2
 # How much of an offending value a rejection message quotes.
 QUOTED_CHARS = 100
@@ -54,6 +57,7 @@ QUOTED_CHARS = 100
 DEFAULT_MAX_FUTURE_MINUTES = 60.0
 # A NUL character: PostgreSQL's text cannot hold it, so no file may bring one, on any database.
 NUL = "\x00"
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -65,42 +69,57 @@ class Parsed:
     read: int
 
 
-def read_batches(stream, name, kind):
-    """Read a CSV stream block by block as text columns named canonically.
+def parse_batches(source, progress=None):
+    """Read and validate one `SourceFile`, a `Parsed` per block of rows, in file order.
 
-    Yields ``(table, rejected)`` per block: `table` is an Arrow table of the required columns
-    and each row's `line`; rows with the wrong number of fields are in `rejected`. Memory
-    stays bounded by the block size, whatever the size of the file. Raises `IngestError` when
-    the file is not CSV or lacks a required column.
+    The calling thread only cuts the bytes into blocks of about BLOCK_BYTES at line ends
+    (`_blocks`); each block is read as CSV and validated on one of PARSE_THREADS threads.
+    Arrow's reader and kernels let go of the GIL, so every core works for the whole file
+    (reading on the calling thread kept the read, a third of the work, on one core). At
+    most PARSE_THREADS + 1 blocks are in flight besides the one the caller holds: memory
+    is bounded by the block size, whatever the size of the file. Raises `IngestError` when
+    the file is not CSV or lacks a required column. `progress(fraction)`, when given, hears
+    how much of the file has been read.
     """
-    stream = CheckedStream(stream, name, max_line_bytes())
-    placeholders, keep = _columns(stream, name, kind)
-    bad_lines, reasons = [], []
+    name, size = source.name, max(source.size, 1)
+    # Read in the app's context: the blocks are validated on threads without one.
+    parse = PARSERS[source.kind] if source.kind != "status" else functools.partial(
+        parse_status, latest=latest_poll_allowed_us())
+    with source.open() as raw, ThreadPoolExecutor(PARSE_THREADS,
+                                                  thread_name_prefix="parse") as pool:
+        stream = CheckedStream(raw, name, max_line_bytes())
+        columns = _columns(stream, name, source.kind)
+        pending, lines_before = deque(), 0
+        for block in _blocks(stream):
+            pending.append(pool.submit(_parse_block, parse, name, columns, block))
+            del block  # the thread's reference is the last one: freed once it is read
+            if len(pending) > PARSE_THREADS:
+                parsed = _counted_from(pending.popleft().result(), lines_before)
+                lines_before += parsed.read
+                yield parsed
+            if progress:
+                progress(min(1.0, stream.tell() / size))
+        if not pending and not lines_before:  # a header and nothing else
+            pending.append(pool.submit(_parse_block, parse, name, columns, b""))
+        while pending:
+            parsed = _counted_from(pending.popleft().result(), lines_before)
+            lines_before += parsed.read
+            yield parsed
 
-    def on_invalid_row(row):
-        # `number` counts lines after the header we consumed, so line = number + 1.
-        bad_lines.append(row.number + 1)
-        reasons.append(f"expected {row.expected_columns} fields, found {row.actual_columns}")
-        return "skip"
 
-    good_before, reported, blocks = 0, 0, 0
-    for batch in _blocks(stream, placeholders, on_invalid_row, name):
-        lines = _good_row_lines(good_before, batch.num_rows, bad_lines)
-        table = pa.Table.from_batches([batch.select(list(keep))]).rename_columns(
-            list(keep.values())).append_column("line", pa.array(lines))
-        good_before += batch.num_rows
-        # The reader may have met bad rows of blocks it has not handed out yet; each bad row
-        # is reported once, with the block during which it was met.
-        rejected = rejection_frame(name, bad_lines[reported:], reasons[reported:])
-        reported = len(bad_lines)
-        blocks += 1
-        yield table, rejected
-    if not blocks or reported < len(bad_lines):
-        # Only bad rows (the reader hands out no block then), or bad rows after the last
-        # block: an empty block carries their rejections.
-        empty = pa.table({**{c: pa.array([], pa.string()) for c in keep.values()},
-                          "line": pa.array([], pa.int64())})
-        yield empty, rejection_frame(name, bad_lines[reported:], reasons[reported:])
+def parse_file(source):
+    """Read and validate one `SourceFile` whole (for files that fit in memory)."""
+    parts = list(parse_batches(source))
+    return Parsed(pd.concat([p.rows for p in parts], ignore_index=True),
+                  pd.concat([p.rejected for p in parts], ignore_index=True),
+                  sum(p.read for p in parts))
+
+
+def check_columns(source):
+    """Raise `IngestError` unless the file's header names every required column."""
+    with source.open() as stream:
+        _columns(CheckedStream(stream, source.name, max_line_bytes()), source.name,
+                 source.kind)
 
 
 def _columns(stream, name, kind):
@@ -113,36 +132,6 @@ def _columns(stream, name, kind):
                           f"(found: {', '.join(header) or 'nothing'})")
     placeholders = [f"c{i}" for i in range(len(header))]
     return placeholders, {placeholders[canonical.index(c)]: c for c in REQUIRED_COLUMNS[kind]}
-
-
-def _blocks(stream, placeholders, on_invalid_row, name):
-    """The data lines after the header as Arrow record batches, every column as text."""
-    if not stream.peek(1):  # a header and nothing else
-        yield pa.record_batch({p: pa.array([], pa.string()) for p in placeholders})
-        return
-    reader = None
-    try:
-        reader = pacsv.open_csv(
-            stream,
-            # Line numbers of bad rows are only known when reading on one thread.
-            read_options=pacsv.ReadOptions(column_names=placeholders, use_threads=False,
-                                           block_size=BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid_row,
-                                             ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={p: pa.string() for p in placeholders},
-                strings_can_be_null=False, quoted_strings_can_be_null=False),
-        )
-        yield from reader
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        reason = _short(str(exc).splitlines()[0])
-        raise IngestError(f"{name}: not a readable CSV file ({reason})") from None
-    finally:
-        # Arrow reads ahead on its own thread; it must be out of our stream before we leave
-        # (a failed or abandoned read would otherwise let it run into interpreter exit).
-        stream.stop()
-        if reader is not None:
-            reader.close()
 
 
 def _read_header(stream, name):
@@ -169,6 +158,101 @@ def _short(text, limit=200):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def _blocks(stream):
+    """The bytes after the header in blocks of about BLOCK_BYTES, each ending after a line
+    end, as Arrow's own streaming reader cuts its blocks: a line never spans two blocks.
+
+    A block is cut after its last newline (`\\n`, `\\r` or `\\r\\n`) but the one in its last
+    byte, a `\\r` whose `\\n` may come with the next read. A line without an end yet (longer
+    than the block) waits for the next read; `stream` bounds its length. The copy per
+    block is the text after its cut, at most a line.
+
+    Arrow skips a byte order mark where its input starts: as the file was read, only where
+    the data starts. A later block that starts with one gets a second for Arrow to skip.
+    """
+    rest, first = b"", True
+    while data := stream.read(BLOCK_BYTES):
+        if rest:
+            data = rest + data
+        last = len(data) - 1
+        at = max(data.rfind(b"\n", 0, last), data.rfind(b"\r", 0, last))
+        if at < 0:
+            rest = data
+            continue
+        cut = at + 2 if data[at] == 13 and data[at + 1] == 10 else at + 1
+        rest = data[cut:]
+        yield _kept_bom(memoryview(data)[:cut], first)
+        first = False
+    if rest:
+        yield _kept_bom(rest, first)
+
+
+def _kept_bom(block, first):
+    return _BOM + block if not first and block[:3] == _BOM else block
+
+
+def _parse_block(parse, name, columns, block):
+    """Read one block (`_read_block`) and validate its rows with `parse`: a `Parsed` whose
+    lines count from the block's start (`_counted_from` moves them to the file's)."""
+    table, read_rejected = _read_block(name, columns, block)
+    del block
+    rows, rejected = parse(name, table)
+    if len(read_rejected) and len(rejected):  # the block's rejections in line order
+        rejected = pd.concat([read_rejected, rejected], ignore_index=True).sort_values(
+            "line", kind="stable", ignore_index=True)
+    elif len(read_rejected):
+        rejected = read_rejected
+    return Parsed(rows, rejected, table.num_rows + len(read_rejected))
+
+
+def _read_block(name, columns, block):
+    """One block of lines as an Arrow table of the required columns (as text) and each
+    row's `line`, the block's first row being line 2; and its rows with the wrong number of
+    fields, as rejections."""
+    placeholders, keep = columns
+    bad_lines, reasons = [], []
+
+    def on_invalid_row(row):
+        # `number` counts the block's rows from 1, so line = number + 1.
+        bad_lines.append(row.number + 1)
+        reasons.append(f"expected {row.expected_columns} fields, found {row.actual_columns}")
+        return "skip"
+
+    if not len(block):
+        table = pa.table({p: pa.array([], pa.string()) for p in keep})
+    else:
+        try:
+            table = pacsv.read_csv(
+                pa.BufferReader(pa.py_buffer(block)),
+                # Line numbers of bad rows are only known when reading on one thread.
+                read_options=pacsv.ReadOptions(column_names=placeholders, use_threads=False,
+                                               block_size=len(block)),
+                parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid_row,
+                                                 ignore_empty_lines=False),
+                # Only the required columns, as text. `stream` checked that every byte is
+                # UTF-8 (a block ends at a line end: no character spans two).
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=list(keep), column_types={p: pa.string() for p in keep},
+                    strings_can_be_null=False, quoted_strings_can_be_null=False,
+                    check_utf8=False),
+            )
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            reason = _short(str(exc).splitlines()[0])
+            raise IngestError(f"{name}: not a readable CSV file ({reason})") from None
+    lines = _good_row_lines(0, table.num_rows, bad_lines)
+    table = table.rename_columns(list(keep.values())).append_column("line", pa.array(lines))
+    return table, rejection_frame(name, bad_lines, reasons)
+
+
+def _counted_from(parsed, lines_before):
+    """`parsed` of a block with its lines counted from the file's start: `lines_before` is
+    the number of rows (good and bad) of the blocks before it."""
+    if lines_before:
+        parsed.rows["line"] += lines_before
+        parsed.rejected["line"] += lines_before
+    return parsed
+
+
 def _good_row_lines(start, count, bad_lines):
     """Line numbers of good rows ``start .. start + count - 1``, given the bad rows' lines.
 
@@ -192,6 +276,8 @@ def _split(name, frame, failure):
     """Split `frame` into its valid rows and the rejections that `failure` describes."""
     bad, rows, reasons = failure
     rejected = rejection_frame(name, frame["line"].to_numpy()[rows], reasons)
+    if not len(rows):
+        return frame, rejected
     return frame.loc[~bad].reset_index(drop=True), rejected
 
 
@@ -199,15 +285,23 @@ def _first_problem(checks):
     """Which rows fail, and why: ``(bad, rows, reasons)``.
 
     `checks` are ``(failed, message, value)`` in order of precedence, `failed` a boolean
-    array; when `value` (a text column, pandas or Arrow) is given, the offending value is
-    quoted after the message. `bad` marks the failing rows, `rows` lists them in order and
-    `reasons` gives each one the message of its first failing check. Messages are only built
-    for the rows that fail.
+    array, or None when no row can fail it; when `value` is given, the offending value is
+    quoted after the message. `value` is a text column (pandas or Arrow), or a function
+    that gives the texts of some rows (so that only failing rows are prepared for quoting).
+    `bad` marks the failing rows, `rows` lists them in order and `reasons` gives each one
+    the message of its first failing check. Messages are only built for the rows that fail.
     """
-    bad = np.zeros(len(checks[0][0]), dtype=bool)
+    bad = None
     rows, reasons = [], []
     for failed, message, value in checks:
-        hit = np.flatnonzero(np.asarray(failed, dtype=bool) & ~bad)
+        if failed is None:
+            continue
+        failed = np.asarray(failed, dtype=bool)
+        if bad is None:
+            bad = np.zeros(len(failed), dtype=bool)
+        if not failed.any():
+            continue
+        hit = np.flatnonzero(failed & ~bad)
         if len(hit):
             bad[hit] = True
             rows.append(hit)
@@ -222,6 +316,9 @@ def _first_problem(checks):
 
 def _texts(column, rows):
     """The values of a text column at positions `rows`, as an object array of str."""
+    if callable(column):
+        column = column(rows)
+        rows = np.arange(len(rows))
     if isinstance(column, (pa.Array, pa.ChunkedArray)):
         texts = column.take(pa.array(rows)).to_pylist()
     else:
@@ -251,66 +348,108 @@ def parse_status(name, table, latest=None):
     `timestamp_us` (UTC), `active` (bool) and `line`. A poll after `latest` (``(instant
     [µs], minutes)`` of `latest_poll_allowed_us`, computed now when not given) is rejected.
 
-    Works on Arrow columns, without a Python object per row. Store ids and statuses repeat,
-    so each distinct text is trimmed (and lower-cased) once, through a dictionary encoding.
+    Works on Arrow columns, without a Python object per row. Store ids repeat, so each
+    distinct text is trimmed once, through a dictionary encoding; timestamps and statuses
+    in their usual form are read without trimming (`_instants`, `_statuses`).
     """
     store_id = _trimmed_dictionary(table["store_id"])
-    text = pc.utf8_trim_whitespace(table["timestamp_utc"])
-    instant, parsed = _instants(text)
-    status = _trimmed_dictionary(table["status"])
-    status_name = pc.utf8_lower(status.dictionary).to_numpy(zero_copy_only=False)
-    status_code = status.indices.to_numpy(zero_copy_only=False)
-    id_code = store_id.indices.to_numpy(zero_copy_only=False)
+    timestamp = _one_chunk(table["timestamp_utc"])
+    instant, parsed = _instants(timestamp)
+    active, known = _statuses(table["status"])
     latest_us, minutes = latest or latest_poll_allowed_us()
-    failure = _first_problem([
-        ((store_id.dictionary.to_numpy(zero_copy_only=False) == "")[id_code],
-         "empty store_id", None),
-        (_has_nul(store_id.dictionary)[id_code], "NUL character in store_id", None),
-        (~parsed, "unparseable timestamp_utc", text),
+    id_code = store_id.indices.to_numpy(zero_copy_only=False)
+
+    def trimmed(rows):
+        return pc.utf8_trim_whitespace(timestamp.take(pa.array(rows)))
+
+    bad, rows, reasons = _first_problem([
+        (_of_codes(_bools(pc.equal(store_id.dictionary, "")), id_code), "empty store_id",
+         None),
+        (_of_codes(_has_nul(store_id.dictionary), id_code), "NUL character in store_id",
+         None),
+        (~parsed, "unparseable timestamp_utc", trimmed),
         (parsed & (instant > latest_us),
          f"timestamp_utc later than the server's clock plus MAX_FUTURE_MINUTES ({minutes:g})",
-         text),
-        (~np.isin(status_name, ["active", "inactive"])[status_code], "unknown status",
-         table["status"]),
+         trimmed),
+        (~known, "unknown status", table["status"]),
     ])
-    bad, rows, reasons = failure
-    good = ~bad
-    valid = pd.DataFrame({
-        "store_id": store_id.filter(pa.array(good)).to_pandas(),
-        "timestamp_us": instant[good],
-        "active": (status_name == "active")[status_code][good],
-        "line": table["line"].to_numpy()[good],
-    })
+    line = table["line"].to_numpy()
+    if len(rows):
+        good = ~bad
+        store_id, instant, active, line = (store_id.filter(pa.array(good)), instant[good],
+                                           active[good], line[good])
+    valid = pd.DataFrame({"store_id": _categorical(store_id), "timestamp_us": instant,
+                          "active": active, "line": line}, copy=False)
     return valid, rejection_frame(name, table["line"].to_numpy()[rows], reasons)
+
+
+def _of_codes(failed, codes):
+    """Which rows fail, from which dictionary entries fail (None when none does)."""
+    return failed[codes] if failed.any() else None
+
+
+def _one_chunk(column):
+    """A text column as one Arrow array of type string."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column if column.type == pa.string() else column.cast(pa.string())
 
 
 def _trimmed_dictionary(column):
     """A text column as a dictionary array whose distinct values have been trimmed of
     surrounding white space (values equal once trimmed share one entry)."""
-    encoded = pc.dictionary_encode(column.combine_chunks())
+    encoded = pc.dictionary_encode(_one_chunk(column))
     trimmed = pc.dictionary_encode(pc.utf8_trim_whitespace(encoded.dictionary))
     indices = trimmed.indices.take(encoded.indices)
     return pa.DictionaryArray.from_arrays(indices, trimmed.dictionary)
 
 
+def _categorical(encoded):
+    """A dictionary array (with distinct entries) as a pandas categorical, without pandas
+    checking that the entries are distinct (a hash of each, half the cost of the
+    conversion otherwise)."""
+    categories = pd.CategoricalDtype(pd.Index(encoded.dictionary.to_pandas()))
+    return pd.Categorical.from_codes(encoded.indices.to_numpy(zero_copy_only=False),
+                                     dtype=categories, validate=False)
+
+
+def _statuses(column):
+    """Which rows say active, and which a known status: "active" or "inactive", trimmed,
+    in any case. The usual exact words are compared in C++; only the other rows' distinct
+    values are trimmed and lower-cased."""
+    column = _one_chunk(column)
+    active = _bools(pc.equal(column, "active"))
+    known = active | _bools(pc.equal(column, "inactive"))
+    other = np.flatnonzero(~known)
+    if len(other):
+        encoded = pc.dictionary_encode(column.take(pa.array(other)))
+        names = pc.utf8_lower(pc.utf8_trim_whitespace(encoded.dictionary)).to_numpy(
+            zero_copy_only=False)
+        code = encoded.indices.to_numpy(zero_copy_only=False)
+        active[other] = (names == "active")[code]
+        known[other] = np.isin(names, ["active", "inactive"])[code]
+    return active, known
+
+
 def parse_hours(name, table):
     """``(valid, rejected)`` hours rows; valid ones have `store_id`, `day_of_week`
     (0 = Monday), `start_local_s`, `end_local_s` and `line`."""
-    frame = table.to_pandas()
-    store_id = frame["store_id"].str.strip()
-    day_text = frame["day_of_week"].str.strip()
-    day = pd.to_numeric(day_text.where(day_text.str.fullmatch(r"-?\d+"), None), errors="coerce")
+    store_id = pc.utf8_trim_whitespace(_one_chunk(table["store_id"]))
+    day_text = pc.utf8_trim_whitespace(_one_chunk(table["day_of_week"]))
+    day_ok = _bools(pc.match_substring_regex(day_text, _DAY_OF_WEEK))
+    # The last digit is the day: "0006" is 6, "-0" is 0.
+    day = np.where(day_ok, _last_byte(day_text) - ord("0"), 0).astype(np.int16)
     start = _seconds_of_day(table["start_time_local"])
     end = _seconds_of_day(table["end_time_local"])
     failure = _first_problem([
-        ((store_id == "").to_numpy(), "empty store_id", None),
+        (_bools(pc.equal(store_id, "")), "empty store_id", None),
         (_has_nul(store_id), "NUL character in store_id", None),
-        ((day.isna() | ~day.between(0, 6)).to_numpy(), "dayOfWeek not in 0-6:", day_text),
-        (np.isnan(start), "unparseable start_time_local", frame["start_time_local"]),
-        (np.isnan(end), "unparseable end_time_local", frame["end_time_local"]),
+        (~day_ok, "dayOfWeek not in 0-6:", day_text),
+        (np.isnan(start), "unparseable start_time_local", table["start_time_local"]),
+        (np.isnan(end), "unparseable end_time_local", table["end_time_local"]),
     ])
-    rows = pd.DataFrame({"store_id": store_id.astype(object), "line": frame["line"],
-                         "day_of_week": day.fillna(0).astype(np.int16),
+    rows = pd.DataFrame({"store_id": _objects(store_id), "line": table["line"].to_numpy(),
+                         "day_of_week": day,
                          "start_local_s": np.nan_to_num(start).astype(np.int32),
                          "end_local_s": np.nan_to_num(end).astype(np.int32)})
     return _split(name, rows, failure)
@@ -319,79 +458,189 @@ def parse_hours(name, table):
 def parse_timezone(name, table):
     """``(valid, rejected)`` zone rows; valid ones have `store_id`, `timezone_str` (kept as
     given, even when unknown) and `line`."""
-    frame = table.to_pandas()
-    store_id = frame["store_id"].str.strip()
-    zone = frame["timezone_str"].str.strip()
-    failure = _first_problem([((store_id == "").to_numpy(), "empty store_id", None),
+    store_id = pc.utf8_trim_whitespace(_one_chunk(table["store_id"]))
+    zone = pc.utf8_trim_whitespace(_one_chunk(table["timezone_str"]))
+    failure = _first_problem([(_bools(pc.equal(store_id, "")), "empty store_id", None),
                               (_has_nul(store_id), "NUL character in store_id", None),
                               (_has_nul(zone), "NUL character in timezone_str", None)])
-    rows = pd.DataFrame({"store_id": store_id.astype(object), "line": frame["line"],
-                         "timezone_str": zone.astype(object)})
+    rows = pd.DataFrame({"store_id": _objects(store_id), "line": table["line"].to_numpy(),
+                         "timezone_str": _objects(zone)})
     return _split(name, rows, failure)
 
 
 PARSERS = {"status": parse_status, "hours": parse_hours, "timezone": parse_timezone}
 
 
-def check_columns(source):
-    """Raise `IngestError` unless the file's header names every required column."""
-    with source.open() as stream:
-        _columns(CheckedStream(stream, source.name, max_line_bytes()), source.name,
-                 source.kind)
-
-
-def parse_batches(source, progress=None):
-    """Read and validate one `SourceFile`, a `Parsed` per block of rows, in file order.
-
-    Blocks are validated on PARSE_THREADS threads while the next one is read and the
-    caller handles the one before: the steps spend most of their time in Arrow's kernels,
-    which let go of the GIL. Validating is the longest step (0.7 s of CPU per million
-    polls), so one thread for it left a core idle half the time. At most PARSE_THREADS + 1
-    blocks are in flight. `progress(fraction)`, when given, hears how much of the file
-    has been read.
-    """
-    size = max(source.size, 1)
-    # Read in the app's context: the blocks are validated on threads without one.
-    parse = PARSERS[source.kind] if source.kind != "status" else functools.partial(
-        parse_status, latest=latest_poll_allowed_us())
-    with source.open() as stream, ThreadPoolExecutor(PARSE_THREADS,
-                                                     thread_name_prefix="parse") as pool:
-        pending = deque()
-        for table, read_rejected in read_batches(stream, source.name, source.kind):
-            pending.append(pool.submit(_parse_block, parse, source.name, table,
-                                       read_rejected))
-            if len(pending) > PARSE_THREADS:
-                yield pending.popleft().result()
-            if progress:
-                progress(min(1.0, stream.tell() / size))
-        while pending:
-            yield pending.popleft().result()
-
-
-def _parse_block(parse, name, table, read_rejected):
-    rows, rejected = parse(name, table)
-    return Parsed(rows, pd.concat([read_rejected, rejected], ignore_index=True),
-                  table.num_rows + len(read_rejected))
-
-
-def parse_file(source):
-    """Read and validate one `SourceFile` whole (for files that fit in memory)."""
-    parts = list(parse_batches(source))
-    return Parsed(pd.concat([p.rows for p in parts], ignore_index=True),
-                  pd.concat([p.rejected for p in parts], ignore_index=True),
-                  sum(p.read for p in parts))
+def _objects(column):
+    """An Arrow text column as a pandas column of Python str (object dtype)."""
+    return pd.Series(column.to_numpy(zero_copy_only=False), dtype=object, copy=False)
 
 
 def _bools(array):
     return np.asarray(array.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _instants(text):
-    """UTC instants [µs since the epoch] of trimmed timestamp texts, and which parsed.
+def _text_buffers(text):
+    """The offsets (int64, one more than rows) and bytes (uint8) of a string array."""
+    _, offsets, data = text.buffers()
+    offsets = np.frombuffer(offsets, np.int32, len(text) + 1, text.offset * 4)
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return offsets.astype(np.int64), data
 
-    The usual shapes (ISO 8601 date and time, up to 6 fractional digits, then nothing,
-    `Z` or ` UTC`) are parsed by Arrow in C++. The other rows, or the whole block when Arrow
-    meets an impossible date in it, go through pandas, which decides what the service accepts.
+
+def _last_byte(text):
+    """The last byte of each value of a string array (0 for an empty one), as int64."""
+    offsets, data = _text_buffers(text)
+    ends = offsets[1:]
+    last = np.zeros(len(ends), dtype=np.int64)
+    filled = ends > offsets[:-1]
+    last[filled] = data[ends[filled] - 1]
+    return last
+
+
+def _instants(text):
+    """UTC instants [µs since the epoch] of timestamp texts, and which parsed.
+
+    Rows in the usual shape are read straight from their bytes (`_usual_instants`), which
+    costs a fifth of a regular expression and a cast. The others are trimmed and go
+    through `_other_instants`, where pandas decides what the service accepts.
+    """
+    text = _one_chunk(text)
+    micros, parsed = _usual_instants(text)
+    other = np.flatnonzero(~parsed)
+    if len(other):
+        micros[other], parsed[other] = _other_instants(
+            pc.utf8_trim_whitespace(text.take(pa.array(other))))
+    return micros, parsed
+
+
+def _byte_rules(template):
+    """What each byte of `template` asks, as four little-endian words (32 bytes): a mask
+    and the bits expected under it, and the lanes that hold a digit. In a template, ``d``
+    is a digit, ``*`` any byte, a lower-case letter that letter in either case, any other
+    character itself; bytes past its end are free."""
+    mask, expected, digit = (np.zeros(32, dtype=np.uint8) for _ in range(3))
+    for at, char in enumerate(template):
+        if char == "d":
+            mask[at], expected[at], digit[at] = 0xF0, 0x30, 0xFF
+        elif char.islower():
+            mask[at], expected[at] = 0xDF, ord(char.upper())
+        elif char != "*":
+            mask[at], expected[at] = 0xFF, ord(char)
+    return np.stack([mask, expected, digit]).view("<u8")
+
+
+# The usual shapes: a date and time (byte 10, `T` or a space, is checked apart), then an
+# optional fraction of 1-6 digits, then nothing, `Z` or ` UTC` in any case. A shape is
+# known from a row's length and last byte (a digit, `Z`, `C`/`c`): `_USUAL_SHAPE` maps
+# length * 3 + kind of last byte to a shape, whose rules for bytes 16-31 are in
+# `_USUAL_TAIL` (shape 0 matches nothing). Bytes 0-15 follow `_USUAL_HEAD` in every shape.
+_USUAL_HEAD = _byte_rules("dddd-dd-dd*dd:dd")[:, :2]
+_LAST_KIND = np.zeros(256, dtype=np.int64)
+_LAST_KIND[[ord("Z"), ord("C"), ord("c")]] = 1, 2, 2
+_USUAL_SHAPE = np.zeros(32 * 3, dtype=np.int64)
+_USUAL_TAIL = [np.array([[0, 0], [1, 1], [0, 0]], dtype="<u8")]  # (w & 0) != 1: no match
+for _suffix_kind, _suffix in enumerate(["", "Z", " utc"]):
+    for _fraction in ["", *("." + "d" * n for n in range(1, 7))]:
+        _template = "dddd-dd-dd*dd:dd:dd" + _fraction + _suffix
+        _USUAL_SHAPE[len(_template) * 3 + _suffix_kind] = len(_USUAL_TAIL)
+        _USUAL_TAIL.append(_byte_rules(_template)[:, 2:])
+# [rule (mask, expected, digit lanes), word (bytes 16-23, 24-31), shape]: each a small
+# contiguous table, as gathering from one is cheap.
+_USUAL_TAIL = np.ascontiguousarray(np.stack(_USUAL_TAIL).transpose(1, 2, 0))
+# Days since the epoch to each month's first day, and its length, 1900-01 to 2099-12.
+_MONTHS = np.arange("1900-01", "2100-02", dtype="datetime64[M]").astype("datetime64[D]")
+_MONTH_START = _MONTHS[:-1].astype(np.int64)
+_MONTH_DAYS = np.diff(_MONTHS.astype(np.int64))
+del _suffix_kind, _suffix, _fraction, _template, _MONTHS
+
+
+def _usual_instants(text):
+    """UTC instants [µs] of the rows of a string array that hold a timestamp in the usual
+    shape, read from their bytes with whole-column integer operations; and which do.
+
+    The usual shape is a subset of `_PLAIN_INSTANT` (one space before `UTC`, no white
+    space around), where Arrow and pandas agree, with a real date: every other row is left
+    to `_other_instants`. The 32 bytes from each row's start are gathered as four 64-bit
+    words (bytes past the row are masked off). A byte is a digit when its high nibble is
+    3 and adding 6 keeps it so; two digits side by side become a number with one multiply
+    per word.
+    """
+    offsets, data = _text_buffers(text)
+    count = len(text)
+    if not len(data):
+        return np.zeros(count, dtype=np.int64), np.zeros(count, dtype=bool)
+    kind = _LAST_KIND[data[offsets[1:] - 1]]  # an empty first row reads data[-1]: no matter
+    shape = _USUAL_SHAPE[np.minimum(offsets[1:] - offsets[:-1], 31) * 3 + kind]
+    words = _words_at(data, offsets[:-1])
+    rules = [[*_USUAL_HEAD[rule], *(table[shape] for table in _USUAL_TAIL[rule])]
+             for rule in range(3)]
+    ok = np.ones(count, dtype=bool)
+    for value, mask, expected, digit in zip(words, *rules):
+        ok &= (value & mask) == expected
+        ok &= ((value + (digit & 0x0606060606060606)) & (digit & 0xF0F0F0F0F0F0F0F0)) == (
+            digit & 0x3030303030303030)
+    separator = (words[1] >> 16) & 0xFF
+    ok &= (separator == ord(" ")) | (separator == ord("T"))
+
+    def pairs(value, digit=0x0F0F0F0F0F0F0F0F):
+        # Byte i becomes the number of the digits at bytes i and i + 1 (at most 99).
+        value = value & (digit & 0x0F0F0F0F0F0F0F0F)
+        return (value * 10 + (value >> 8)).view(np.int64)
+
+    def byte(value, at):
+        return (value >> (8 * at)) & 0xFF
+
+    date, clock = pairs(words[0]), pairs(words[1])
+    seconds, fraction = pairs(words[2], rules[2][2]), pairs(words[3], rules[2][3])
+    year = byte(date, 0) * 100 + byte(date, 2)
+    month, day = byte(date, 5), byte(clock, 0)
+    hour, minute, second = byte(clock, 3), byte(clock, 6), byte(seconds, 1)
+    ok &= (year >= 1900) & (year <= 2099) & (month >= 1) & (month <= 12) & (day >= 1)
+    ok &= (hour < 24) & (minute < 60) & (second < 60)
+    month_index = np.clip((year - 1900) * 12 + month - 1, 0, len(_MONTH_START) - 1)
+    ok &= day <= _MONTH_DAYS[month_index]
+    micros = ((_MONTH_START[month_index] + day - 1) * 86400 + hour * 3600 + minute * 60
+              + second) * 1_000_000 + (byte(seconds, 4) * 10000 + byte(seconds, 6) * 100
+                                       + byte(fraction, 0))
+    micros[~ok] = 0
+    return micros, ok
+
+
+def _words_at(data, starts):
+    """The 32 bytes from each of `starts` in `data` as four little-endian uint64 words
+    (4 x rows, each word a contiguous column).
+
+    One gather of 32-byte records from an overlapping view of the buffer; the last rows,
+    whose 32 bytes would pass the buffer's end, read from a padded copy of its end.
+    """
+    record = np.dtype((np.void, 32))
+    base = max(len(data) - 32, 0)  # where the padded copy of the end starts
+    far = starts > len(data) - 32
+    if not far.any():
+        words = _records(data, record)[starts]
+    else:
+        padded = np.zeros(len(data) - base + 32, dtype=np.uint8)
+        padded[:len(data) - base] = data[base:]
+        words = np.empty(len(starts), dtype=record)
+        words[~far] = _records(data, record)[starts[~far]]
+        words[far] = _records(padded, record)[starts[far] - base]
+    return np.ascontiguousarray(words.view("<u8").reshape(len(starts), 4).T)
+
+
+def _records(data, record):
+    """Every run of `record.itemsize` bytes of `data`, one starting at each byte."""
+    return np.ndarray((max(len(data) - record.itemsize + 1, 0),), dtype=record, buffer=data,
+                      strides=(1,))
+
+
+def _other_instants(text):
+    """UTC instants [µs] of trimmed timestamp texts outside the usual shape, and which
+    parsed.
+
+    The shapes of `_PLAIN_INSTANT` are parsed by Arrow in C++. The other rows, or all of
+    them when Arrow meets an impossible date, go through pandas, which decides what the
+    service accepts.
     """
     usual = _bools(pc.match_substring_regex(text, _PLAIN_INSTANT))
     micros = np.zeros(len(usual), dtype=np.int64)
