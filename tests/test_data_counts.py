@@ -3,6 +3,7 @@
 are the sets of (store, instant) keys the steps loaded, kept here."""
 
 import pytest
+from conftest import write_csv
 from test_hourly_copy import _steps
 
 from app.extensions import db
@@ -62,3 +63,28 @@ def test_a_removal_keeps_the_poll_count_and_the_stores_are_counted_again(app, tm
         set(zip(hour["store_id"], hour["timestamp_us"]))
     assert summary(app) == (len(keys), len({store for store, _ in keys}))
     assert kept(app) == (len(keys), None)
+
+
+def test_the_stores_facts_follow_hours_and_zone_files(app, tmp_path):
+    # Kept until an hours or timezone file is loaded or a store is added: each of those
+    # must show at once. Three stores with polls, no hours, no zones.
+    def facts():
+        with app.app_context():
+            found = inventory.data_summary()
+        return (found["stores"], found["stores_without_business_hours"],
+                found["stores_without_timezone"], found["stores_with_unknown_timezone"])
+
+    write_csv(tmp_path / "polls", "store_status.csv", "store_id,timestamp_utc,status\n"
+              "a,2023-01-25 12:00:00 UTC,active\nb,2023-01-25 12:00:00 UTC,active\n"
+              "c,2023-01-25 12:00:00 UTC,active")
+    write_csv(tmp_path / "hours", "business_hours.csv",
+              "store_id,dayOfWeek,start_time_local,end_time_local\na,0,09:00,17:00")
+    write_csv(tmp_path / "zones", "store_timezone.csv",
+              "store_id,timezone_str\na,America/Chicago\nb,Mars/Olympus_Mons")
+    write_csv(tmp_path / "more", "store_status.csv",
+              "store_id,timestamp_utc,status\nd,2023-01-25 13:00:00 UTC,active")
+    expected = [(3, 3, 3, 0), (3, 2, 3, 0), (3, 2, 1, 1), (4, 3, 2, 1)]
+    for folder, facts_after in zip(("polls", "hours", "zones", "more"), expected):
+        with app.app_context():
+            ingest(tmp_path / folder)
+        assert facts() == facts_after, folder

@@ -92,9 +92,23 @@ def rejection_page(ingest_id, offset, limit):
 def _once_per_data(slot, conn, compute):
     """`compute()` once per state of the loaded data in this process: `slot` (a one-item
     list) keeps ((database, data version, latest ingest), value), swapped whole. Reading the
-    key is two one-row reads; what is kept scans every poll."""
-    key = (str(db.engine.url), conn.execute(sa.select(DataVersion.version)).scalar(),
-           conn.execute(sa.select(sa.func.max(Ingest.id))).scalar())
+    key is two one-row reads."""
+    return _once_per(slot, (
+        str(db.engine.url), conn.execute(sa.select(DataVersion.version)).scalar(),
+        conn.execute(sa.select(sa.func.max(Ingest.id))).scalar()), compute)
+
+
+def _once_per_schedules(slot, conn, compute):
+    """`compute()` once per state of the stores, hours and zones: kept until an ingest
+    loads an hours or timezone file or adds a store (the hourly feed does neither)."""
+    return _once_per(slot, (
+        str(db.engine.url),
+        conn.execute(sa.select(sa.func.max(IngestFile.id))
+                     .where(IngestFile.kind.in_(("hours", "timezone")))).scalar(),
+        conn.execute(sa.select(sa.func.max(Store.id))).scalar()), compute)
+
+
+def _once_per(slot, key, compute):
     known_key, value = slot[0]
     if known_key != key:
         value = compute()
@@ -104,6 +118,7 @@ def _once_per_data(slot, conn, compute):
 
 _first_poll = [(None, None)]
 _summary = [(None, None)]
+_schedules = [(None, None)]
 
 
 def first_poll_us():
@@ -144,6 +159,32 @@ def data_summary():
 
 
 def _summarise():
+    polls, stores_with_polls = db.session.execute(
+        sa.select(DataVersion.polls, DataVersion.stores_with_polls)).one()
+    if polls is None or stores_with_polls is None:  # not kept: count them
+        polls, stores_with_polls = db.session.execute(sa.select(
+            sa.func.count(), sa.func.count(StoreStatus.store_pk.distinct()))).one()
+    first_us, latest_us = poll_bounds(db.session.connection())
+    by_reason = _rejections_by_reason()
+    stores = _once_per_schedules(_schedules, db.session.connection(), _schedule_facts)
+    return {
+        "stores": stores["stores"],
+        "stores_with_polls": stores_with_polls,
+        "polls": polls,
+        "first_poll": iso_instant(first_us),
+        "latest_poll": iso_instant(latest_us),
+        "stores_without_business_hours": stores["stores_without_business_hours"],
+        "stores_without_timezone": stores["stores_without_timezone"],
+        "stores_with_unknown_timezone": stores["stores_with_unknown_timezone"],
+        "ingests": db.session.execute(sa.select(sa.func.count()).select_from(Ingest)).scalar(),
+        "rejected_rows": sum(by_reason.values()),
+        "rejected_by_reason": by_reason,
+    }
+
+
+def _schedule_facts():
+    """How many stores there are, and how many lack hours, a zone or a known zone: a probe
+    per store (a second at a million stores), so kept per state of the schedules."""
     has_hours = sa.exists().where(BusinessHours.store_pk == Store.id)
     has_zone = sa.exists().where(StoreTimezone.store_pk == Store.id)
 
@@ -151,32 +192,16 @@ def _summarise():
         return db.session.execute(sa.select(sa.func.count()).select_from(Store)
                                   .where(*conditions)).scalar()
 
-    polls, stores_with_polls = db.session.execute(
-        sa.select(DataVersion.polls, DataVersion.stores_with_polls)).one()
-    if polls is None or stores_with_polls is None:  # not kept: count them
-        polls, stores_with_polls = db.session.execute(sa.select(
-            sa.func.count(), sa.func.count(StoreStatus.store_pk.distinct()))).one()
-    first_us, latest_us = poll_bounds(db.session.connection())
     zone_names = db.session.execute(sa.select(StoreTimezone.timezone_str, sa.func.count())
                                     .group_by(StoreTimezone.timezone_str)).all()
     unknown_zone = 0
     if zone_names:
         _codes, _zones, unknown = resolve_zones([name for name, _count in zone_names])
         unknown_zone = sum(count for (_name, count), bad in zip(zone_names, unknown) if bad)
-    by_reason = _rejections_by_reason()
-    return {
-        "stores": count_stores(),
-        "stores_with_polls": stores_with_polls,
-        "polls": polls,
-        "first_poll": iso_instant(first_us),
-        "latest_poll": iso_instant(latest_us),
-        "stores_without_business_hours": count_stores(~has_hours),
-        "stores_without_timezone": count_stores(~has_zone),
-        "stores_with_unknown_timezone": unknown_zone,
-        "ingests": db.session.execute(sa.select(sa.func.count()).select_from(Ingest)).scalar(),
-        "rejected_rows": sum(by_reason.values()),
-        "rejected_by_reason": by_reason,
-    }
+    return {"stores": count_stores(),
+            "stores_without_business_hours": count_stores(~has_hours),
+            "stores_without_timezone": count_stores(~has_zone),
+            "stores_with_unknown_timezone": unknown_zone}
 
 
 def _rejections_by_reason():
