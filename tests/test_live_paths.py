@@ -15,9 +15,10 @@ import numpy as np
 import sqlalchemy as sa
 from test_live_state import feed, full_recomputation, kept, kept_states, us
 
+from app.engine.instants import iso_instant
 from app.extensions import db
-from app.live import webhooks
-from app.storage.models import LiveStore, Store, WebhookEvent
+from app.live import read, webhooks
+from app.storage.models import LiveStore, Store, StoreStatus, WebhookEvent
 
 HOUR_US = 3_600_000_000
 MIN_US = 60_000_000
@@ -92,12 +93,33 @@ def told(app):
     return sorted(events)
 
 
+def stores_now(app):
+    """Every store's state, since and latest poll as the API gives them; the latest poll
+    checked against the polls themselves."""
+    with app.app_context():
+        listed = read.stores(limit=500)["stores"]
+        with db.engine.connect() as conn:
+            latest = dict(conn.execute(sa.select(Store.store_id,
+                                                 sa.func.max(StoreStatus.timestamp_us))
+                                       .join(Store, Store.id == StoreStatus.store_pk)
+                                       .group_by(Store.store_id)).all())
+    assert {s["store_id"]: s["latest_poll"] for s in listed} == {
+        store: iso_instant(instant) for store, instant in latest.items()}
+    return listed
+
+
 def wipe(app):
+    """Empty the data and the live tables, numbering stores and incidents from 1 again
+    (which rows are written when depends on the stores' keys)."""
+    tables = ("webhook_attempt", "webhook_notice", "webhook_delivery", "webhook_event",
+              "webhook", "incident", "live_store", "live_meta", "store_status",
+              "business_hours", "store_timezone", "store")
     with app.app_context(), db.engine.begin() as conn:
-        for table in ("webhook_notice", "webhook_delivery", "webhook_event", "webhook",
-                      "incident", "live_store", "live_meta", "store_status", "business_hours",
-                      "store_timezone", "store"):
-            conn.execute(sa.text(f"DELETE FROM {table}"))
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY"))
+        else:  # SQLite numbers rows from the largest key there is
+            for table in tables:
+                conn.execute(sa.text(f"DELETE FROM {table}"))
 
 
 def run(apps, tmp_path, batches, before_each=lambda app: None, check_every=None):
@@ -110,7 +132,7 @@ def run(apps, tmp_path, batches, before_each=lambda app: None, check_every=None)
     for number, ((polls, hours), app) in enumerate(zip(batches, itertools.cycle(apps))):
         before_each(app)
         feed(app, tmp_path, polls, hours=hours)
-        states.append((kept(app), live_rows(app), told(app)))
+        states.append((kept(app), live_rows(app), told(app), stores_now(app)))
         if check_every and number % check_every == check_every - 1:
             full, expected_states, _inputs = full_recomputation(app)
             assert kept(app) == full, f"batch {number}"
@@ -194,11 +216,15 @@ def test_quiet_stores_are_not_computed_and_keep_their_incidents(app, tmp_path, m
                              ("d", f"2024-01-01 0{hour}:20", False)])
     assert computed == []
     assert kept(app) == [("d", us("2024-01-01 00:10"), None)]
+    # Their rows were not written: they lag behind the polls (by less than WRITE_LAG_US),
+    # and what is read completes them.
     rows = {row[0]: row[1:] for row in live_rows(app)}
-    assert rows["a"][:5] == ("up", us("2024-01-01 00:20"), us("2024-01-01 03:10"),
-                             us("2024-01-01 03:10"), True)
-    assert rows["d"][:5] == ("down", us("2024-01-01 00:20"), us("2024-01-01 03:20"),
-                             us("2024-01-01 03:20"), False)
+    assert rows["a"][:5] == ("up", us("2024-01-01 00:20"), us("2024-01-01 00:10"),
+                             us("2024-01-01 00:10"), True)
+    assert rows["d"][:5] == ("down", us("2024-01-01 00:20"), us("2024-01-01 00:20"),
+                             us("2024-01-01 00:20"), False)
+    assert [(s["store_id"], s["state"], s["latest_poll"]) for s in stores_now(app)] == [
+        ("a", "up", "2024-01-01T03:10:00Z"), ("d", "down", "2024-01-01T03:20:00Z")]
     # "a" inactive at 04:10: it is computed (its status changed), its incident opens at the
     # midpoint 03:40.
     feed(app, tmp_path, [("a", "2024-01-01 04:10", False), ("d", "2024-01-01 04:20", False)])

@@ -37,7 +37,7 @@ dropped.
 """
 
 import io
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,7 @@ from app.storage.models import (
     LiveMeta,
     LiveStore,
     Store,
+    hour_of,
 )
 
 MINUTE_US = 60_000_000
@@ -109,9 +110,10 @@ def settings_of(config):
 
 @dataclass(frozen=True)
 class LiveRows:
-    """Live rows (the `live_store` table) as arrays sorted by `pk` (store_pk): `state` as
-    its position in STATES, `counted_us` NO_INSTANT for a store without an observation in
-    business time (then `counted_active` is False)."""
+    """Live rows as arrays sorted by `pk` (store_pk): `state` as its position in STATES,
+    `counted_us` NO_INSTANT for a store without an observation in business time (then
+    `counted_active` is False). The values are the exact ones; the table's latest_us and
+    counted_us may lag (`written_*`, see `_write_live`)."""
 
     pk: np.ndarray
     state: np.ndarray
@@ -120,6 +122,9 @@ class LiveRows:
     counted_us: np.ndarray
     counted_active: np.ndarray
     next_us: np.ndarray
+    # What the table holds of latest_us and counted_us (NO_INSTANT: no row in the table).
+    written_latest_us: np.ndarray
+    written_counted_us: np.ndarray
 
     @classmethod
     def of(cls, **columns):
@@ -197,8 +202,10 @@ def update(conn, polls, rescheduled, settings, kept=None, stored_polls=None, cop
         first_poll, now = before[1], before[0]
         if len(new_us):
             first_poll, now = min(first_poll, int(new_us.min())), max(now, int(new_us.max()))
+    live_from_table = None  # the old now, when the rows were read back
     if live is None:
-        live = _read_live(conn)
+        live = _read_live(conn, None if first_time else int(meta.now_us), stored_polls)
+        live_from_table = None if first_time else int(meta.now_us)
     # Before a store's first observation its status is that observation's, back to where
     # the data begins: the earliest poll of all stores. Not the week window's start, which
     # moves with every ingest while the data is younger than a week.
@@ -210,7 +217,7 @@ def update(conn, polls, rescheduled, settings, kept=None, stored_polls=None, cop
     if whole:
         polls_of = _PollSource(conn, stored_polls)
         pks = polls_of.all_stores()
-        quiet = LiveRows.of(**{f.name: np.zeros(0, np.int64) for f in fields(LiveRows)})
+        quiet = live.take(np.zeros(0, dtype=np.int64))
         hours, zones = _schedules(conn, kept, None, copies, rescheduled)
     else:
         open_now = _stores_with_open_incident(conn)
@@ -222,17 +229,17 @@ def update(conn, polls, rescheduled, settings, kept=None, stored_polls=None, cop
     computed = None
     if len(pks):
         computed, applied = _recompute(conn, pks, live, new, rescheduled, polls_of, whole,
-                                       origin, now, hours, zones, settings)
+                                       origin, now, hours, zones, settings, live_from_table)
     else:
         applied = diff(_no_incidents(with_id=True), _no_incidents())
     changed = quiet if computed is None else _concat_rows(quiet, computed)
-    _write_live(conn, changed, live)
+    rows = _write_live(conn, live, changed, pks, now)
     conn.execute(sa.delete(LiveMeta))
     conn.execute(sa.insert(LiveMeta).values(id=1, now_us=now, first_us=first_poll))
     horizon = now - int(settings["incident_days"] * DAY_US)
     conn.execute(sa.delete(Incident).where(Incident.end_us < horizon))
     if this_record is not None:
-        kept["rows"] = (this_record, (now, first_poll), live.replaced(changed))
+        kept["rows"] = (this_record, (now, first_poll), rows)
     # Stores that became silent (a store seen for the first time is not said to).
     position = live.find(changed.pk)
     silent = (changed.state == SILENT) & (position >= 0)
@@ -272,15 +279,12 @@ def _quiet(live, new, rescheduled, open_now, before, now, silent_after):
     counted = np.where(is_open, new.last_us[q], rows.counted_us)
     state = np.where(~is_open, CLOSED, np.where(
         now - latest > silent_after, SILENT, np.where(rows.counted_active, UP, DOWN)))
-    polled = LiveRows(pk=rows.pk, state=state.astype(np.int8),
-                      since_us=np.where(state == rows.state, rows.since_us, now),
-                      latest_us=latest, counted_us=counted,
-                      counted_active=rows.counted_active, next_us=rows.next_us)
+    polled = replace(rows, state=state.astype(np.int8),
+                     since_us=np.where(state == rows.state, rows.since_us, now),
+                     latest_us=latest, counted_us=counted)
     silent = live.take(np.flatnonzero(fell_silent))
-    silent = LiveRows(pk=silent.pk, state=np.full(len(silent), SILENT, dtype=np.int8),
-                      since_us=np.full(len(silent), now, dtype=np.int64),
-                      latest_us=silent.latest_us, counted_us=silent.counted_us,
-                      counted_active=silent.counted_active, next_us=silent.next_us)
+    silent = replace(silent, state=np.full(len(silent), SILENT, dtype=np.int8),
+                     since_us=np.full(len(silent), now, dtype=np.int64))
     quiet = _concat_rows(polled, silent)
     pks = np.union1d(np.union1d(new.pk[~polled_quiet], live.pk[due]),
                      rescheduled[_isin_sorted(rescheduled, live.pk)])
@@ -288,7 +292,7 @@ def _quiet(live, new, rescheduled, open_now, before, now, silent_after):
 
 
 def _recompute(conn, pks, live, new, rescheduled, polls_of, whole, origin, now, hours, zones,
-               settings):
+               settings, live_from_table=None):
     """Compute the stores `pks` again (from `L` and their new polls, or from all their
     polls), write their incidents' changes; return their new rows and the changes."""
     silent_after = settings["silent_after_us"]
@@ -303,6 +307,10 @@ def _recompute(conn, pks, live, new, rescheduled, polls_of, whole, origin, now, 
     else:
         late = polled & (old_counted != NO_INSTANT) & (first_new <= old_counted)
         slow = late | _isin_sorted(pks, rescheduled)
+        if live_from_table is not None:
+            # Rows read back were completed with the polls up to the old now (`_read_live`),
+            # which may hold this ingest's own: a store with a poll up to then, all of them.
+            slow |= polled & (first_new <= live_from_table)
 
     frames, since = [], np.full(len(pks), origin, dtype=np.int64)
     # Slow stores: all their polls, incidents from the origin.
@@ -378,7 +386,9 @@ def _recompute(conn, pks, live, new, rescheduled, polls_of, whole, origin, now, 
     rows = LiveRows(pk=pks, state=states, since_us=np.where(same, old.since_us, now),
                     latest_us=latest, counted_us=counted_us,
                     counted_active=has & result.counted_active[code_of],
-                    next_us=result.next_change_us[code_of])
+                    next_us=result.next_change_us[code_of],
+                    written_latest_us=np.where(has_row, old.written_latest_us, NO_INSTANT),
+                    written_counted_us=np.where(has_row, old.written_counted_us, NO_INSTANT))
     return rows, applied
 
 
@@ -613,41 +623,62 @@ def _apply(conn, changes):
     if len(changes) == 0:
         return changes
     changes = changes.copy()
+    mark = _mark(conn)
     kind = changes["kind"].to_numpy()
-    sqlite = not is_postgresql(conn)
-    gone = changes["id"].to_numpy()[kind == "removed"]
-    if len(gone) and sqlite:  # few rows: no temporary table
-        conn.exec_driver_sql("DELETE FROM incident WHERE id = ?", [(i,) for i in gone.tolist()])
-    elif len(gone):
+    gone = changes["id"].to_numpy(dtype=np.int64)[kind == "removed"]
+    if len(gone) > MANY_ROWS:
         _stage(conn, "live_gone", {"id": gone})
-        conn.execute(sa.text("DELETE FROM incident WHERE id IN (SELECT id FROM live_gone)"))
+        conn.exec_driver_sql("DELETE FROM incident WHERE id IN (SELECT id FROM live_gone)")
+    elif len(gone):
+        conn.exec_driver_sql(f"DELETE FROM incident WHERE id = {mark}",
+                             [(i,) for i in gone.tolist()])
     moved = (kind == "closed") | (kind == "updated")
-    if moved.any() and sqlite:
-        conn.exec_driver_sql("UPDATE incident SET start_us = ?, end_us = ? WHERE id = ?", list(
-            zip(*(changes[c].to_numpy()[moved].tolist() for c in ("start_us", "end_us", "id")))))
-    elif moved.any():
-        _stage(conn, "live_moved", {c: changes[c].to_numpy(dtype=np.int64)[moved]
-                                    for c in ("id", "start_us", "end_us")})
-        conn.execute(sa.text(
+    columns = {c: changes[c].to_numpy(dtype=np.int64)[moved] for c in ("start_us", "end_us", "id")}
+    if moved.sum() > MANY_ROWS:
+        _stage(conn, "live_moved", columns)
+        conn.exec_driver_sql(
             "UPDATE incident SET start_us = m.start_us, end_us = m.end_us FROM live_moved m "
-            "WHERE incident.id = m.id"))
+            "WHERE incident.id = m.id")
+    elif moved.any():
+        conn.exec_driver_sql(f"UPDATE incident SET start_us = {mark}, end_us = {mark} "
+                             f"WHERE id = {mark}", _rows(columns.values()))
     opened = kind == "opened"
     if opened.any():
         last_id = conn.execute(sa.select(sa.func.max(Incident.id))).scalar() or 0
-        new = changes.loc[opened, ["store_pk", "start_us", "end_us"]].astype(np.int64)
-        bulk.insert_rows(conn, "incident", list(new.columns),
-                         [new[c].to_numpy() for c in new.columns])
+        new = {c: changes[c].to_numpy(dtype=np.int64)[opened]
+               for c in ("store_pk", "start_us", "end_us")}
+        if opened.sum() > MANY_ROWS or is_postgresql(conn):  # PostgreSQL: COPY
+            bulk.insert_rows(conn, "incident", list(new), list(new.values()))
+        else:
+            conn.exec_driver_sql("INSERT INTO incident (store_pk, start_us, end_us) VALUES "
+                                 f"({mark}, {mark}, {mark})", _rows(new.values()))
         ids = _read_csv(conn, ["id", "store_pk", "start_us"],
                         f"incident WHERE id > {int(last_id)}", ["id", "store_pk", "start_us"])
         # An inserted incident is the only one of its store that starts there.
-        found = new.merge(ids, on=["store_pk", "start_us"], how="left")
+        found = pd.DataFrame(new).merge(ids, on=["store_pk", "start_us"], how="left")
         changes.loc[opened, "id"] = found["id"].to_numpy(dtype=np.int64)
     return changes
 
 
+# Up to this many rows go to the database in one executemany; more through a temporary
+# table (PostgreSQL: COPY; SQLite: as `app.ingest.bulk` stages rows).
+MANY_ROWS = 2_000
+
+
+def _mark(conn):
+    """The driver's parameter mark, for exec_driver_sql."""
+    return "%s" if is_postgresql(conn) else "?"
+
+
+def _rows(columns):
+    """Parallel integer columns as a list of row tuples, for executemany."""
+    return list(zip(*(np.asarray(column).tolist() for column in columns)))
+
+
 def _stage(conn, name, columns):
     """A temporary table `name` of these integer columns (a dict of arrays), for joins in
-    `conn`'s transaction."""
+    `conn`'s transaction. (No index: each join reads it whole, and looks rows up in the
+    other table's index.)"""
     names = list(columns)
     if is_postgresql(conn):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{name}")
@@ -657,9 +688,12 @@ def _stage(conn, name, columns):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
         conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} ("
                              + ", ".join(f"{c} INTEGER" for c in names) + ")")
+        if len(columns[names[0]]) <= bulk.STAGE_FILE_ROWS:  # straight in, not staged twice
+            conn.exec_driver_sql(f"INSERT INTO temp.{name} VALUES ("
+                                 + ", ".join("?" * len(names)) + ")",
+                                 _rows(columns.values()))
+            return
     bulk.insert_rows(conn, name, names, [np.asarray(columns[c]) for c in names])
-    if names[0] in ("store_pk", "id"):
-        conn.exec_driver_sql(f"CREATE INDEX {name}_key ON {name} ({names[0]})")
 
 
 def _read_csv(conn, expressions, source, names, text=()):
@@ -697,19 +731,56 @@ _STATE_CODE = "CASE l.state " + " ".join(
     f"WHEN '{name}' THEN {number}" for number, name in enumerate(live_state.STATES)) + " END"
 
 
-def _read_live(conn):
-    """Every live row."""
+def _read_live(conn, before=None, stored_polls=None):
+    """Every live row, its latest_us and counted_us completed when they lag (see
+    `_write_live`) with the polls up to `before` (the old now; None: as the table says).
+
+    A lagging row is a quiet store's: every poll of it since its row's latest_us was
+    quiet, so it was an observation when the store was open (the state says whether),
+    and none when closed. Its polls since lie within WRITE_LAG_US before `before`."""
     frame = _read_csv(conn, ["l.store_pk", _STATE_CODE, "l.since_us", "l.latest_us",
                              f"coalesce(l.counted_us, {NO_INSTANT})",
                              "coalesce(CAST(l.counted_active AS INTEGER), 0)", "l.next_us"],
                       "live_store l", _LIVE_COLUMNS)
-    return LiveRows.of(pk=frame["store_pk"].to_numpy(dtype=np.int64),
+    written_latest = frame["latest_us"].to_numpy(dtype=np.int64)
+    written_counted = frame["counted_us"].to_numpy(dtype=np.int64)
+    rows = LiveRows.of(pk=frame["store_pk"].to_numpy(dtype=np.int64),
                        state=frame["state"].to_numpy().astype(np.int8),
                        since_us=frame["since_us"].to_numpy(dtype=np.int64),
-                       latest_us=frame["latest_us"].to_numpy(dtype=np.int64),
-                       counted_us=frame["counted_us"].to_numpy(dtype=np.int64),
+                       latest_us=written_latest, counted_us=written_counted,
                        counted_active=frame["counted_active"].to_numpy() != 0,
-                       next_us=frame["next_us"].to_numpy(dtype=np.int64))
+                       next_us=frame["next_us"].to_numpy(dtype=np.int64),
+                       written_latest_us=written_latest, written_counted_us=written_counted)
+    if before is None or len(rows) == 0:
+        return rows
+    store, latest = _latest_polls(conn, before, stored_polls)
+    found = np.full(len(rows), NO_INSTANT, dtype=np.int64)
+    there = rows.find(store)
+    found[there[there >= 0]] = latest[there >= 0]
+    later = found > rows.written_latest_us
+    observed = later & (rows.state != CLOSED)
+    return replace(rows, latest_us=np.where(later, found, rows.latest_us),
+                   counted_us=np.where(observed, found, rows.counted_us))
+
+
+def _latest_polls(conn, before, stored_polls):
+    """Each store's latest poll up to `before` (store_pk, timestamp_us): of all polls when
+    ingest sent them, else of those within WRITE_LAG_US before it."""
+    if stored_polls is not None:
+        store, instant = (_column(stored_polls[name]) for name in ("store_pk", "timestamp_us"))
+        keep = instant <= before
+        store, instant = store[keep], instant[keep]
+        if len(store) == 0:
+            return store, instant
+        last = np.flatnonzero(np.append(store[1:] != store[:-1], True))
+        return store[last], instant[last]
+    found = _read_csv(conn, ["g.store_pk", "g.latest_us"],
+                      "(SELECT store_pk, max(timestamp_us) AS latest_us FROM store_status "
+                      f"WHERE hour >= {hour_of(before - WRITE_LAG_US)} "
+                      f"AND hour <= {hour_of(before)} AND timestamp_us <= {before} "
+                      "GROUP BY store_pk) g", ["store_pk", "timestamp_us"])
+    return (found["store_pk"].to_numpy(dtype=np.int64),
+            found["timestamp_us"].to_numpy(dtype=np.int64))
 
 
 def _stores_with_open_incident(conn):
@@ -719,44 +790,96 @@ def _stores_with_open_incident(conn):
     return np.unique(found["store_pk"].to_numpy(dtype=np.int64))
 
 
-def _write_live(conn, rows, live):
-    """Write the `rows` that differ from the `live` rows before (by store)."""
-    there, old = live.at(rows.pk)
-    same_key = there & (old.state == rows.state) & (old.since_us == rows.since_us) \
-        & (old.next_us == rows.next_us)
-    same = same_key & (old.latest_us == rows.latest_us) & (old.counted_us == rows.counted_us) \
-        & (old.counted_active == rows.counted_active)
-    # Rows whose state, since and next change stay as they are but for the polls: an
-    # update of those columns alone (no index of SQLite's to change).
-    polls_only = rows.take(np.flatnonzero(same_key & ~same))
-    others = rows.take(np.flatnonzero(~same_key))
-    counted = [None if us == NO_INSTANT else us for us in polls_only.counted_us.tolist()]
-    if len(polls_only) and not is_postgresql(conn):
-        conn.exec_driver_sql(
-            "UPDATE live_store SET latest_us = ?, counted_us = ?, counted_active = ? "
-            "WHERE store_pk = ?",
-            list(zip(polls_only.latest_us.tolist(), counted,
-                     [None if c is None else a for c, a in
-                      zip(counted, polls_only.counted_active.tolist())],
-                     polls_only.pk.tolist())))
-    elif len(polls_only):
-        _stage(conn, "live_polled", {"store_pk": polls_only.pk,
-                                     "latest_us": polls_only.latest_us,
-                                     "counted_us": polls_only.counted_us,
-                                     "counted_active": polls_only.counted_active.astype(
-                                         np.int64)})
-        conn.exec_driver_sql(
-            "UPDATE live_store SET latest_us = n.latest_us, counted_us = CASE WHEN "
-            f"n.counted_us = {NO_INSTANT} THEN NULL ELSE n.counted_us END, counted_active = "
-            f"CASE WHEN n.counted_us = {NO_INSTANT} THEN NULL ELSE n.counted_active = 1 END "
-            "FROM live_polled n WHERE live_store.store_pk = n.store_pk")
-    if len(others) == 0:
+def _write_live(conn, live, changed, computed, now):
+    """Write what changed of the live rows; return every row (`live` with `changed`'s in
+    place, and what the table now holds).
+
+    A row is written when its state, since, next change or latest observation's status
+    change, when its store was computed again (`computed`) and anything changed, or when it
+    is new. A quiet store's new poll alone changes only latest_us and counted_us, each hour
+    for nearly every store: those are written once they lag by WRITE_LAG_US / 2 or more
+    (up to WRITE_LAG_US, spread over the stores so that not all come due in the same
+    hour). Readers complete a lagging row with the store's polls since
+    (`app.live.read`, `_read_live`)."""
+    there, old = live.at(changed.pk)
+    moved = ~there | (old.state != changed.state) | (old.since_us != changed.since_us) \
+        | (old.next_us != changed.next_us) | (old.counted_active != changed.counted_active)
+    rows = live.replaced(changed)
+    at = rows.find(changed.pk)
+    key_changed = np.zeros(len(rows), dtype=bool)
+    key_changed[at] = moved
+    lags = (rows.latest_us != rows.written_latest_us) \
+        | (rows.counted_us != rows.written_counted_us)
+    in_table = rows.written_latest_us != NO_INSTANT
+    due = lags & in_table & (now - np.where(in_table, rows.written_latest_us, now)
+                             >= WRITE_LAG_US // 2 + (rows.pk % 16) * (WRITE_LAG_US // 32))
+    write = key_changed | ~in_table | due | (lags & _isin_sorted(rows.pk, computed))
+    polls_only = np.flatnonzero(write & ~key_changed & in_table)
+    others = np.flatnonzero(write & (key_changed | ~in_table))
+    if is_postgresql(conn):
+        # One upsert: an unchanged value of the indexed state leaves the update HOT.
+        _upsert_live(conn, rows.take(np.flatnonzero(write)))
+    else:
+        # SQLite, row by row (its own work per row is most of it either way): rows whose
+        # state, since and next stay change in the columns of the polls alone (no index
+        # to update: the state's names the column), the others in every column.
+        _update_polls_sqlite(conn, rows.take(polls_only))
+        if len(others) > MANY_ROWS:
+            _upsert_live(conn, rows.take(others))
+        elif len(others):
+            _upsert_sqlite(conn, rows.take(others))
+    written_latest = rows.written_latest_us.copy()
+    written_counted = rows.written_counted_us.copy()
+    written_latest[write] = rows.latest_us[write]
+    written_counted[write] = rows.counted_us[write]
+    return replace(rows, written_latest_us=written_latest, written_counted_us=written_counted)
+
+
+# How far a live row's latest_us and counted_us may lag behind a quiet store's polls.
+WRITE_LAG_US = 12 * 3_600_000_000
+
+
+def _update_polls_sqlite(conn, rows):
+    if len(rows) == 0:
         return
-    _stage(conn, "live_new", {"store_pk": others.pk, "state": others.state.astype(np.int64),
-                              "since_us": others.since_us, "latest_us": others.latest_us,
-                              "counted_us": others.counted_us,
-                              "counted_active": others.counted_active.astype(np.int64),
-                              "next_us": others.next_us})
+    has = rows.counted_us != NO_INSTANT
+    conn.exec_driver_sql(
+        "UPDATE live_store SET latest_us = ?, counted_us = ?, counted_active = ? "
+        "WHERE store_pk = ?",
+        list(zip(rows.latest_us.tolist(), _with_nulls(rows.counted_us, has),
+                 _with_nulls(rows.counted_active, has), rows.pk.tolist())))
+
+
+def _upsert_sqlite(conn, rows):
+    has = rows.counted_us != NO_INSTANT
+    written = _LIVE_COLUMNS[1:]
+    conn.exec_driver_sql(
+        f"INSERT INTO live_store ({', '.join(_LIVE_COLUMNS)}) VALUES "
+        f"({', '.join('?' * len(_LIVE_COLUMNS))}) ON CONFLICT (store_pk) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in written),
+        list(zip(rows.pk.tolist(), np.array(live_state.STATES)[rows.state].tolist(),
+                 rows.since_us.tolist(), rows.latest_us.tolist(),
+                 _with_nulls(rows.counted_us, has), _with_nulls(rows.counted_active, has),
+                 rows.next_us.tolist())))
+
+
+def _with_nulls(column, present):
+    """A column as a list, None where not `present`."""
+    values = column.tolist()
+    for position in np.flatnonzero(~present).tolist():
+        values[position] = None
+    return values
+
+
+def _upsert_live(conn, rows):
+    """Insert or overwrite these live rows, through a temporary table."""
+    if len(rows) == 0:
+        return
+    _stage(conn, "live_new", {"store_pk": rows.pk, "state": rows.state.astype(np.int64),
+                              "since_us": rows.since_us, "latest_us": rows.latest_us,
+                              "counted_us": rows.counted_us,
+                              "counted_active": rows.counted_active.astype(np.int64),
+                              "next_us": rows.next_us})
     state = "CASE n.state " + " ".join(f"WHEN {number} THEN '{name}'" for number, name in
                                        enumerate(live_state.STATES)) + " END"
     written = _LIVE_COLUMNS[1:]

@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from app.engine.instants import iso_instant, iso_local
 from app.engine.zones import DEFAULT_ZONE, resolve_zones
 from app.extensions import db
+from app.live.incidents import WRITE_LAG_US
 from app.live.state import DOWN, SILENT, STATES
 from app.live.webhooks import incident_payload
 from app.storage.models import (
@@ -13,12 +14,28 @@ from app.storage.models import (
     LiveMeta,
     LiveStore,
     Store,
+    StoreStatus,
     StoreTimezone,
+    hour_of,
 )
 
 
 def _now(conn):
     return conn.execute(sa.select(LiveMeta.now_us)).scalar()
+
+
+def _latest_poll(now):
+    """A live store's latest poll, as a column: its row's latest_us, or a later poll of
+    the WRITE_LAG_US before `now` (a quiet store's row may lag that far behind its polls:
+    `app.live.incidents._write_live`), found one step down the polls' key per hour."""
+    if now is None:
+        return LiveStore.latest_us
+    hours = list(range(hour_of(now - WRITE_LAG_US), hour_of(now) + 1))
+    later = (sa.select(sa.func.max(StoreStatus.timestamp_us))
+             .where(StoreStatus.hour.in_(hours), StoreStatus.store_pk == LiveStore.store_pk,
+                    StoreStatus.timestamp_us > LiveStore.latest_us)
+             .correlate(LiveStore).scalar_subquery())
+    return sa.func.coalesce(later, LiveStore.latest_us)
 
 
 def status():
@@ -57,16 +74,17 @@ def stores(state=None, limit=100, cursor=None):
     open_start = (sa.select(sa.func.min(Incident.start_us))
                   .where(Incident.store_pk == LiveStore.store_pk,
                          Incident.end_us == OPEN_END_US).scalar_subquery())
-    query = (sa.select(Store.store_id, LiveStore.state, LiveStore.since_us,
-                       LiveStore.latest_us, open_start.label("down_since"))
-             .join(Store, Store.id == LiveStore.store_pk).order_by(Store.store_id)
-             .limit(limit + 1))
-    if state is not None:
-        query = query.where(LiveStore.state == state)
-    if cursor:
-        query = query.where(Store.store_id > cursor)
     with db.engine.connect() as conn:
         now = _now(conn)
+        query = (sa.select(Store.store_id, LiveStore.state, LiveStore.since_us,
+                           _latest_poll(now).label("latest_us"),
+                           open_start.label("down_since"))
+                 .join(Store, Store.id == LiveStore.store_pk).order_by(Store.store_id)
+                 .limit(limit + 1))
+        if state is not None:
+            query = query.where(LiveStore.state == state)
+        if cursor:
+            query = query.where(Store.store_id > cursor)
         rows = conn.execute(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
@@ -114,7 +132,8 @@ def store_state(store_id):
     """One store's state now and its kept incidents (newest first), or None."""
     with db.engine.connect() as conn:
         now = _now(conn)
-        row = conn.execute(sa.select(LiveStore.state, LiveStore.since_us, LiveStore.latest_us)
+        row = conn.execute(sa.select(LiveStore.state, LiveStore.since_us,
+                                     _latest_poll(now).label("latest_us"))
                            .join(Store, Store.id == LiveStore.store_pk)
                            .where(Store.store_id == store_id)).first()
         if row is None:
@@ -137,17 +156,18 @@ def overview(limit=20):
                   .where(Incident.store_pk == LiveStore.store_pk,
                          Incident.end_us == OPEN_END_US).scalar_subquery())
     since = sa.func.coalesce(open_start, LiveStore.since_us).label("since_us")
-    columns = (Store.store_id, since, LiveStore.latest_us, StoreTimezone.timezone_str)
-    listed = (sa.select(*columns).join(Store, Store.id == LiveStore.store_pk)
-              .outerjoin(StoreTimezone, StoreTimezone.store_pk == LiveStore.store_pk))
     with db.engine.connect() as conn:
         now = _now(conn)
+        latest = _latest_poll(now).label("latest_us")
+        listed = (sa.select(Store.store_id, since, latest, StoreTimezone.timezone_str)
+                  .join(Store, Store.id == LiveStore.store_pk)
+                  .outerjoin(StoreTimezone, StoreTimezone.store_pk == LiveStore.store_pk))
         counts = dict(conn.execute(sa.select(LiveStore.state, sa.func.count())
                                    .group_by(LiveStore.state)).all())
         down = conn.execute(listed.where(LiveStore.state == DOWN)
                             .order_by(since, Store.store_id).limit(limit)).all()
         silent = conn.execute(listed.where(LiveStore.state == SILENT)
-                              .order_by(LiveStore.latest_us, Store.store_id).limit(limit)).all()
+                              .order_by(latest, Store.store_id).limit(limit)).all()
         open_count = conn.execute(sa.select(sa.func.count()).where(
             Incident.end_us == OPEN_END_US)).scalar()
         opened = conn.execute(_incidents().where(Incident.end_us == OPEN_END_US)
@@ -183,8 +203,10 @@ def stores_of(store_ids):
                   .where(Incident.store_pk == LiveStore.store_pk,
                          Incident.end_us == OPEN_END_US).scalar_subquery())
     with db.engine.connect() as conn:
+        now = _now(conn)
         rows = conn.execute(sa.select(Store.store_id, LiveStore.state, LiveStore.since_us,
-                                      LiveStore.latest_us, open_start.label("down_since"))
+                                      _latest_poll(now).label("latest_us"),
+                                      open_start.label("down_since"))
                             .join(Store, Store.id == LiveStore.store_pk)
                             .where(Store.store_id.in_(list(store_ids)))).all()
     return {r.store_id: {"state": r.state, "since": iso_instant(
