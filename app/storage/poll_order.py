@@ -73,9 +73,11 @@ def in_key_order(store_pk, timestamp_us, active):
     """The columns of `store_status` (hour, store_pk, timestamp_us, active) for polls
     sorted by store and instant, reordered by hour: a stable sort by hour alone keeps store
     and instant in order within each hour (a radix sort when the hours span under 7 years)."""
+    # int64 columns, although the table's are 32 bits: the SQLite driver that writes the
+    # staging files took 2.0 s for 2.5 M rows of int32 columns, 1.4 s of int64 ones.
     timestamp_us = np.asarray(timestamp_us, dtype=np.int64)
-    hour = hour_of(timestamp_us).astype(np.int32)  # the table's columns are 32 bits
-    store_pk = np.asarray(store_pk).astype(np.int32, copy=False)
+    hour = hour_of(timestamp_us)
+    store_pk = np.asarray(store_pk, dtype=np.int64)
     first = int(hour.min())
     span = int(hour.max()) - first
     if span == 0:
