@@ -41,11 +41,14 @@ END_TO_END_TIMEOUT_S = 3600  # a report of tens of millions of polls on a busy m
 
 def dataset_path(cache_dir, stores, days, seed):
     """Generate the data set once per (stores, days, seed) and return its folder."""
-    from bench.generate import generate_dataset, write_dataset
+    import pyarrow as pa
+
+    from bench.generate import write_streamed
 
     folder = Path(cache_dir) / f"stores{stores}-days{days}-seed{seed}"
     if not (folder / "store_status.csv").exists():
-        write_dataset(generate_dataset(stores, days, seed), folder)
+        pa.set_memory_pool(pa.jemalloc_memory_pool())  # flat while groups come and go
+        write_streamed(folder, stores, days, seed)
     return folder
 
 
