@@ -36,7 +36,7 @@ def csv_of(frame, columns, header):
     return (header + "\n" + frame[columns].to_csv(header=False, index=False)).encode()
 
 
-def week_of_hours(stores=12, seed=5):
+def week_of_hours(stores=12, seed=6):
     """The hours and zones CSV, and 168 status CSVs of one hour each (with, every 7 hours,
     the poll of two hours before sent again with the other status: a late change)."""
     data = generate_dataset(stores, 7, seed=seed)

@@ -237,3 +237,31 @@ def test_quiet_stores_are_not_computed_and_keep_their_incidents(app, tmp_path, m
 def _pk(app, store_id):
     with app.app_context(), db.engine.connect() as conn:
         return conn.execute(sa.select(Store.id).where(Store.store_id == store_id)).scalar()
+
+
+def test_a_lagging_row_read_back_is_completed_with_its_older_polls(app_factory, tmp_path):
+    # "a" and "o" open 24x7 (UTC), active, polled at 00:10 and 00:05, then hourly to
+    # 02:10 / 02:05: quiet, so a's row keeps its first poll (it lags). Then only o is
+    # polled, to 05:05, by processes that start cold and have no columnar copy: each reads
+    # the rows back and completes a's from its polls (02:10, older than the last two
+    # hours). At 06:10 a is inactive: computed from its latest observation 02:10, its
+    # incident starts half-way, at 04:10 (from 00:10 it would be 03:10). Nobody is silent
+    # within 600 minutes.
+    cold = app_factory(SNAPSHOT_COPY_DIR="", SILENT_AFTER_MINUTES=600)
+
+    def ingest(polls):
+        cold.extensions.pop("live_kept", None)
+        feed(cold, tmp_path, polls)
+
+    feed(cold, tmp_path, [], zones=[("a", "UTC"), ("o", "UTC")])
+    for hour in range(3):
+        ingest([("a", f"2024-01-01 0{hour}:10", True), ("o", f"2024-01-01 0{hour}:05", True)])
+    for hour in range(3, 6):
+        ingest([("o", f"2024-01-01 0{hour}:05", True)])
+    assert {row[0]: row[3] for row in live_rows(cold)}["a"] == us("2024-01-01 00:10")
+    assert [(s["store_id"], s["state"], s["latest_poll"]) for s in stores_now(cold)] == [
+        ("a", "up", "2024-01-01T02:10:00Z"), ("o", "up", "2024-01-01T05:05:00Z")]
+    ingest([("a", "2024-01-01 06:10", False), ("o", "2024-01-01 06:05", True)])
+    assert kept(cold) == [("a", us("2024-01-01 04:10"), None)]
+    full, expected_states, _inputs = full_recomputation(cold)
+    assert kept(cold) == full and kept_states(cold) == expected_states

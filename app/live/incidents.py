@@ -312,10 +312,11 @@ def _recompute(conn, pks, live, new, rescheduled, polls_of, whole, origin, now, 
             # which may hold this ingest's own: a store with a poll up to then, all of them.
             slow |= polled & (first_new <= live_from_table)
 
-    frames, since = [], np.full(len(pks), origin, dtype=np.int64)
+    since = np.full(len(pks), origin, dtype=np.int64)
+    parts = []
     # Slow stores: all their polls, incidents from the origin.
     if slow.any():
-        frames.append(polls_of.of_stores(pks[slow]))
+        parts.append(polls_of.of_stores(pks[slow]))
     fast = ~slow
     # Fast stores: their latest observation `L`, their new polls, and for a store with
     # neither its latest poll (outside business time, as all its polls are): it places the
@@ -323,49 +324,57 @@ def _recompute(conn, pks, live, new, rescheduled, polls_of, whole, origin, now, 
     has_l = fast & has_row & (old_counted != NO_INSTANT)
     bare = fast & ~has_l & ~polled
     if fast.any():
-        frames.append(pd.DataFrame({"store_id": pks[has_l], "timestamp_us": old_counted[has_l],
-                                    "active": old.counted_active[has_l]}))
         take = _isin_sorted(new.store, pks[fast])
-        frames.append(pd.DataFrame({"store_id": new.store[take], "timestamp_us": new.us[take],
-                                    "active": new.active[take]}))
-        frames.append(pd.DataFrame({"store_id": pks[bare], "timestamp_us": old.latest_us[bare],
-                                    "active": np.zeros(int(bare.sum()), dtype=bool)}))
+        parts += [(pks[has_l], old_counted[has_l], old.counted_active[has_l]),
+                  (new.store[take], new.us[take], new.active[take]),
+                  (pks[bare], old.latest_us[bare], np.zeros(int(bare.sum()), dtype=bool))]
         since = np.where(has_l, old_counted, np.where(bare, old.latest_us, since))
-    polls = pd.concat(frames, ignore_index=True)
-    if len(frames) > 1:
-        polls = polls.sort_values(["store_id", "timestamp_us"], kind="stable",
-                                  ignore_index=True)
-    result = live_state.compute(polls, hours, zones, now,
-                                pd.DataFrame({"store_id": pks, "since_us": since}))
+    store, instant, active = _by_store_and_instant(
+        *(np.concatenate([part[i] for part in parts]) for i in range(3)))
+    result = live_state.compute(
+        pd.DataFrame({"store_id": store, "timestamp_us": instant, "active": active}),
+        hours, zones, now, pd.DataFrame({"store_id": pks, "since_us": since}))
 
     # The engine's code of each store of `pks`.
     code_of = np.argsort(result.store_ids.astype(np.int64), kind="stable")
     if not np.array_equal(result.store_ids.astype(np.int64)[code_of], pks):
         raise RuntimeError("live state: the stores computed are not those asked for")
-    horizon = now - int(settings["incident_days"] * DAY_US)
-    fresh = pd.DataFrame({
-        "store_pk": result.store_ids.astype(np.int64)[result.incident_store],
-        "start_us": result.incident_start,
-        "end_us": np.where(result.incident_open, OPEN_END_US, result.incident_end)})
-    kept = _kept_incidents(conn, pks, since)
+    fresh_store = result.store_ids.astype(np.int64)[result.incident_store]
+    fresh_start = result.incident_start.astype(np.int64)
+    fresh_end = np.where(result.incident_open, OPEN_END_US, result.incident_end)
+    # A fast store whose latest observation and new polls are all active has no incident
+    # from `L` on, fresh or kept (one kept before ends at the midpoint before `L`).
+    at_new = np.minimum(np.searchsorted(new.pk, pks), max(len(new.pk) - 1, 0))
+    new_active = ~polled | (new.all_active[at_new] if len(new.pk) else True)
+    active_on = has_l & old.counted_active & new_active
+    kept = _kept_incidents(conn, pks[~active_on], since[~active_on])
     # An incident running through a store's latest observation before this ingest keeps the
-    # start it had: only the part from that observation on was computed again.
-    through = kept[(kept["start_us"] < kept["since_us"])
-                   & kept["store_pk"].isin(pks[has_l])].drop_duplicates("store_pk")
-    if len(through):
-        joined = fresh.merge(through[["store_pk", "start_us", "since_us"]], how="left",
-                             on="store_pk", suffixes=("", "_kept"))
-        rejoin = (joined["start_us"] == joined["since_us"]).to_numpy()
-        fresh.loc[rejoin, "start_us"] = joined.loc[rejoin, "start_us_kept"].to_numpy(
-            dtype=np.int64)
+    # start it had: only the part from that observation on was computed again. (Kept
+    # incidents are disjoint: one at most runs through it.)
+    through = (kept["start_us"] < kept["since_us"]) & _isin_sorted(kept["store_pk"], pks[has_l])
+    through_store, first = np.unique(kept["store_pk"][through], return_index=True)
+    through_start, through_end, through_since = (
+        kept[c][through][first] for c in ("start_us", "end_us", "since_us"))
+    if len(through_store):
+        at_store = np.minimum(np.searchsorted(through_store, fresh_store),
+                              len(through_store) - 1)
+        rejoin = (through_store[at_store] == fresh_store) \
+            & (fresh_start == through_since[at_store])
+        fresh_start[rejoin] = through_start[at_store[rejoin]]
         # A store whose latest observation is `now` itself had nothing after it to compute:
         # the incident through it stays as it is.
-        unchanged = through[through["since_us"] == now]
-        fresh = pd.concat([fresh, unchanged[["store_pk", "start_us", "end_us"]]],
-                          ignore_index=True)
-    fresh = fresh[fresh["end_us"] >= horizon].reset_index(drop=True)
-    kept = kept[kept["end_us"] >= horizon].reset_index(drop=True)
-    applied = _apply(conn, diff(kept, fresh))
+        unchanged = through_since == now
+        fresh_store, fresh_start, fresh_end = (
+            np.concatenate([column, extra[unchanged]]) for column, extra in (
+                (fresh_store, through_store), (fresh_start, through_start),
+                (fresh_end, through_end)))
+    horizon = now - int(settings["incident_days"] * DAY_US)
+    recent = fresh_end >= horizon
+    fresh = {"store_pk": fresh_store[recent], "start_us": fresh_start[recent],
+             "end_us": fresh_end[recent]}
+    recent = kept["end_us"] >= horizon
+    applied = _apply(conn, diff({c: kept[c][recent] for c in ("id", "store_pk", "start_us",
+                                                              "end_us")}, fresh))
 
     # The stores' rows, in the order of `pks`.
     counted_us = result.counted_us[code_of]
@@ -373,10 +382,9 @@ def _recompute(conn, pks, live, new, rescheduled, polls_of, whole, origin, now, 
     if polled.any():
         latest[polled] = np.maximum(latest[polled], new.last_us[at])
     if slow.any():  # a slow store's latest poll from its polls read
-        store = polls["store_id"].to_numpy(dtype=np.int64)
         ends = np.flatnonzero(np.append(store[1:] != store[:-1], True))
         slow_latest = np.full(len(pks), np.iinfo(np.int64).min)
-        slow_latest[np.searchsorted(pks, store[ends])] = polls["timestamp_us"].to_numpy()[ends]
+        slow_latest[np.searchsorted(pks, store[ends])] = instant[ends]
         latest = np.where(slow, slow_latest, latest)
     states = _codes(live_state.states(result.open_now[code_of], counted_us,
                                       result.counted_active[code_of], latest, now,
@@ -430,26 +438,19 @@ class _PollSource:
             rows = slice(None)
         else:
             rows = np.repeat(low - (np.cumsum(count) - count), count) + np.arange(count.sum())
-        return pd.DataFrame({"store_id": store[rows], "timestamp_us": instant[rows],
-                             "active": active[rows].astype(bool)})
+        return store[rows], instant[rows], active[rows].astype(bool, copy=False)
 
     def _read_stores(self, pks):
         # The table is keyed by hour, then store: one step down the key per store and hour.
         hours = ", ".join(str(hour) for hour in store_snapshot.hours_with_polls(self.conn))
         if not hours:
-            return pd.DataFrame({"store_id": np.zeros(0, np.int64),
-                                 "timestamp_us": np.zeros(0, np.int64),
-                                 "active": np.zeros(0, bool)})
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool)
         _stage(self.conn, "live_slow", {"store_pk": pks})
-        polls = _read_csv(self.conn, ["p.store_pk", "p.timestamp_us",
-                                      "CAST(p.active AS INTEGER)"],
-                          f"live_slow k JOIN store_status p ON p.hour IN ({hours}) "
-                          "AND p.store_pk = k.store_pk",
-                          ["store_id", "timestamp_us", "active"])
-        store, instant, active = _by_store_and_instant(
-            polls["store_id"].to_numpy(dtype=np.int64),
-            polls["timestamp_us"].to_numpy(dtype=np.int64), polls["active"].to_numpy() != 0)
-        return pd.DataFrame({"store_id": store, "timestamp_us": instant, "active": active})
+        store, instant, active = _read_ints(
+            self.conn, ["p.store_pk", "p.timestamp_us", "CAST(p.active AS INTEGER)"],
+            f"live_slow k JOIN store_status p ON p.hour IN ({hours}) "
+            "AND p.store_pk = k.store_pk")
+        return _by_store_and_instant(store, instant, active != 0)
 
 
 @dataclass(frozen=True)
@@ -562,7 +563,8 @@ def _poll_bounds(conn, stored_polls):
 def diff(kept, fresh):
     """What changes from the kept incidents to the fresh ones of the same stores.
 
-    Both are frames of ``store_pk, start_us, end_us`` (kept also ``id``). A kept incident
+    Both are frames (or dicts of arrays) of ``store_pk, start_us, end_us`` (kept also
+    ``id``). A kept incident
     belongs to the first fresh one of its store that ends after it starts, when they
     overlap; a fresh one takes the id of the earliest kept incident that belongs to it (so a
     split keeps the id on its first part, a merge on the earlier one). Returns a frame with
@@ -611,9 +613,10 @@ def diff(kept, fresh):
 
 
 def _by_store_and_start(frame, with_id=False):
-    """Columns of incidents (a frame) as int64 arrays, sorted by store, then start."""
+    """Columns of incidents (a frame or a dict of arrays) as int64 arrays, sorted by store,
+    then start."""
     names = (["id"] if with_id else []) + ["store_pk", "start_us", "end_us"]
-    columns = [frame[name].to_numpy(dtype=np.int64) for name in names]
+    columns = [np.asarray(frame[name], dtype=np.int64) for name in names]
     order = np.lexsort((columns[-2], columns[-3]))
     return tuple(column[order] for column in columns)
 
@@ -652,11 +655,18 @@ def _apply(conn, changes):
         else:
             conn.exec_driver_sql("INSERT INTO incident (store_pk, start_us, end_us) VALUES "
                                  f"({mark}, {mark}, {mark})", _rows(new.values()))
-        ids = _read_csv(conn, ["id", "store_pk", "start_us"],
-                        f"incident WHERE id > {int(last_id)}", ["id", "store_pk", "start_us"])
-        # An inserted incident is the only one of its store that starts there.
-        found = pd.DataFrame(new).merge(ids, on=["store_pk", "start_us"], how="left")
-        changes.loc[opened, "id"] = found["id"].to_numpy(dtype=np.int64)
+        ids, store, start = _read_ints(conn, ["id", "store_pk", "start_us"],
+                                       f"incident WHERE id > {int(last_id)}")
+        # The rows just inserted, and only they: matched by store and start (an inserted
+        # incident is the only one of its store that starts there).
+        written = np.lexsort((start, store))
+        inserted = np.lexsort((new["start_us"], new["store_pk"]))
+        if not (np.array_equal(store[written], new["store_pk"][inserted])
+                and np.array_equal(start[written], new["start_us"][inserted])):
+            raise RuntimeError("live state: the incidents inserted were not found")
+        found = np.empty(len(ids), dtype=np.int64)
+        found[inserted] = ids[written]
+        changes.loc[opened, "id"] = found
     return changes
 
 
@@ -688,6 +698,8 @@ def _stage(conn, name, columns):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
         conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} ("
                              + ", ".join(f"{c} INTEGER" for c in names) + ")")
+        if len(columns[names[0]]) == 0:
+            return
         if len(columns[names[0]]) <= bulk.STAGE_FILE_ROWS:  # straight in, not staged twice
             conn.exec_driver_sql(f"INSERT INTO temp.{name} VALUES ("
                                  + ", ".join("?" * len(names)) + ")",
@@ -696,7 +708,7 @@ def _stage(conn, name, columns):
     bulk.insert_rows(conn, name, names, [np.asarray(columns[c]) for c in names])
 
 
-def _read_csv(conn, expressions, source, names, text=()):
+def _read_csv(conn, expressions, source, names, text=(), as_arrays=False):
     """``SELECT expressions FROM source`` as a DataFrame of columns `names`, through CSV
     text that the database writes in one value (string_agg, group_concat) and Arrow
     parses (columns in `text` as strings, quoted with quote_literal / quote(), the others
@@ -712,6 +724,8 @@ def _read_csv(conn, expressions, source, names, text=()):
     row = " || ',' || ".join(parts)
     found = conn.exec_driver_sql(f"SELECT {aggregate.format(row)} FROM {source}").scalar()
     if not found:
+        if as_arrays:
+            return {n: np.zeros(0, dtype=np.int64) for n in names}
         return pd.DataFrame({n: pd.Series([], dtype=object if n in text else np.int64)
                              for n in names})
     table = pacsv.read_csv(
@@ -721,7 +735,17 @@ def _read_csv(conn, expressions, source, names, text=()):
         convert_options=pacsv.ConvertOptions(
             column_types={n: pa.string() if n in text else pa.int64() for n in names},
             strings_can_be_null=False, quoted_strings_can_be_null=False))
+    if as_arrays:
+        return {n: table[n].to_numpy() for n in names}
     return table.to_pandas()
+
+
+def _read_ints(conn, expressions, source):
+    """``SELECT expressions FROM source`` (integers, no NULL) as int64 arrays, through CSV
+    text as `_read_csv`."""
+    names = [f"c{i}" for i in range(len(expressions))]
+    frame = _read_csv(conn, expressions, source, names, as_arrays=True)
+    return tuple(frame[n] for n in names)
 
 
 _LIVE_COLUMNS = ["store_pk", "state", "since_us", "latest_us", "counted_us", "counted_active",
@@ -753,7 +777,7 @@ def _read_live(conn, before=None, stored_polls=None):
                        written_latest_us=written_latest, written_counted_us=written_counted)
     if before is None or len(rows) == 0:
         return rows
-    store, latest = _latest_polls(conn, before, stored_polls)
+    store, latest = _latest_polls(conn, before, stored_polls, rows)
     found = np.full(len(rows), NO_INSTANT, dtype=np.int64)
     there = rows.find(store)
     found[there[there >= 0]] = latest[there >= 0]
@@ -763,9 +787,11 @@ def _read_live(conn, before=None, stored_polls=None):
                    counted_us=np.where(observed, found, rows.counted_us))
 
 
-def _latest_polls(conn, before, stored_polls):
-    """Each store's latest poll up to `before` (store_pk, timestamp_us): of all polls when
-    ingest sent them, else of those within WRITE_LAG_US before it."""
+def _latest_polls(conn, before, stored_polls, rows):
+    """Each store's latest poll up to `before` (store_pk, timestamp_us) for the stores
+    whose `rows` may lag: of all polls when ingest sent them; else from the polls of the
+    last two hours (most stores' latest), then, for the few stores not found there whose
+    row may lag, from theirs of the WRITE_LAG_US before."""
     if stored_polls is not None:
         store, instant = (_column(stored_polls[name]) for name in ("store_pk", "timestamp_us"))
         keep = instant <= before
@@ -774,20 +800,33 @@ def _latest_polls(conn, before, stored_polls):
             return store, instant
         last = np.flatnonzero(np.append(store[1:] != store[:-1], True))
         return store[last], instant[last]
-    found = _read_csv(conn, ["g.store_pk", "g.latest_us"],
-                      "(SELECT store_pk, max(timestamp_us) AS latest_us FROM store_status "
-                      f"WHERE hour >= {hour_of(before - WRITE_LAG_US)} "
-                      f"AND hour <= {hour_of(before)} AND timestamp_us <= {before} "
-                      "GROUP BY store_pk) g", ["store_pk", "timestamp_us"])
-    return (found["store_pk"].to_numpy(dtype=np.int64),
-            found["timestamp_us"].to_numpy(dtype=np.int64))
+    lowest, recent = hour_of(before - WRITE_LAG_US), max(hour_of(before - WRITE_LAG_US),
+                                                          hour_of(before) - 1)
+    store, instant = _read_ints(
+        conn, ["g.store_pk", "g.latest_us"],
+        "(SELECT store_pk, max(timestamp_us) AS latest_us FROM store_status "
+        f"WHERE hour >= {recent} AND hour <= {hour_of(before)} AND timestamp_us <= {before} "
+        "GROUP BY store_pk) g")
+    order = np.argsort(store)
+    store, instant = store[order], instant[order]
+    older = (rows.written_latest_us > before - WRITE_LAG_US) \
+        & (hour_of(rows.written_latest_us) < recent) & ~_isin_sorted(rows.pk, store)
+    if recent > lowest and older.any():
+        _stage(conn, "live_older", {"store_pk": rows.pk[older]})
+        hours = ", ".join(str(hour) for hour in range(lowest, recent))
+        more = _read_ints(
+            conn, ["g.store_pk", "g.latest_us"],
+            "(SELECT p.store_pk, max(p.timestamp_us) AS latest_us FROM live_older k JOIN "
+            f"store_status p ON p.hour IN ({hours}) AND p.store_pk = k.store_pk "
+            f"WHERE p.timestamp_us <= {before} GROUP BY p.store_pk) g")
+        store, instant = np.concatenate([store, more[0]]), np.concatenate([instant, more[1]])
+    return store, instant
 
 
 def _stores_with_open_incident(conn):
     """The stores with an open incident kept (sorted, distinct)."""
-    found = _read_csv(conn, ["store_pk"], f"incident WHERE end_us = {OPEN_END_US}",
-                      ["store_pk"])
-    return np.unique(found["store_pk"].to_numpy(dtype=np.int64))
+    (found,) = _read_ints(conn, ["store_pk"], f"incident WHERE end_us = {OPEN_END_US}")
+    return np.unique(found)
 
 
 def _write_live(conn, live, changed, computed, now):
@@ -836,7 +875,7 @@ def _write_live(conn, live, changed, computed, now):
 
 
 # How far a live row's latest_us and counted_us may lag behind a quiet store's polls.
-WRITE_LAG_US = 12 * 3_600_000_000
+WRITE_LAG_US = 24 * 3_600_000_000
 
 
 def _update_polls_sqlite(conn, rows):
@@ -958,12 +997,13 @@ def _schedules_version(conn):
 def _kept_incidents(conn, pks, since_of):
     """Kept incidents of the stores `pks` that end after each store's `since` (a join on
     the index of store and end)."""
+    names = ["id", "store_pk", "start_us", "end_us", "since_us"]
+    if len(pks) == 0:
+        return {name: np.zeros(0, dtype=np.int64) for name in names}
     _stage(conn, "live_since", {"store_pk": pks, "since_us": since_of.astype(np.int64)})
-    kept = _read_csv(conn, ["i.id", "i.store_pk", "i.start_us", "i.end_us", "k.since_us"],
-                     "incident i JOIN live_since k ON k.store_pk = i.store_pk "
-                     "AND i.end_us > k.since_us",
-                     ["id", "store_pk", "start_us", "end_us", "since_us"])
-    return kept.astype(np.int64)
+    return dict(zip(names, _read_ints(
+        conn, ["i.id", "i.store_pk", "i.start_us", "i.end_us", "k.since_us"],
+        "incident i JOIN live_since k ON k.store_pk = i.store_pk AND i.end_us > k.since_us")))
 
 
 def _silent_stores(conn, pks, latest_us):
