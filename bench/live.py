@@ -11,6 +11,11 @@ Each ingest is timed whole, and its live-state step (the `polls_loaded` hook: st
 incidents and webhook events, in the ingest's transaction) on its own. Prints the date, the
 machine and its load, and per ingest both times; the hourly figures' median and largest.
 
+`--copy` keeps the columnar copy of the data (in the temporary folder), as the service does
+by default: ingest then sends every poll to the hook (`stored_polls`). `--cold` drops what
+the process keeps between ingests (live rows, hours, zones) before each hourly one, as a
+`flask ingest` started each hour would.
+
 A development tool, apart from the service: it needs the dev requirements. Run it from the
 repository root.
 """
@@ -64,19 +69,21 @@ class HookTimer:
         polls_loaded.connect(timed, app, weak=False)
 
 
-def measure(database_url, base, folders, echo):
+def measure(database_url, base, folders, echo, copy_dir="", cold=False):
     from app import create_app
     from app.ingest.load import ingest
     from app.storage import database
 
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
-                      "STORE_DATA": "", "SNAPSHOT_COPY_DIR": ""})
+                      "STORE_DATA": "", "SNAPSHOT_COPY_DIR": str(copy_dir)})
     database.upgrade(app)
     timer = HookTimer(app)
     hourly = []
     with app.app_context():
         for label, folder in [("whole data set", base)] + [
                 (f"hour {n + 1}", f) for n, f in enumerate(folders)]:
+            if cold and folder is not base:
+                app.extensions.pop("live_kept", None)
             began = time.perf_counter()
             summary = ingest(folder)
             total = time.perf_counter() - began
@@ -117,7 +124,11 @@ def fresh_database(database_url, work):
 @click.option("--database-url", default=None,
               help="A PostgreSQL database to measure on (in a schema of its own) instead of "
                    "a SQLite file.")
-def main(stores, days, hours, seed, cache_dir, database_url):
+@click.option("--copy/--no-copy", default=False, show_default=True,
+              help="Keep the columnar copy of the data, as the service does by default.")
+@click.option("--cold", is_flag=True,
+              help="Forget what the process keeps between ingests before each hourly one.")
+def main(stores, days, hours, seed, cache_dir, database_url, copy, cold):
     """Measure what live state adds to the first and to hourly ingests."""
     base, folders = data_folders(cache_dir, stores, days, seed, hours)
     kind = "SQLite" if database_url is None else "PostgreSQL"
@@ -125,11 +136,13 @@ def main(stores, days, hours, seed, cache_dir, database_url):
     click.echo(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {machine}, "
                f"{os.cpu_count()} CPUs, load average "
                f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}; {kind}; {stores:,} stores, "
-               f"{days} days, then {hours} hourly ingests of one poll per store")
+               f"{days} days, then {hours} hourly ingests of one poll per store"
+               f"{'; columnar copy' if copy else ''}{'; cold process each hour' if cold else ''}")
     with tempfile.TemporaryDirectory(prefix="bench-live-") as work:
         url, drop = fresh_database(database_url, Path(work))
         try:
-            hourly = measure(url, base, folders, click.echo)
+            hourly = measure(url, base, folders, click.echo,
+                             copy_dir=Path(work) / "copies" if copy else "", cold=cold)
         finally:
             drop()
     click.echo(f"live state per hourly ingest: median {statistics.median(hourly):.3f} s, "

@@ -445,11 +445,11 @@ class _PollSource:
         hours = ", ".join(str(hour) for hour in store_snapshot.hours_with_polls(self.conn))
         if not hours:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool)
-        _stage(self.conn, "live_slow", {"store_pk": pks})
+        keys, params = _keys(self.conn, "live_slow", {"store_pk": pks})
         store, instant, active = _read_ints(
             self.conn, ["p.store_pk", "p.timestamp_us", "CAST(p.active AS INTEGER)"],
-            f"live_slow k JOIN store_status p ON p.hour IN ({hours}) "
-            "AND p.store_pk = k.store_pk")
+            f"{keys} JOIN store_status p ON p.hour IN ({hours}) AND p.store_pk = k.store_pk",
+            params)
         return _by_store_and_instant(store, instant, active != 0)
 
 
@@ -626,37 +626,22 @@ def _apply(conn, changes):
     if len(changes) == 0:
         return changes
     changes = changes.copy()
-    mark = _mark(conn)
     kind = changes["kind"].to_numpy()
-    gone = changes["id"].to_numpy(dtype=np.int64)[kind == "removed"]
-    if len(gone) > MANY_ROWS:
-        _stage(conn, "live_gone", {"id": gone})
-        conn.exec_driver_sql("DELETE FROM incident WHERE id IN (SELECT id FROM live_gone)")
-    elif len(gone):
-        conn.exec_driver_sql(f"DELETE FROM incident WHERE id = {mark}",
-                             [(i,) for i in gone.tolist()])
+    gone = {"id": changes["id"].to_numpy(dtype=np.int64)[kind == "removed"]}
     moved = (kind == "closed") | (kind == "updated")
-    columns = {c: changes[c].to_numpy(dtype=np.int64)[moved] for c in ("start_us", "end_us", "id")}
-    if moved.sum() > MANY_ROWS:
-        _stage(conn, "live_moved", columns)
-        conn.exec_driver_sql(
-            "UPDATE incident SET start_us = m.start_us, end_us = m.end_us FROM live_moved m "
-            "WHERE incident.id = m.id")
-    elif moved.any():
-        conn.exec_driver_sql(f"UPDATE incident SET start_us = {mark}, end_us = {mark} "
-                             f"WHERE id = {mark}", _rows(columns.values()))
+    moved = {c: changes[c].to_numpy(dtype=np.int64)[moved] for c in ("id", "start_us", "end_us")}
     opened = kind == "opened"
+    new = {c: changes[c].to_numpy(dtype=np.int64)[opened]
+           for c in ("store_pk", "start_us", "end_us")}
+    if is_postgresql(conn):
+        _apply_postgresql(conn, gone, moved, new)
+        ids, store, start = new["id"], new["store_pk"], new["start_us"]
+    else:
+        last_id = _apply_sqlite(conn, gone, moved, new)
+        if len(new["store_pk"]):
+            ids, store, start = _read_ints(conn, ["id", "store_pk", "start_us"],
+                                           f"incident WHERE id > {int(last_id)}")
     if opened.any():
-        last_id = conn.execute(sa.select(sa.func.max(Incident.id))).scalar() or 0
-        new = {c: changes[c].to_numpy(dtype=np.int64)[opened]
-               for c in ("store_pk", "start_us", "end_us")}
-        if opened.sum() > MANY_ROWS or is_postgresql(conn):  # PostgreSQL: COPY
-            bulk.insert_rows(conn, "incident", list(new), list(new.values()))
-        else:
-            conn.exec_driver_sql("INSERT INTO incident (store_pk, start_us, end_us) VALUES "
-                                 f"({mark}, {mark}, {mark})", _rows(new.values()))
-        ids, store, start = _read_ints(conn, ["id", "store_pk", "start_us"],
-                                       f"incident WHERE id > {int(last_id)}")
         # The rows just inserted, and only they: matched by store and start (an inserted
         # incident is the only one of its store that starts there).
         written = np.lexsort((start, store))
@@ -670,14 +655,61 @@ def _apply(conn, changes):
     return changes
 
 
+def _apply_postgresql(conn, gone, moved, new):
+    """Each kind of change in one statement, its rows as array parameters (many new
+    incidents by COPY); the inserted incidents' ids come back (`new["id"]`, with the store
+    and start they were given, in any order)."""
+    if len(gone["id"]):
+        conn.exec_driver_sql("DELETE FROM incident WHERE id = ANY(CAST(%(id)s AS bigint[]))",
+                             {"id": gone["id"].tolist()})
+    if len(moved["id"]):
+        keys, params = _keys(conn, "live_moved", moved, alias="m")
+        conn.exec_driver_sql("UPDATE incident SET start_us = m.start_us, end_us = m.end_us "
+                             f"FROM {keys} WHERE incident.id = m.id", params)
+    new["id"] = np.zeros(0, dtype=np.int64)
+    if len(new["store_pk"]) > MANY_ROWS:  # COPY, then read the new rows back
+        last_id = conn.execute(sa.select(sa.func.max(Incident.id))).scalar() or 0
+        bulk.insert_rows(conn, "incident", ["store_pk", "start_us", "end_us"],
+                         [new[c] for c in ("store_pk", "start_us", "end_us")])
+        new["id"], new["store_pk"], new["start_us"] = _read_ints(
+            conn, ["id", "store_pk", "start_us"], f"incident WHERE id > {int(last_id)}")
+    elif len(new["store_pk"]):
+        keys, params = _keys(conn, "live_opened", new, alias="n")
+        returned = conn.exec_driver_sql(
+            "INSERT INTO incident (store_pk, start_us, end_us) SELECT n.store_pk, n.start_us, "
+            f"n.end_us FROM {keys} RETURNING id, store_pk, start_us", params).all()
+        new["id"], new["store_pk"], new["start_us"] = (
+            np.array([row[i] for row in returned], dtype=np.int64) for i in range(3))
+
+
+def _apply_sqlite(conn, gone, moved, new):
+    """Each kind of change row by row (few rows), or through a temporary table; returns the
+    largest incident id before the inserted ones."""
+    if len(gone["id"]) > MANY_ROWS:
+        _stage(conn, "live_gone", gone)
+        conn.exec_driver_sql("DELETE FROM incident WHERE id IN (SELECT id FROM live_gone)")
+    elif len(gone["id"]):
+        conn.exec_driver_sql("DELETE FROM incident WHERE id = ?", _rows(gone.values()))
+    if len(moved["id"]) > MANY_ROWS:
+        _stage(conn, "live_moved", moved)
+        conn.exec_driver_sql(
+            "UPDATE incident SET start_us = m.start_us, end_us = m.end_us FROM live_moved m "
+            "WHERE incident.id = m.id")
+    elif len(moved["id"]):
+        conn.exec_driver_sql("UPDATE incident SET start_us = ?, end_us = ? WHERE id = ?",
+                             _rows([moved["start_us"], moved["end_us"], moved["id"]]))
+    last_id = conn.execute(sa.select(sa.func.max(Incident.id))).scalar() or 0
+    if len(new["store_pk"]) > MANY_ROWS:
+        bulk.insert_rows(conn, "incident", list(new), list(new.values()))
+    elif len(new["store_pk"]):
+        conn.exec_driver_sql("INSERT INTO incident (store_pk, start_us, end_us) VALUES "
+                             "(?, ?, ?)", _rows(new.values()))
+    return last_id
+
+
 # Up to this many rows go to the database in one executemany; more through a temporary
 # table (PostgreSQL: COPY; SQLite: as `app.ingest.bulk` stages rows).
 MANY_ROWS = 2_000
-
-
-def _mark(conn):
-    """The driver's parameter mark, for exec_driver_sql."""
-    return "%s" if is_postgresql(conn) else "?"
 
 
 def _rows(columns):
@@ -708,7 +740,7 @@ def _stage(conn, name, columns):
     bulk.insert_rows(conn, name, names, [np.asarray(columns[c]) for c in names])
 
 
-def _read_csv(conn, expressions, source, names, text=(), as_arrays=False):
+def _read_csv(conn, expressions, source, names, text=(), as_arrays=False, params=None):
     """``SELECT expressions FROM source`` as a DataFrame of columns `names`, through CSV
     text that the database writes in one value (string_agg, group_concat) and Arrow
     parses (columns in `text` as strings, quoted with quote_literal / quote(), the others
@@ -722,7 +754,9 @@ def _read_csv(conn, expressions, source, names, text=(), as_arrays=False):
                  for e, n in zip(expressions, names)]
         aggregate = "group_concat({}, char(10))"
     row = " || ',' || ".join(parts)
-    found = conn.exec_driver_sql(f"SELECT {aggregate.format(row)} FROM {source}").scalar()
+    sql = f"SELECT {aggregate.format(row)} FROM {source}"
+    found = (conn.exec_driver_sql(sql) if params is None
+             else conn.exec_driver_sql(sql, params)).scalar()
     if not found:
         if as_arrays:
             return {n: np.zeros(0, dtype=np.int64) for n in names}
@@ -740,12 +774,26 @@ def _read_csv(conn, expressions, source, names, text=(), as_arrays=False):
     return table.to_pandas()
 
 
-def _read_ints(conn, expressions, source):
+def _read_ints(conn, expressions, source, params=None):
     """``SELECT expressions FROM source`` (integers, no NULL) as int64 arrays, through CSV
     text as `_read_csv`."""
     names = [f"c{i}" for i in range(len(expressions))]
-    frame = _read_csv(conn, expressions, source, names, as_arrays=True)
+    frame = _read_csv(conn, expressions, source, names, as_arrays=True, params=params)
     return tuple(frame[n] for n in names)
+
+
+def _keys(conn, name, columns, alias="k"):
+    """Rows of these integer columns (a dict of arrays) to join in `conn`'s transaction:
+    ``(FROM item named alias, parameters)``. PostgreSQL takes them as array parameters
+    (one round trip, no table to create), SQLite from a temporary table."""
+    if is_postgresql(conn):
+        names = list(columns)
+        arrays = ", ".join(f"CAST(%({name}_{c})s AS bigint[])" for c in names)
+        return (f"unnest({arrays}) AS {alias}({', '.join(names)})",
+                {f"{name}_{c}": np.asarray(v, dtype=np.int64).tolist()
+                 for c, v in columns.items()})
+    _stage(conn, name, columns)
+    return f"temp.{name} AS {alias}", None
 
 
 _LIVE_COLUMNS = ["store_pk", "state", "since_us", "latest_us", "counted_us", "counted_active",
@@ -812,13 +860,13 @@ def _latest_polls(conn, before, stored_polls, rows):
     older = (rows.written_latest_us > before - WRITE_LAG_US) \
         & (hour_of(rows.written_latest_us) < recent) & ~_isin_sorted(rows.pk, store)
     if recent > lowest and older.any():
-        _stage(conn, "live_older", {"store_pk": rows.pk[older]})
+        keys, params = _keys(conn, "live_older", {"store_pk": rows.pk[older]})
         hours = ", ".join(str(hour) for hour in range(lowest, recent))
         more = _read_ints(
             conn, ["g.store_pk", "g.latest_us"],
-            "(SELECT p.store_pk, max(p.timestamp_us) AS latest_us FROM live_older k JOIN "
+            f"(SELECT p.store_pk, max(p.timestamp_us) AS latest_us FROM {keys} JOIN "
             f"store_status p ON p.hour IN ({hours}) AND p.store_pk = k.store_pk "
-            f"WHERE p.timestamp_us <= {before} GROUP BY p.store_pk) g")
+            f"WHERE p.timestamp_us <= {before} GROUP BY p.store_pk) g", params)
         store, instant = np.concatenate([store, more[0]]), np.concatenate([instant, more[1]])
     return store, instant
 
@@ -953,15 +1001,15 @@ def _schedules(conn, kept, pks, copies, rescheduled):
     this ingest changes no hours or zone and there is a copy, else from the database. An
     ingest that changes some reads those of `pks` from the database (or all of them)."""
     if len(rescheduled) and pks is not None:
-        _stage(conn, "live_keys", {"store_pk": pks})
+        keys, params = _keys(conn, "live_keys", {"store_pk": pks})
         return (_engine_hours(_read_csv(
             conn, ["h.store_pk", "h.day_of_week", "h.start_local_s", "h.end_local_s"],
-            "business_hours h JOIN live_keys k ON k.store_pk = h.store_pk",
-            ["store_pk", "day_of_week", "start_local_s", "end_local_s"])),
+            f"business_hours h JOIN {keys} ON k.store_pk = h.store_pk",
+            ["store_pk", "day_of_week", "start_local_s", "end_local_s"], params=params)),
             _engine_zones(_read_csv(
                 conn, ["z.store_pk", "z.timezone_str"],
-                "store_timezone z JOIN live_keys k ON k.store_pk = z.store_pk",
-                ["store_pk", "timezone_str"], text=("timezone_str",))))
+                f"store_timezone z JOIN {keys} ON k.store_pk = z.store_pk",
+                ["store_pk", "timezone_str"], text=("timezone_str",), params=params)))
     version = _schedules_version(conn)
     if kept.get("version") != version:
         kept.pop("version", None)
@@ -1000,10 +1048,11 @@ def _kept_incidents(conn, pks, since_of):
     names = ["id", "store_pk", "start_us", "end_us", "since_us"]
     if len(pks) == 0:
         return {name: np.zeros(0, dtype=np.int64) for name in names}
-    _stage(conn, "live_since", {"store_pk": pks, "since_us": since_of.astype(np.int64)})
+    keys, params = _keys(conn, "live_since", {"store_pk": pks, "since_us": since_of})
     return dict(zip(names, _read_ints(
         conn, ["i.id", "i.store_pk", "i.start_us", "i.end_us", "k.since_us"],
-        "incident i JOIN live_since k ON k.store_pk = i.store_pk AND i.end_us > k.since_us")))
+        f"{keys} JOIN incident i ON i.store_pk = k.store_pk AND i.end_us > k.since_us",
+        params)))
 
 
 def _silent_stores(conn, pks, latest_us):
