@@ -74,7 +74,7 @@ def build_report(polls, hours, zones, now_us=None, threads=1):
         first, last = chunk
         seconds[:, first:last] = _report_chunk(inputs.observed(first, last), inputs.now_us)
 
-    chunks = _store_chunks(inputs.order.polls_before, CHUNK_POLLS)
+    chunks = store_chunks(inputs.order.polls_before, CHUNK_POLLS)
     if threads > 1 and len(chunks) > 1:
         with ThreadPoolExecutor(min(threads, len(chunks)), thread_name_prefix="engine") as pool:
             list(pool.map(compute, chunks))  # list(): raise what a chunk raised
@@ -89,7 +89,7 @@ def build_report(polls, hours, zones, now_us=None, threads=1):
     return ReportResult(frame, warnings, int(inputs.now_us))
 
 
-def _store_chunks(polls_before, size):
+def store_chunks(polls_before, size):
     """Ranges ``[first, last)`` of store codes holding about `size` polls each.
 
     `polls_before[s]` is the number of polls of the stores before store `s`.

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.engine.report import ReportInputs
+from app.engine.report import CHUNK_POLLS, ReportInputs, store_chunks
 from app.engine.timeline import stretches
 
 UP, DOWN, CLOSED, SILENT = "up", "down", "closed", "silent"
@@ -56,10 +56,28 @@ def compute(polls, hours, zones, now_us, since):
     # Business time from each store's `since` on (no report windows to cover before it).
     inputs = ReportInputs(polls, hours, zones, now_us, since=since, lookback_us=0)
     n = inputs.n_stores
-    observed = inputs.observed(0, n)
-    stores = np.arange(n)
     since_us = inputs.since_us if inputs.since_us is not None else np.full(n, now_us)
     since_us = np.minimum(since_us, now_us)
+    # Stores are independent given `now`: a chunk of about CHUNK_POLLS polls at a time keeps
+    # the temporary arrays of 182 M polls (the first ingest of a million stores) bounded.
+    parts = [_chunk(inputs, first, last, since_us[first:last])
+             for first, last in store_chunks(inputs.order.polls_before, CHUNK_POLLS)]
+    joined = {name: np.concatenate([part[name] for part in parts]) if parts else
+              np.zeros(0, dtype=bool if name in ("open_now", "counted_active", "incident_open")
+                       else np.int64) for name in _CHUNK_FIELDS}
+    return Live(now_us=inputs.now_us, store_ids=inputs.store_ids, **joined)
+
+
+_CHUNK_FIELDS = ("open_now", "counted_us", "counted_active", "incident_store", "incident_start",
+                 "incident_end", "incident_open", "next_change_us")
+
+
+def _chunk(inputs, first, last, since_us):
+    """`Live`'s arrays for the stores of codes ``first .. last - 1`` (incident stores as
+    codes of all stores)."""
+    observed = inputs.observed(first, last)
+    n = last - first
+    stores = np.arange(n)
     timeline = observed.timeline
     open_now = observed.business.contains(
         timeline.key(stores, np.full(n, inputs.now_us, dtype=np.int64)))
@@ -67,9 +85,9 @@ def compute(polls, hours, zones, now_us, since):
     has = np.bincount(observed.store, minlength=n) > 0
     counted_us = np.full(n, NO_INSTANT, dtype=np.int64)
     counted_active = np.zeros(n, dtype=bool)
-    last = np.searchsorted(observed.store, stores[has], side="right") - 1
-    counted_us[has] = observed.instant[last]
-    counted_active[has] = observed.active[last]
+    latest = np.searchsorted(observed.store, stores[has], side="right") - 1
+    counted_us[has] = observed.instant[latest]
+    counted_active[has] = observed.active[latest]
 
     # The next instant after `now` where business time begins or ends: until then, a store
     # without new polls keeps its state and incidents (a day on, it is looked at anyway).
@@ -79,17 +97,16 @@ def compute(polls, hours, zones, now_us, since):
     next_change_us = np.full(n, inputs.now_us + DAY_US, dtype=np.int64)
     # Intervals are disjoint and sorted by store then start: a store's first later one holds
     # its next change.
-    changing, first = np.unique(iv_store[later], return_index=True)
-    next_change_us[changing] = np.minimum(change[first], inputs.now_us + DAY_US)
+    changing, at = np.unique(iv_store[later], return_index=True)
+    next_change_us[changing] = np.minimum(change[at], inputs.now_us + DAY_US)
 
     _, segments = stretches(observed, since_us, inputs.now_us)
     down = ~segments.active
     store, start, end = segments.store[down], segments.start_us[down], segments.end_us[down]
-    return Live(now_us=inputs.now_us, store_ids=inputs.store_ids, open_now=open_now,
-                counted_us=counted_us, counted_active=counted_active,
-                incident_store=store, incident_start=start, incident_end=end,
-                incident_open=(end == inputs.now_us) & open_now[store],
-                next_change_us=next_change_us)
+    return {"open_now": open_now, "counted_us": counted_us, "counted_active": counted_active,
+            "incident_store": store.astype(np.int64) + first, "incident_start": start,
+            "incident_end": end, "incident_open": (end == inputs.now_us) & open_now[store],
+            "next_change_us": next_change_us}
 
 
 def states(open_now, counted_us, counted_active, latest_us, now_us, silent_after_us):

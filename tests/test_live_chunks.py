@@ -1,0 +1,28 @@
+"""The live state of many stores is computed a chunk of stores at a time (the first ingest
+of a million stores holds 182 M polls): any chunking gives what one pass over all stores
+gives."""
+
+import numpy as np
+import pandas as pd
+
+from app.live import state
+from bench.generate import generate_dataset
+
+
+def test_chunks_of_stores_give_the_state_and_incidents_of_one_pass(monkeypatch):
+    data = generate_dataset(60, 3, seed=11)
+    polls = data.status.assign(store_id=data.status["store_id"].astype("category"))
+    hours = data.hours.rename(columns={"start_s": "start_local_s", "end_s": "end_local_s"})
+    now = int(polls["timestamp_us"].max())
+    stores = polls["store_id"].cat.categories
+    # Incidents wanted from a day before `now` for half the stores, from the start for the
+    # others.
+    since = pd.DataFrame({"store_id": stores, "since_us": np.where(
+        np.arange(len(stores)) % 2 == 0, now - 86_400_000_000, int(polls["timestamp_us"].min()))})
+    whole = state.compute(polls, hours, data.timezones, now, since)
+    monkeypatch.setattr(state, "CHUNK_POLLS", 37)  # about one store a chunk, and splits
+    chunked = state.compute(polls, hours, data.timezones, now, since)
+    assert whole.incident_store.size > 10, "the data should hold incidents"
+    for name in ("store_ids", "open_now", "counted_us", "counted_active", "incident_store",
+                 "incident_start", "incident_end", "incident_open", "next_change_us"):
+        assert np.array_equal(getattr(whole, name), getattr(chunked, name)), name
