@@ -104,6 +104,7 @@ def _ingest(path, *, progress, once, shown, limits, wait):
         load = _Load(conn, ingest_id, summary)
         load.start_from(*_copy_before(conn, copies))
         counted = _counts_before(conn)
+        load.know_schedules()
         sizes = {kind: max(source.size, 1) for kind, source in sources.items()}
         done = 0
         for kind in sorted(sources):
@@ -152,6 +153,10 @@ class _Load:
     # What this ingest changed, for `polls_loaded`: blocks of polls, stores re-scheduled.
     new_polls: list = field(default_factory=list)
     rescheduled: list = field(default_factory=list)
+    # The hours and zones tables before and after this ingest, where known without reading
+    # them back (from the copy before it, or empty tables, and what it wrote).
+    before: dict = field(default_factory=dict)
+    after: dict = field(default_factory=dict)
 
     def changes(self):
         """`polls` and `rescheduled` as `polls_loaded` sends them."""
@@ -173,6 +178,27 @@ class _Load:
                 snapshot._ints(stores["id"]),
                 index=pd.Index(stores["store_id"].to_numpy(zero_copy_only=False), dtype=object),
                 dtype=np.int64)
+
+    def know_schedules(self):
+        """What the hours and zones tables hold before this ingest: the copy's, or none."""
+        for name, table in (("hours", "business_hours"), ("zones", "store_timezone")):
+            if self.previous is not None and name in self.previous:
+                self.before[name] = self.previous[name]
+            elif not self.conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM {table})")
+                                       ).scalar():
+                self.before[name] = _empty(snapshot.QUERIES[name][1])
+
+    def replaced(self, name, pks, rows):
+        """This ingest replaced the rows of the stores `pks` of table `name` ("hours",
+        "zones") by `rows` (a dict of columns): the table after it, when the one before is
+        known."""
+        before = self.after.get(name, self.before.get(name))
+        if before is None:
+            return
+        kept = before.filter(pc.invert(pc.is_in(before["store_pk"], pa.array(pks, pa.int64()))))
+        new = pa.table({column: pa.array(np.asarray(values), before.schema.field(column).type)
+                        for column, values in rows.items()})
+        self.after[name] = pa.concat_tables([kept.select(list(rows)).cast(new.schema), new])
 
     def counts_after(self, before):
         """`DataVersion.polls` and `.stores_with_polls` after this ingest, from those
@@ -362,32 +388,40 @@ def _copy_after(load):
     those unchanged since the copy before it (linked, not written again); (None, ()) when
     the polls are not known without reading them all back.
 
-    Only what the ingest changed is read from the database: the hours or zones when it
-    loaded such a file, and the stores it added.
+    What the ingest knows is not read back: the stores from its store keys, the hours and
+    zones from the copy before it (or empty tables) with the rows it wrote. Only what it
+    does not know is read from the database.
     """
     if load.previous_polls is None:
         return None, ()
     previous = load.previous or {}
     loaded = {counts.kind for counts in load.summary.files}
-    if "stores" not in previous:
-        return {"polls": load.previous_polls,
-                **snapshot.read_tables(load.conn, ("hours", "stores", "zones"))}, ()
-    tables = {"polls": load.previous_polls}
-    stores = previous["stores"]
-    known = int(pc.max(stores["id"]).as_py()) if stores.num_rows else -1
-    added = load.conn.execute(sa.text("SELECT id, store_id FROM store WHERE id > :known "
-                                      "ORDER BY id"), {"known": known}).all()
-    if added:
-        tables["stores"] = pa.concat_tables([stores.select(["id", "store_id"]).cast(
-            pa.schema([("id", pa.int64()), ("store_id", pa.string())])), pa.table({
-                "id": pa.array([row[0] for row in added], pa.int64()),
-                "store_id": pa.array([row[1] for row in added], pa.string())})])
-    for name, kind in (("hours", "hours"), ("zones", "timezone")):
-        if kind in loaded:
+    keys = load.store_keys
+    known = {"stores": None if keys is None else pa.table({
+        "id": pa.array(keys.to_numpy(dtype=np.int64), pa.int64()),
+        "store_id": pa.array(keys.index.to_numpy(dtype=object), pa.string())}).sort_by("id")}
+    for name in ("hours", "zones"):
+        known[name] = load.after.get(name, load.before.get(name))
+    changed = {"hours" if "hours" in loaded else None, "zones" if "timezone" in loaded else None,
+               "stores" if keys is not None and ("stores" not in previous or
+                                                 len(keys) != previous["stores"].num_rows)
+               else None}
+    tables, unchanged = {"polls": load.previous_polls}, []
+    for name in ("hours", "stores", "zones"):
+        if name in previous and name not in changed:
+            tables[name] = previous[name]
+            unchanged.append(name)
+        elif known[name] is not None:
+            tables[name] = known[name]
+        else:
             tables.update(snapshot.read_tables(load.conn, (name,)))
-    unchanged = tuple(name for name in ("hours", "stores", "zones") if name not in tables)
-    tables.update({name: previous[name] for name in unchanged})
-    return tables, unchanged
+    return tables, tuple(unchanged)
+
+
+def _empty(columns):
+    """A table of no rows with `columns` typed as `snapshot.QUERIES` reads them."""
+    return pa.table({column: pa.array([], pa.string() if column in ("store_id", "timezone_str")
+                                       else pa.int64()) for column in columns})
 
 
 def _load_hours(load, source, progress):
@@ -395,10 +429,11 @@ def _load_hours(load, source, progress):
     parsed = parse_file(source)
     rows = load.with_store_pks(parsed.rows)
     unique = rows.drop_duplicates(["store_pk", "day_of_week", "start_local_s", "end_local_s"])
-    load.rescheduled.append(unique["store_pk"].unique().astype(np.int64))
-    bulk.replace_hours(load.conn, unique["store_pk"].unique(),
-                       [unique[c] for c in ("store_pk", "day_of_week",
-                                            "start_local_s", "end_local_s")])
+    named = unique["store_pk"].unique().astype(np.int64)
+    load.rescheduled.append(named)
+    columns = ("store_pk", "day_of_week", "start_local_s", "end_local_s")
+    bulk.replace_hours(load.conn, named, [unique[c] for c in columns])
+    load.replaced("hours", named, {c: unique[c].to_numpy(dtype=np.int64) for c in columns})
     load.keep_rejections(parsed)
     progress(1.0)
     return FileCounts("hours", source.name, parsed.read, len(unique), len(rows) - len(unique),
@@ -410,8 +445,11 @@ def _load_timezone(load, source, progress):
     parsed = parse_file(source)
     rows = load.with_store_pks(parsed.rows)
     unique = rows.drop_duplicates("store_pk", keep="last")
-    load.rescheduled.append(unique["store_pk"].to_numpy(dtype=np.int64))
+    named = unique["store_pk"].to_numpy(dtype=np.int64)
+    load.rescheduled.append(named)
     bulk.upsert_timezones(load.conn, unique["store_pk"], unique["timezone_str"])
+    load.replaced("zones", named, {"store_pk": named,
+                                   "timezone_str": unique["timezone_str"].to_numpy(object)})
     load.keep_rejections(parsed)
     progress(1.0)
     return FileCounts("timezone", source.name, parsed.read, len(unique),
