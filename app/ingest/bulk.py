@@ -36,7 +36,7 @@ from app.storage.database import (
     one_process_at_a_time,
     write_locking,
 )
-from app.storage.poll_order import in_key_order
+from app.storage.poll_order import Reordered, in_key_order
 
 CHUNK_ROWS = 200_000
 # SQLite: from this many rows on, a staging file written in C beats `executemany` (14,000
@@ -113,7 +113,7 @@ def _copy(conn, table, names, columns, like_table=None):
     with conn.connection.cursor() as cursor, cursor.copy(
             f"COPY {table} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)") as copy:
         for start in range(0, total, CHUNK_ROWS):
-            part = pa.table({name: pa.array(np.asarray(column)[start:start + CHUNK_ROWS])
+            part = pa.table({name: pa.array(_rows(column, start, start + CHUNK_ROWS))
                              for name, column in zip(names, columns)})
             buffer = io.BytesIO()
             # Quoting every value keeps an empty string apart from NULL.
@@ -139,9 +139,17 @@ def _copy_binary(conn, table, names, columns, types):
             rows["count"] = len(types)
             for index, (kind, column) in enumerate(zip(types, columns)):
                 rows[f"length{index}"] = np.dtype(kind).itemsize
-                rows[f"value{index}"] = np.asarray(column)[start:start + len(rows)]
+                rows[f"value{index}"] = _rows(column, start, start + len(rows))
             copy.write(rows.tobytes())
         copy.write(_BINARY_TRAILER)
+
+
+def _rows(column, low, high):
+    """Rows ``low .. high - 1`` of a column: a numpy array, a sequence, or a
+    `poll_order.Reordered` (which then takes only these rows into memory)."""
+    if isinstance(column, Reordered):
+        return column[low:high]
+    return np.asarray(column)[low:high]
 
 
 def _staged(conn, like_table, names, columns):
@@ -186,7 +194,7 @@ def _staged_parts(conn, like_table, names, columns):
     with tempfile.TemporaryDirectory(prefix="store-monitor-ingest-") as folder, \
             ThreadPoolExecutor(1, thread_name_prefix="staging") as pool:
         files = [pool.submit(_staging_file, os.path.join(folder, f"rows{part}.sqlite3"), names,
-                             [np.asarray(column)[low:high] for column in columns])
+                             [_rows(column, low, high) for column in columns])
                  for part, (low, high) in enumerate(zip(bounds[:-1], bounds[1:]))]
         try:
             for part, file in enumerate(files):
@@ -205,7 +213,9 @@ def _staging_file(path, names, columns):
         # A throwaway file: no journal, no waiting for the disk.
         cursor.execute("PRAGMA journal_mode = OFF")
         cursor.execute("PRAGMA synchronous = OFF")
-        cursor.adbc_ingest("rows", pa.table(dict(zip(names, columns))), mode="create")
+        cursor.adbc_ingest("rows", pa.table({name: np.asarray(column)
+                                             for name, column in zip(names, columns)}),
+                           mode="create")
     return path
 
 

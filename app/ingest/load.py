@@ -277,7 +277,8 @@ def _load_status(load, source, progress):
         rows = parsed.rows
         store_id = rows["store_id"]
         blocks.append((store_id.cat.categories, store_id.cat.codes.to_numpy()))
-        parts.append((rows["timestamp_us"].to_numpy(), rows["active"].to_numpy()))
+        # Copies: a view would keep the block's line numbers alive with its instants.
+        parts.append((rows["timestamp_us"].to_numpy(copy=True), rows["active"].to_numpy(copy=True)))
         load.keep_rejections(parsed)
         read += parsed.read
         valid += len(rows)

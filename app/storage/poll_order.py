@@ -85,7 +85,26 @@ def in_key_order(store_pk, timestamp_us, active):
     hour -= first
     order = np.argsort(hour.astype(np.uint16) if span < 2**16 else hour, kind="stable")
     hour += first
-    return [hour[order], store_pk[order], timestamp_us[order], np.asarray(active)[order]]
+    return [Reordered(column, order) for column in (hour, store_pk, timestamp_us,
+                                                    np.asarray(active))]
+
+
+class Reordered:
+    """`column` in the order `order`, taken a slice at a time: at 182 M polls the four
+    reordered columns would hold 4.5 GB at once, a part of them being enough to write."""
+
+    def __init__(self, column, order):
+        self.column, self.order = column, order
+
+    def __len__(self):
+        return len(self.order)
+
+    def __getitem__(self, rows):
+        return self.column[self.order[rows]]
+
+    def __array__(self, dtype=None, copy=None):
+        whole = self.column[self.order]
+        return whole if dtype is None else whole.astype(dtype, copy=False)
 
 
 def by_store(store_pk, timestamp_us, active):
