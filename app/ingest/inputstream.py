@@ -53,51 +53,67 @@ class CheckedStream:
 
     def read(self, size=-1):
         data = self._raw.read(size)
-        self._check(data)
+        self._check(data, 0, len(data))
         return data
+
+    def readinto(self, buffer, start=0):
+        """Fill `buffer` from `start` to its end, or to the end of the file; return how many
+        bytes were read. Reading into the same buffers again spares fresh memory (and its
+        page faults) per block."""
+        view = memoryview(buffer)[start:]
+        filled = 0
+        while filled < len(view):
+            count = self._raw.readinto(view[filled:])
+            if not count:
+                break
+            filled += count
+        self._check(buffer, start, start + filled)
+        return filled
 
     def readline(self):
         """One line, read at most one byte past the limit."""
         data = self._raw.readline(self._max + 2)  # the line, its newline, maybe "\r"
-        self._check(data)
+        self._check(data, 0, len(data))
         return data
 
-    def _check(self, data):
-        self._check_utf8(data)
-        self._check_lines(data)
+    def _check(self, data, start, end):
+        """Check the bytes `data[start:end]` just read (none: the end of the file)."""
+        self._check_utf8(data, start, end)
+        self._check_lines(data, start, end)
 
-    def _check_utf8(self, data):
-        """Decode only blocks with non-ASCII bytes (the decoder carries a split character)."""
+    def _check_utf8(self, data, start, end):
+        """Decode only blocks with non-ASCII bytes (the decoder carries a split character).
+        All of `data` being ASCII is enough: its other bytes passed this check before."""
         try:
-            if not data.isascii() or self._utf8.getstate()[0]:
-                self._utf8.decode(data, final=not data)
-            elif not data:
+            if self._utf8.getstate()[0] or not data.isascii():
+                self._utf8.decode(memoryview(data)[start:end], final=start == end)
+            elif start == end:
                 self._utf8.decode(b"", final=True)
         except UnicodeDecodeError as exc:
             raise NotUtf8(f"{self._name}: not UTF-8 text (at byte "
                           f"{self._offset + exc.start:,})") from None
 
-    def _check_lines(self, data):
-        start = self._offset - self._run  # where the current line began
-        self._offset += len(data)
-        first = data.find(b"\n")
+    def _check_lines(self, data, start, end):
+        began = self._offset - self._run  # where the current line began
+        base = self._offset - start  # the file's offset of data[0]
+        self._offset += end - start
+        first = data.find(b"\n", start, end)
         if first < 0:
-            self._run += len(data)
+            self._run += end - start
             if self._run > self._max:
-                self._fail(start)
+                self._fail(began)
             return
-        if self._run + first > self._max:
-            self._fail(start)
-        base = self._offset - len(data)
-        last = data.rfind(b"\n")
+        if self._run + first - start > self._max:
+            self._fail(began)
+        last = data.rfind(b"\n", start, end)
         position = first
         while position < last:
             # The last newline within reach of this one; none means the line is too long.
-            reach = data.rfind(b"\n", position + 1, position + self._max + 2)
+            reach = data.rfind(b"\n", position + 1, min(position + self._max + 2, end))
             if reach < 0:
                 self._fail(base + position + 1)
             position = reach
-        self._run = len(data) - last - 1
+        self._run = end - last - 1
         if self._run > self._max:
             self._fail(base + last + 1)
 
