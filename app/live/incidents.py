@@ -155,9 +155,10 @@ class LiveRows:
                                       for f in fields(self)})
         return there, self.take(np.maximum(position, 0))
 
-    def replaced(self, other):
-        """These rows with `other`'s (sorted by pk) in place of or beside theirs."""
-        position = self.find(other.pk)
+    def replaced(self, other, position=None):
+        """These rows with `other`'s (any order; `position`: `self.find(other.pk)` when
+        known) in place of or beside theirs."""
+        position = self.find(other.pk) if position is None else position
         there = position >= 0
         columns = {f.name: getattr(self, f.name).copy() for f in fields(self)}
         for name, column in columns.items():
@@ -400,6 +401,11 @@ def _recompute(conn, pks, live, new, rescheduled, polls_of, whole, origin, now, 
     return rows, applied
 
 
+def _stored_columns(stored_polls):
+    """The columns of `stored_polls` as arrays (store_pk, timestamp_us, active)."""
+    return tuple(_column(stored_polls[name]) for name in ("store_pk", "timestamp_us", "active"))
+
+
 class _PollSource:
     """Polls of some or all stores, as the engine's frame keyed by store_pk: from the polls
     ingest sent (every poll after it) or from the database."""
@@ -408,8 +414,7 @@ class _PollSource:
         self.conn = conn
         self.stored = None
         if stored_polls is not None:
-            self.stored = tuple(_column(stored_polls[name]) for name in
-                                ("store_pk", "timestamp_us", "active"))
+            self.stored = _stored_columns(stored_polls)
 
     def all_stores(self):
         """Every store with a poll (sorted)."""
@@ -511,8 +516,11 @@ def _isin_sorted(values, sorted_set):
 
 
 def _column(column):
-    """An Arrow column as int64, or bool for `active`."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    """An Arrow column as int64, or bool for `active` (without a copy when it is one chunk
+    of that type, as the columnar copy's are)."""
+    array = column
+    if isinstance(column, pa.ChunkedArray):
+        array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     values = array.to_numpy(zero_copy_only=False)
     if pa.types.is_boolean(array.type) or array.type == pa.uint8():
         return values.astype(bool, copy=False) if values.dtype != np.uint8 else values.view(bool)
@@ -527,12 +535,13 @@ def _codes(states):
 
 
 def _concat_rows(a, b):
+    """Rows of distinct stores, one set after the other (not sorted: changed rows)."""
     if len(b) == 0:
         return a
     if len(a) == 0:
         return b
-    return LiveRows.of(**{f.name: np.concatenate([getattr(a, f.name), getattr(b, f.name)])
-                          for f in fields(LiveRows)})
+    return LiveRows(**{f.name: np.concatenate([getattr(a, f.name), getattr(b, f.name)])
+                       for f in fields(LiveRows)})
 
 
 def _no_incidents(with_id=False):
@@ -810,18 +819,13 @@ def _read_live(conn, before=None, stored_polls=None):
     A lagging row is a quiet store's: every poll of it since its row's latest_us was
     quiet, so it was an observation when the store was open (the state says whether),
     and none when closed. Its polls since lie within WRITE_LAG_US before `before`."""
-    frame = _read_csv(conn, ["l.store_pk", _STATE_CODE, "l.since_us", "l.latest_us",
-                             f"coalesce(l.counted_us, {NO_INSTANT})",
-                             "coalesce(CAST(l.counted_active AS INTEGER), 0)", "l.next_us"],
-                      "live_store l", _LIVE_COLUMNS)
-    written_latest = frame["latest_us"].to_numpy(dtype=np.int64)
-    written_counted = frame["counted_us"].to_numpy(dtype=np.int64)
-    rows = LiveRows.of(pk=frame["store_pk"].to_numpy(dtype=np.int64),
-                       state=frame["state"].to_numpy().astype(np.int8),
-                       since_us=frame["since_us"].to_numpy(dtype=np.int64),
+    pk, state, since, written_latest, written_counted, active, next_us = _read_ints(
+        conn, ["l.store_pk", _STATE_CODE, "l.since_us", "l.latest_us",
+               f"coalesce(l.counted_us, {NO_INSTANT})",
+               "coalesce(CAST(l.counted_active AS INTEGER), 0)", "l.next_us"], "live_store l")
+    rows = LiveRows.of(pk=pk, state=state.astype(np.int8), since_us=since,
                        latest_us=written_latest, counted_us=written_counted,
-                       counted_active=frame["counted_active"].to_numpy() != 0,
-                       next_us=frame["next_us"].to_numpy(dtype=np.int64),
+                       counted_active=active != 0, next_us=next_us,
                        written_latest_us=written_latest, written_counted_us=written_counted)
     if before is None or len(rows) == 0:
         return rows
@@ -841,13 +845,20 @@ def _latest_polls(conn, before, stored_polls, rows):
     last two hours (most stores' latest), then, for the few stores not found there whose
     row may lag, from theirs of the WRITE_LAG_US before."""
     if stored_polls is not None:
-        store, instant = (_column(stored_polls[name]) for name in ("store_pk", "timestamp_us"))
-        keep = instant <= before
-        store, instant = store[keep], instant[keep]
+        store, instant, _active = _stored_columns(stored_polls)
         if len(store) == 0:
             return store, instant
+        # Each store's last poll, then a step back while it is later than `before` (this
+        # ingest's polls: most stores have one).
         last = np.flatnonzero(np.append(store[1:] != store[:-1], True))
-        return store[last], instant[last]
+        first = np.append(0, last[:-1] + 1)
+        later = instant[last] > before
+        while later.any():
+            last[later] -= 1
+            later &= last >= first
+            later[later] = instant[last[later]] > before
+        found = last >= first
+        return store[last[found]], instant[last[found]]
     lowest, recent = hour_of(before - WRITE_LAG_US), max(hour_of(before - WRITE_LAG_US),
                                                           hour_of(before) - 1)
     store, instant = _read_ints(
@@ -882,17 +893,19 @@ def _write_live(conn, live, changed, computed, now):
     place, and what the table now holds).
 
     A row is written when its state, since, next change or latest observation's status
-    change, when its store was computed again (`computed`) and anything changed, or when it
-    is new. A quiet store's new poll alone changes only latest_us and counted_us, each hour
-    for nearly every store: those are written once they lag by WRITE_LAG_US / 2 or more
-    (up to WRITE_LAG_US, spread over the stores so that not all come due in the same
-    hour). Readers complete a lagging row with the store's polls since
+    change, when its store was computed again (`computed`) or is silent and anything
+    changed, or when it is new. A quiet store's new poll alone changes only latest_us and
+    counted_us, each hour for nearly every store: those are written once they lag by
+    WRITE_LAG_US / 2 or more (up to WRITE_LAG_US, spread over the stores so that not all
+    come due in the same hour). Readers complete a lagging row with the store's polls since
     (`app.live.read`, `_read_live`)."""
-    there, old = live.at(changed.pk)
+    position = live.find(changed.pk)
+    there = position >= 0
+    old = live.take(np.maximum(position, 0)) if len(live) else changed
     moved = ~there | (old.state != changed.state) | (old.since_us != changed.since_us) \
         | (old.next_us != changed.next_us) | (old.counted_active != changed.counted_active)
-    rows = live.replaced(changed)
-    at = rows.find(changed.pk)
+    rows = live.replaced(changed, position)
+    at = position if there.all() else rows.find(changed.pk)
     key_changed = np.zeros(len(rows), dtype=bool)
     key_changed[at] = moved
     lags = (rows.latest_us != rows.written_latest_us) \
@@ -900,7 +913,9 @@ def _write_live(conn, live, changed, computed, now):
     in_table = rows.written_latest_us != NO_INSTANT
     due = lags & in_table & (now - np.where(in_table, rows.written_latest_us, now)
                              >= WRITE_LAG_US // 2 + (rows.pk % 16) * (WRITE_LAG_US // 32))
-    write = key_changed | ~in_table | due | (lags & _isin_sorted(rows.pk, computed))
+    # A silent store's row never lags (the home page lists them by their latest poll).
+    write = key_changed | ~in_table | due | (lags & _isin_sorted(rows.pk, computed)) \
+        | (lags & (rows.state == SILENT))
     polls_only = np.flatnonzero(write & ~key_changed & in_table)
     others = np.flatnonzero(write & (key_changed | ~in_table))
     if is_postgresql(conn):
@@ -979,33 +994,55 @@ def _upsert_live(conn, rows):
         "(store_pk) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in written))
 
 
-def _engine_hours(hours):
-    hours = hours if isinstance(hours, pd.DataFrame) else hours.to_pandas()
-    return hours.rename(columns={"store_pk": "store_id"}).astype(
-        {"store_id": np.int64, "day_of_week": np.int64, "start_local_s": np.int64,
-         "end_local_s": np.int64}).sort_values("store_id", kind="stable", ignore_index=True)
+_HOURS = ("store_pk", "day_of_week", "start_local_s", "end_local_s")
 
 
-def _engine_zones(zones):
-    zones = zones if isinstance(zones, pd.DataFrame) else zones.to_pandas()
-    return zones.rename(columns={"store_pk": "store_id"}).astype(
-        {"store_id": np.int64}).sort_values("store_id", kind="stable", ignore_index=True)
+def _engine_hours(hours, pks=None):
+    """The engine's hours frame of the stores `pks` (all for None), from columns by name
+    (an Arrow table, a frame or a dict of arrays)."""
+    columns = {c: _column(hours[c]) if isinstance(hours, pa.Table) else
+               np.asarray(hours[c], dtype=np.int64) for c in _HOURS}
+    rows = _rows_of(columns["store_pk"], pks)
+    return pd.DataFrame({"store_id" if c == "store_pk" else c: columns[c][rows] for c in _HOURS})
+
+
+def _engine_zones(zones, pks=None):
+    """The engine's zones frame of the stores `pks` (all for None), likewise."""
+    store = _column(zones["store_pk"]) if isinstance(zones, pa.Table) else np.asarray(
+        zones["store_pk"], dtype=np.int64)
+    names = zones["timezone_str"]
+    names = names.to_numpy(zero_copy_only=False) if isinstance(zones, pa.Table) else \
+        np.asarray(names, dtype=object)
+    rows = _rows_of(store, pks)
+    return pd.DataFrame({"store_id": store[rows], "timezone_str": names[rows]})
+
+
+def _rows_of(store, pks):
+    """Positions of the rows of the stores `pks` (all for None) in a column of store keys."""
+    if pks is None:
+        return slice(None)
+    if len(pks) == 0 or len(store) == 0:
+        return np.zeros(0, dtype=np.int64)
+    wanted = np.zeros(max(int(store.max()), int(pks.max())) + 1, dtype=bool)
+    wanted[pks] = True
+    return np.flatnonzero(wanted[store])
 
 
 def _schedules(conn, kept, pks, copies, rescheduled):
-    """Hours and zones of the stores `pks` (all for None).
+    """Hours and zones of the stores `pks` (all for None), as the engine's frames.
 
-    Every store's are kept in `kept` as of the latest hours or zone file ingested (its
-    ingest_file id, with its ingest's fingerprint and time: another process's ingest of
-    such a file is seen), read from the columnar copy of the data before this ingest when
-    this ingest changes no hours or zone and there is a copy, else from the database. An
-    ingest that changes some reads those of `pks` from the database (or all of them)."""
+    Every store's are kept in `kept` (as columns) as of the latest hours or zone file
+    ingested (its ingest_file id, with its ingest's fingerprint and time: another process's
+    ingest of such a file is seen), read from the columnar copy of the data before this
+    ingest when this ingest changes no hours or zone and there is a copy, else from the
+    database. An ingest that changes some reads those of `pks` from the database (or all
+    of them)."""
     if len(rescheduled) and pks is not None:
         keys, params = _keys(conn, "live_keys", {"store_pk": pks})
         return (_engine_hours(_read_csv(
             conn, ["h.store_pk", "h.day_of_week", "h.start_local_s", "h.end_local_s"],
-            f"business_hours h JOIN {keys} ON k.store_pk = h.store_pk",
-            ["store_pk", "day_of_week", "start_local_s", "end_local_s"], params=params)),
+            f"business_hours h JOIN {keys} ON k.store_pk = h.store_pk", list(_HOURS),
+            params=params, as_arrays=True)),
             _engine_zones(_read_csv(
                 conn, ["z.store_pk", "z.timezone_str"],
                 f"store_timezone z JOIN {keys} ON k.store_pk = z.store_pk",
@@ -1018,20 +1055,12 @@ def _schedules(conn, kept, pks, copies, rescheduled):
             tables = copies.load(snapshot.read_version(conn))
         if tables is None:
             tables = snapshot.read_tables(conn, ("hours", "zones"))
-        kept.update(version=version, hours=_engine_hours(tables["hours"]),
-                    zones=_engine_zones(tables["zones"]))
-    hours, zones = kept["hours"], kept["zones"]
-    if pks is None:
-        return hours, zones
-    return hours.iloc[_rows_of(hours["store_id"].to_numpy(), pks)], \
-        zones.iloc[_rows_of(zones["store_id"].to_numpy(), pks)]
-
-
-def _rows_of(sorted_keys, wanted):
-    """Positions of the rows of `wanted` (sorted) in `sorted_keys`, in order."""
-    low = np.searchsorted(sorted_keys, wanted, side="left")
-    count = np.searchsorted(sorted_keys, wanted, side="right") - low
-    return np.repeat(low - (np.cumsum(count) - count), count) + np.arange(count.sum())
+        zones = tables["zones"]
+        kept.update(version=version, hours={c: _column(tables["hours"][c]) for c in _HOURS},
+                    zones={"store_pk": _column(zones["store_pk"]),
+                           "timezone_str": zones["timezone_str"].to_numpy(
+                               zero_copy_only=False)})
+    return _engine_hours(kept["hours"], pks), _engine_zones(kept["zones"], pks)
 
 
 def _schedules_version(conn):

@@ -166,8 +166,10 @@ def overview(limit=20):
                                    .group_by(LiveStore.state)).all())
         down = conn.execute(listed.where(LiveStore.state == DOWN)
                             .order_by(since, Store.store_id).limit(limit)).all()
+        # A silent store's row does not lag: its latest_us orders them.
         silent = conn.execute(listed.where(LiveStore.state == SILENT)
-                              .order_by(latest, Store.store_id).limit(limit)).all()
+                              .order_by(LiveStore.latest_us, Store.store_id)
+                              .limit(limit)).all()
         open_count = conn.execute(sa.select(sa.func.count()).where(
             Incident.end_us == OPEN_END_US)).scalar()
         opened = conn.execute(_incidents().where(Incident.end_us == OPEN_END_US)
