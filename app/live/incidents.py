@@ -21,19 +21,25 @@ How, from the cheapest:
   fell silent is quiet too.
 - Stores whose polls follow their latest observation in business time `L`: a poll later
   than `L` changes nothing before `L`, so they are computed from `L` and their new polls
-  only, and an incident running through `L` keeps its kept start.
+  only, and an incident running through `L` keeps its kept start (a store active from `L`
+  on has no incident there to read).
 - A store with a poll at or before `L` (late or re-sent), or new hours or zone, is computed
   again from all its polls, from where the data begins (the earliest poll); the first
   computation of a database, or a poll earlier than all data, computes every store.
 
+Only what changed is written, and a quiet store's new poll alone does not make its row
+written at once: live_store's latest_us and counted_us may lag its polls by up to
+WRITE_LAG_US, and whoever reads a row completes it with the store's polls since
+(`_write_live`, `_read_live`, `app.live.read`).
+
 All polls come from `stored_polls` when ingest sends them (every poll after the ingest,
-known without reading), else from the database (a join on the stores' staged keys, as CSV
-text the database writes in one value). Every store's hours and zone are kept per process
-(read from the columnar copy of the data when there is one, else from the database) until
-an hours or time-zone file is ingested; so are the live rows, as of the ingest or removal
-that wrote them (its `ingest` record): a process whose rows are not those of the latest
-one reads them all again. Incidents that ended more than `INCIDENT_DAYS` before `now` are
-dropped.
+known without reading), else from the database (a join on the stores' keys, as CSV text
+the database writes in one value; PostgreSQL takes keys as array parameters, SQLite from a
+temporary table). Every store's hours and zone are kept per process (read from the
+columnar copy of the data when there is one, else from the database) until an hours or
+time-zone file is ingested; so are the live rows, as of the ingest or removal that wrote
+them (its `ingest` record): a process whose rows are not those of the latest one reads
+them all again. Incidents that ended more than `INCIDENT_DAYS` before `now` are dropped.
 """
 
 import io
