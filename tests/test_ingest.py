@@ -10,10 +10,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import sqlalchemy as sa
-from conftest import BUNDLED_DATA, GOLDEN_DIR, LOOP_DATA_DIR, write_csv
+from conftest import BUNDLED_DATA, GOLDEN_DIR, LOOP_DATA_DIR, TEST_DATABASE, write_csv
 
 from app.extensions import db
 from app.ingest import bulk, parse
+from app.ingest import load as load_module
 from app.ingest.load import IngestError, ingest
 from app.storage.poll_order import last_of_each_key, sorted_polls
 
@@ -224,6 +225,33 @@ def test_big_files_are_read_in_blocks_with_exact_line_numbers(app, tmp_path, mon
     assert ("2", pd.Timestamp("2023-01-25 00:02", tz="UTC").value // 1000, False) in rows
 
 
+@pytest.mark.parametrize("order", ["by_hour", "by_store"])
+def test_store_ids_of_many_blocks_are_merged_as_they_come(app, tmp_path, monkeypatch, order):
+    # Blocks of ~600 bytes (about 15 rows), the blocks' ids merged after every block, the
+    # codes gathered in chunks of 7 (a block's codes cross chunks): each poll keeps its own
+    # store, whether the file brings every store each hour or one store after another. A
+    # rejected row's empty id is not a store.
+    monkeypatch.setattr(parse, "BLOCK_BYTES", 600)
+    monkeypatch.setattr(load_module._StoreIds, "PENDING", 1)
+    monkeypatch.setattr(load_module._Gathered, "CHUNK", 7)
+    stores, hours = [f"store-{n:03d}" for n in range(40)], range(12)
+    pairs = ([(s, h) for h in hours for s in stores] if order == "by_hour"
+             else [(s, h) for s in stores for h in hours])
+    rows = [f"{s},2023-01-25 {h:02d}:00:00 UTC,{'active' if (h + len(s)) % 3 else 'inactive'}"
+            for s, h in pairs]
+    rows.insert(100, ",2023-01-25 01:00:00 UTC,active")
+    (tmp_path / "store_status.csv").write_text("\n".join([STATUS_HEADER, *rows]) + "\n")
+    with app.app_context():
+        summary = ingest(tmp_path)
+        stored = sorted(polls())
+        named = table("SELECT store_id FROM store ORDER BY store_id")
+    expected = sorted((s, pd.Timestamp(f"2023-01-25 {h:02d}:00", tz="UTC").value // 1000,
+                       (h + len(s)) % 3 != 0) for s, h in pairs)
+    assert stored == expected
+    assert [name for (name,) in named] == stores
+    assert counts(summary)["store_status.csv"] == (481, 480, 0, 1)
+
+
 def test_last_of_each_key_keeps_the_row_read_last(app):
     # Reference: pandas' drop_duplicates(keep="last"), then sorted by store and instant.
     rng = np.random.default_rng(7)
@@ -320,3 +348,47 @@ def test_rows_staged_in_parts_load_in_order(app, tmp_path, monkeypatch):
     expected |= {(str(store), start + minute * 60_000_000, True)
                  for store in range(4, 6) for minute in range(10)}
     assert sorted(rows) == sorted(expected)
+
+
+@pytest.mark.skipif(TEST_DATABASE != "sqlite", reason="SQLite's staging files (PostgreSQL "
+                    "stages by COPY)")
+def test_schedules_leave_the_polls_their_staging_files(app, tmp_path, monkeypatch):
+    # Every table staged through files (from 1 row, parts of 5): hours, zones and stores
+    # take one file per statement, so the polls of the same ingest still go in parts, and
+    # nothing falls back to Python row tuples.
+    monkeypatch.setattr(bulk, "STAGE_FILE_ROWS", 1)
+    monkeypatch.setattr(bulk, "STAGE_PART_ROWS", 5)
+    by_rows = []
+    original = bulk._staged_by_executemany
+    monkeypatch.setattr(bulk, "_staged_by_executemany", lambda conn, names, columns: (
+        by_rows.append(len(columns[0])), original(conn, names, columns))[1])
+    stores = range(30)
+    write_csv(tmp_path, "store_hours.csv", "store_id,dayOfWeek,start_time_local,end_time_local"
+              + "".join(f"\n{s},{d},09:00:00,17:00:00" for s in stores for d in range(7)))
+    write_csv(tmp_path, "timezones.csv", "store_id,timezone_str"
+              + "".join(f"\n{s},America/Chicago" for s in stores))
+    write_csv(tmp_path, "store_status.csv", STATUS_HEADER + "".join(
+        f"\n{s},2023-01-25 {h:02d}:00:00 UTC,active" for s in stores for h in range(24)))
+    with app.app_context():
+        summary = ingest(tmp_path)
+        stored = table("SELECT count(*) FROM store_status")
+    assert counts(summary)["store_status.csv"] == (720, 720, 0, 0)
+    assert stored == [(720,)]
+    assert by_rows == []
+
+
+def test_without_staging_files_rows_go_in_bounded_chunks(app, tmp_path, monkeypatch):
+    # No staging file left (as when a transaction has attached SQLite's limit): rows go
+    # through a temporary table CHUNK_ROWS at a time, all of them, in order.
+    monkeypatch.setattr(bulk, "MAX_STAGING_FILES", 0)
+    monkeypatch.setattr(bulk, "CHUNK_ROWS", 7)
+    rows = [(store, minute) for store in range(5) for minute in range(20)]
+    folder = write_csv(tmp_path, "store_status.csv", STATUS_HEADER + "".join(
+        f"\n{store},2023-01-25 10:{minute:02d}:00 UTC,{'active' if minute % 3 else 'inactive'}"
+        for store, minute in rows))
+    with app.app_context():
+        assert counts(ingest(folder))["store_status.csv"] == (100, 100, 0, 0)
+        stored = polls()
+    start = 1674640800000000  # 2023-01-25 10:00 UTC
+    assert stored == sorted((str(store), start + minute * 60_000_000, minute % 3 != 0)
+                            for store, minute in rows)

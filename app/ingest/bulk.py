@@ -44,7 +44,9 @@ CHUNK_ROWS = 200_000
 # attaches at most 10 databases).
 STAGE_FILE_ROWS = 2_000
 MAX_STAGING_FILES = 8
-# SQLite: at least this many rows per part when rows are staged in parts (`_staged_parts`).
+# SQLite: at least this many rows per part when polls are staged in parts (`_staged_parts`);
+# other tables take one file per statement, so that a large ingest's business hours,
+# zones and stores leave the polls their files.
 STAGE_PART_ROWS = 400_000
 MAX_STAGE_PARTS = 4
 # Polls whose duplicates are counted by looking up their keys; beyond, by counting the
@@ -186,7 +188,8 @@ def _staged_parts(conn, like_table, names, columns):
     total = len(columns[0])
     attached = 0 if is_postgresql(conn) else len(
         [n for n in _attached(conn) if n.startswith(_STAGING)])
-    parts = min(MAX_STAGE_PARTS, total // STAGE_PART_ROWS, MAX_STAGING_FILES - attached)
+    most = MAX_STAGE_PARTS if like_table == "store_status" else 1
+    parts = min(most, total // STAGE_PART_ROWS, MAX_STAGING_FILES - attached)
     if is_postgresql(conn) or parts < 2:
         yield _staged(conn, like_table, names, columns)
         return
@@ -220,12 +223,19 @@ def _staging_file(path, names, columns):
 
 
 def _staged_by_executemany(conn, names, columns):
-    """SQLite: a temporary table filled row by row (for few rows, a file costs more)."""
+    """SQLite: a temporary table filled row by row, for few rows (a file costs more), or
+    when the transaction has no staging file left; CHUNK_ROWS rows at a time, so that
+    Python holds a bounded number of row tuples whatever the size of the input."""
     conn.exec_driver_sql("DROP TABLE IF EXISTS temp.staging")
     conn.exec_driver_sql(f"CREATE TEMPORARY TABLE staging ({', '.join(names)})")
-    rows = list(zip(*(np.asarray(column).tolist() for column in columns)))
-    conn.exec_driver_sql(f"INSERT INTO temp.staging VALUES ({', '.join('?' * len(names))})",
-                         rows)
+    insert = f"INSERT INTO temp.staging VALUES ({', '.join('?' * len(names))})"
+    columns = [column if isinstance(column, Reordered) else np.asarray(column)
+               for column in columns]
+    total = len(columns[0])
+    for start in range(0, total, CHUNK_ROWS):
+        end = min(start + CHUNK_ROWS, total)
+        conn.exec_driver_sql(insert, list(zip(*(_rows(column, start, end).tolist()
+                                                for column in columns))))
     return "temp.staging"
 
 

@@ -23,7 +23,7 @@ from app.ingest.parse import check_columns, parse_batches, parse_file, rejection
 from app.ingest.sources import IngestError, ZipLimits, find_sources, fingerprint
 from app.storage import columnar, snapshot
 from app.storage.models import DataVersion, Ingest, IngestFile
-from app.storage.poll_order import last_of_each_key, sorted_polls
+from app.storage.poll_order import distinct_sorted, last_of_each_key, sorted_polls
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,9 @@ def _ingest(path, *, progress, once, shown, limits, wait):
         summary = IngestSummary(ingest_id, shown, rejections=rejection_frame())
         copies = columnar.for_current_app()
         load = _Load(conn, ingest_id, summary)
-        load.start_from(*_copy_before(conn, copies))
-        counted = _counts_before(conn)
+        has_polls = conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM store_status)")).scalar()
+        load.start_from(*_copy_before(conn, copies, has_polls))
+        counted = _counts_before(conn, has_polls)
         load.know_schedules()
         sizes = {kind: max(source.size, 1) for kind, source in sources.items()}
         done = 0
@@ -186,7 +187,7 @@ class _Load:
                 self.before[name] = self.previous[name]
             elif not self.conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM {table})")
                                        ).scalar():
-                self.before[name] = _empty(snapshot.QUERIES[name][1])
+                self.before[name] = snapshot.empty_table(name)
 
     def replaced(self, name, pks, rows):
         """This ingest replaced the rows of the stores `pks` of table `name` ("hours",
@@ -209,7 +210,7 @@ class _Load:
         if stores is not None and self.previous is not None:
             stored = snapshot._ints(self.previous["polls"]["store_pk"])
             polled = np.unique(np.concatenate([np.zeros(0, np.int64)] + [
-                _distinct_sorted(pks) for pks, _us, _active in self.new_polls]))
+                distinct_sorted(pks) for pks, _us, _active in self.new_polls]))
             at = np.minimum(np.searchsorted(stored, polled), max(len(stored) - 1, 0))
             seen = stored[at] == polled if len(stored) else np.zeros(len(polled), bool)
             stores += int((~seen).sum())
@@ -226,33 +227,6 @@ class _Load:
         self.store_keys = bulk.store_pks(self.conn, pd.unique(store_id), self.store_keys)
         keys = self.store_keys
         return keys.to_numpy()[keys.index.get_indexer(store_id)]
-
-    def block_store_pks(self, blocks):
-        """The `store.id` of each poll of the blocks, in one array, a block being the
-        categories and codes of its `store_id` column.
-
-        Looking each block's categories up on its own cost a hash of every category per
-        block (140,000 stores in 47 blocks: 16 s). Here Arrow encodes the categories in
-        use of all blocks in one pass, and only the distinct ids are looked up.
-        """
-        used = [np.flatnonzero(np.bincount(codes, minlength=len(categories)))
-                for categories, codes in blocks]
-        # Only categories in use: the others may come from rejected rows (an empty id).
-        names = pa.chunked_array([pa.array(np.asarray(categories, dtype=object)[in_use],
-                                           pa.string())
-                                  for (categories, _), in_use in zip(blocks, used)],
-                                 pa.string())
-        encoded = pc.dictionary_encode(names).combine_chunks()
-        distinct = pd.Series(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
-        pk_of_name = self.store_pks(distinct)[encoded.indices.to_numpy(zero_copy_only=False)]
-        pks, start, at = np.empty(sum(len(codes) for _, codes in blocks), np.int64), 0, 0
-        for (categories, codes), in_use in zip(blocks, used):
-            pk_of_code = np.zeros(len(categories), dtype=np.int64)
-            pk_of_code[in_use] = pk_of_name[start:start + len(in_use)]
-            start += len(in_use)
-            pks[at:at + len(codes)] = pk_of_code[codes]
-            at += len(codes)
-        return pks
 
     def keep_rejections(self, parsed):
         """Store rejected rows; the summary keeps the first ones for display."""
@@ -273,23 +247,26 @@ def _load_status(load, source, progress):
     statement. Rows already present (from an earlier ingest) are duplicates too.
     """
     read = valid = rejected = 0
-    blocks = []  # (categories, first poll, end) of each block's store ids
     codes, instants, statuses = (_Gathered(dtype) for dtype in (np.int32, np.int64, bool))
+    store_ids = _StoreIds(codes)
     for parsed in parse_batches(source, progress):
         rows = parsed.rows
-        store_id = rows["store_id"]
-        blocks.append((store_id.cat.categories, codes.size, codes.size + len(rows)))
-        codes.add(store_id.cat.codes.to_numpy())
+        store_ids.add(rows["store_id"].cat.categories, rows["store_id"].cat.codes.to_numpy())
         instants.add(rows["timestamp_us"].to_numpy())
         statuses.add(rows["active"].to_numpy())
         load.keep_rejections(parsed)
         read += parsed.read
         valid += len(rows)
         rejected += len(parsed.rejected)
-    all_codes = codes.array()
-    store_pk = load.block_store_pks([(categories, all_codes[first:end])
-                                     for categories, first, end in blocks])
-    del all_codes, codes
+    names, all_codes = store_ids.distinct()
+    del store_ids, codes
+    # Only names in use: the others may come from rejected rows (an empty id).
+    used = np.flatnonzero(np.bincount(all_codes, minlength=len(names)))
+    pk_of_code = np.zeros(len(names), np.int64)
+    pk_of_code[used] = load.store_pks(pd.Series(
+        names.take(pa.array(used)).to_numpy(zero_copy_only=False), dtype=object))
+    store_pk = pk_of_code[all_codes]
+    del all_codes, names, pk_of_code
     timestamp_us, active = instants.array(), statuses.array()
     del instants, statuses
     store_pk, timestamp_us, active = sorted_polls(store_pk, timestamp_us, active)
@@ -299,6 +276,51 @@ def _load_status(load, source, progress):
     loaded = bulk.add_polls(load.conn, store_pk, timestamp_us, active, new=new)
     load.new_polls.append((store_pk, timestamp_us, active))
     return FileCounts("status", source.name, read, loaded, valid - loaded, rejected)
+
+
+class _StoreIds:
+    """The store ids of a file's polls as codes into one list of distinct ids.
+
+    Each block brings its own distinct ids (categories) and codes into them; the codes go
+    into `codes` (a `_Gathered`) as they come, and every so often the blocks' ids are
+    merged into the list, in one Arrow dictionary encoding, and their codes rewritten in
+    place. Keeping each block's ids to the end held one Python string per store per block:
+    with a million stores polled hourly, 20 GB before the file was read. Merging when the
+    ids waiting are as many as the list (or PENDING) hashes each id at most about twice.
+    """
+
+    PENDING = 1 << 23
+
+    def __init__(self, codes):
+        self.codes, self.names = codes, pa.array([], pa.string())
+        self.waiting, self.waiting_count = [], 0  # (ids, first code, end) of each block
+
+    def add(self, categories, codes):
+        first = self.codes.size
+        self.codes.add(codes)
+        self.waiting.append((pa.array(categories.array, pa.string()), first, self.codes.size))
+        self.waiting_count += len(categories)
+        if self.waiting_count >= max(self.PENDING, len(self.names)):
+            self._merge()
+
+    def distinct(self):
+        """The distinct ids (Arrow text) and every poll's code into them, in one array."""
+        self._merge()
+        return self.names, self.codes.array()
+
+    def _merge(self):
+        if not self.waiting:
+            return
+        encoded = pc.dictionary_encode(pa.concat_arrays(
+            [self.names] + [ids for ids, _, _ in self.waiting]))
+        # Codes follow first appearance: the list's ids keep theirs.
+        code_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+        at = len(self.names)
+        for ids, first, end in self.waiting:
+            self.codes.remap(first, end, code_of[at:at + len(ids)])
+            at += len(ids)
+        self.names = encoded.dictionary
+        self.waiting, self.waiting_count = [], 0
 
 
 class _Gathered:
@@ -323,6 +345,14 @@ class _Gathered:
             self.size += taken
             values = values[taken:]
 
+    def remap(self, first, end, mapping):
+        """Values `first` to `end` (codes) replaced by what `mapping` gives for them."""
+        while first < end:
+            chunk, at = divmod(first, self.CHUNK)
+            part = self.chunks[chunk][at:min(self.CHUNK, at + end - first)]
+            part[:] = mapping[part]
+            first += len(part)
+
     def array(self):
         """All values added, in one array (a chunk's pages untouched cost no memory)."""
         if not self.chunks:
@@ -332,29 +362,20 @@ class _Gathered:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def _counts_before(conn):
+def _counts_before(conn, has_polls):
     """`DataVersion.polls` and `.stores_with_polls` now: (0, 0) without polls."""
-    polls, stores = conn.execute(sa.select(DataVersion.polls, DataVersion.stores_with_polls)
-                                 ).one()
-    if polls is None and not conn.execute(sa.text(
-            "SELECT EXISTS (SELECT 1 FROM store_status)")).scalar():
+    if not has_polls:
         return 0, 0
-    return polls, stores
+    return tuple(conn.execute(sa.select(DataVersion.polls, DataVersion.stores_with_polls)
+                              ).one())
 
 
-def _distinct_sorted(values):
-    """The distinct values of a sorted array, in order."""
-    if len(values) == 0:
-        return np.asarray(values, dtype=np.int64)
-    return values[np.flatnonzero(np.append(True, values[1:] != values[:-1]))]
-
-
-def _copy_before(conn, copies):
+def _copy_before(conn, copies, has_polls):
     """The data version and the columnar copy of the data in the database now, when known
     cheaply: an empty polls table when there are no polls (the other tables unknown), or
     the copy of this version; (version, None) otherwise."""
     version = snapshot.read_version(conn)
-    if not conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM store_status)")).scalar():
+    if not has_polls:
         return version, {"polls": pa.table({"store_pk": pa.array([], pa.int64()),
                                             "timestamp_us": pa.array([], pa.int64()),
                                             "active": pa.array([], pa.uint8())})}
@@ -449,12 +470,6 @@ def _copy_after(load):
         else:
             tables.update(snapshot.read_tables(load.conn, (name,)))
     return tables, tuple(unchanged)
-
-
-def _empty(columns):
-    """A table of no rows with `columns` typed as `snapshot.QUERIES` reads them."""
-    return pa.table({column: pa.array([], pa.string() if column in ("store_id", "timezone_str")
-                                       else pa.int64()) for column in columns})
 
 
 def _load_hours(load, source, progress):

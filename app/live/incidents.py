@@ -64,6 +64,7 @@ from app.storage.models import (
     Store,
     hour_of,
 )
+from app.storage.poll_order import distinct_sorted
 
 MINUTE_US = 60_000_000
 DAY_US = 86_400_000_000
@@ -426,10 +427,7 @@ class _PollSource:
         """Every store with a poll (sorted)."""
         if self.stored is None:
             self._read_all()
-        store = self.stored[0]
-        if len(store) == 0:
-            return store
-        return store[np.flatnonzero(np.append(True, store[1:] != store[:-1]))]
+        return distinct_sorted(self.stored[0])
 
     def _read_all(self):
         table = snapshot.read_tables(self.conn, ("polls",))["polls"]

@@ -17,7 +17,7 @@ import time
 
 import sqlalchemy as sa
 from apiflask import APIBlueprint
-from flask import Response, current_app, g, request
+from flask import Response, g, request
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -32,8 +32,8 @@ from prometheus_client.exposition import choose_encoder
 from app.extensions import db
 from app.ops.health import readiness
 from app.reports.counters import PREFIX
-from app.storage.models import Ingest, IngestFile, Report
-from app.storage.store_snapshot import poll_bounds
+from app.storage import store_snapshot
+from app.storage.models import DataVersion, IngestFile, Report
 
 bp = APIBlueprint("metrics", __name__, tag="Service")
 
@@ -93,7 +93,7 @@ def metrics():
     else:
         events = REGISTRY
     state = CollectorRegistry()
-    state.register(_StateCollector(current_app._get_current_object()))
+    state.register(_StateCollector())
     # The text format version the scraper asks for (Prometheus sends an Accept header).
     encode, content_type = choose_encoder(request.headers.get("Accept"))
     return Response(encode(events) + encode(state), content_type=content_type)
@@ -101,9 +101,6 @@ def metrics():
 
 class _StateCollector:
     """Figures read from the database at scrape time."""
-
-    def __init__(self, app):
-        self.app = app
 
     def collect(self):
         checks = readiness()
@@ -144,7 +141,7 @@ class _StateCollector:
                 rows.add_metric([kind, outcome], value or 0)
         yield rows
 
-        latest = latest_poll_us(self.app)
+        latest = latest_poll_us()
         if latest is not None:
             stamp = GaugeMetricFamily(PREFIX + "latest_poll_timestamp_seconds",
                                       "Instant of the latest poll in the database (Unix time)")
@@ -180,15 +177,9 @@ def report_counts():
     return counts
 
 
-def latest_poll_us(app):
-    """The latest poll's instant (µs), or None without polls.
-
-    Found among the last hour's polls, and kept until the next ingest (polls only change
-    through ingests).
-    """
-    last_ingest = db.session.execute(sa.select(sa.func.max(Ingest.id))).scalar()
-    cached = app.extensions.get("latest_poll")
-    if cached is None or cached[0] != last_ingest:
-        latest = poll_bounds(db.session.connection())[1]
-        cached = app.extensions["latest_poll"] = (last_ingest, latest)
-    return cached[1]
+def latest_poll_us():
+    """The latest poll's instant (µs), or None without polls: the store pages' `now`, kept
+    per data version (`store_snapshot.latest_poll_us`)."""
+    conn = db.session.connection()
+    return store_snapshot.latest_poll_us(
+        conn, conn.execute(sa.select(DataVersion.version)).scalar())

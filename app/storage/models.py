@@ -32,8 +32,8 @@ class StoreStatus(db.Model):
     The key begins with `hour` (``timestamp_us // HOUR_US``, hours since the epoch), so the
     table is ordered by hour, then store, then instant: an hour of polls, one per store, is
     one run of adjacent pages, and an hourly ingest writes a few hundred pages instead of a
-    page per store (14,000 stores: a commit of 0.28 s became 2 ms). A query for one store
-    names the hours to look in (`hours_between`).
+    page per store (14,000 stores: a commit of 0.28 s became 2 ms). A query for some stores
+    names the hours to look in (`app.storage.store_snapshot.hours_with_polls`).
 
     `store_pk` has no foreign key on purpose: checking one for each of millions of rows
     tripled the time of a bulk load on PostgreSQL, and ingest registers every store in
@@ -54,12 +54,6 @@ class StoreStatus(db.Model):
 def hour_of(timestamp_us):
     """The `StoreStatus.hour` of instants (int64 µs since the epoch; numpy arrays too)."""
     return timestamp_us // HOUR_US
-
-
-def hours_between(first_us, last_us):
-    """Every `StoreStatus.hour` from the one of `first_us` to the one of `last_us`: the
-    hours a query for one store names, so that each is one step down the key."""
-    return list(range(hour_of(int(first_us)), hour_of(int(last_us)) + 1))
 
 
 class BusinessHours(db.Model):

@@ -121,3 +121,11 @@ def by_store(store_pk, timestamp_us, active):
 def _in_store_order(store_pk, timestamp_us):
     step = np.diff(store_pk)
     return bool((step >= 0).all() and (np.diff(timestamp_us)[step == 0] > 0).all())
+
+
+def distinct_sorted(values):
+    """The distinct values of a sorted array, in order: one comparison per value, no sort."""
+    values = np.asarray(values)
+    if len(values) == 0:
+        return values
+    return values[np.flatnonzero(np.append(True, values[1:] != values[:-1]))]

@@ -130,9 +130,26 @@ def _read_table(conn, name):
     if name in _INTEGER_TABLES:
         return _group_concat(conn, table, columns)
     rows = conn.execute(sa.text(f"SELECT {', '.join(columns)} FROM {table}")).all()
-    return pa.table({column: pa.array([row[i] for row in rows], pa.int64() if column == "id"
-                                      or column == "store_pk" else pa.string())
+    types = _types(columns)
+    return pa.table({column: pa.array([row[i] for row in rows], types[column])
                      for i, column in enumerate(columns)})
+
+
+# The text columns of the tables `QUERIES` names; every other column is read as an integer.
+_TEXT_COLUMNS = ("store_id", "timezone_str")
+
+
+def _types(columns):
+    return {c: pa.string() if c in _TEXT_COLUMNS else pa.int64() for c in columns}
+
+
+def _no_rows(types):
+    return pa.table({c: pa.array([], t) for c, t in types.items()})
+
+
+def empty_table(name):
+    """The table `name` of `QUERIES` without rows, typed as `read_tables` reads it."""
+    return _no_rows(_types(QUERIES[name][1]))
 
 
 def _json_lines(conn, table, columns):
@@ -142,10 +159,9 @@ def _json_lines(conn, table, columns):
     fields = ", ".join(f"'{column}', {column}" for column in columns)
     text = conn.execute(sa.text(f"SELECT string_agg(json_build_object({fields})::text, "
                                 f"E'\\n') FROM {table}")).scalar()
-    types = {c: pa.string() if c in ("store_id", "timezone_str") else pa.int64()
-             for c in columns}
+    types = _types(columns)
     if not text:
-        return pa.table({c: pa.array([], t) for c, t in types.items()})
+        return _no_rows(types)
     return pajson.read_json(io.BytesIO(text.encode()), parse_options=pajson.ParseOptions(
         explicit_schema=pa.schema(list(types.items())), unexpected_field_behavior="error"))
 
@@ -158,10 +174,9 @@ def _copy_out(conn, table, columns):
     ) as copy:
         for block in copy:
             buffer.write(block)
-    types = {c: pa.string() if c in ("store_id", "timezone_str") else pa.int64()
-             for c in columns}
+    types = _types(columns)
     if buffer.tell() == 0:
-        return pa.table({c: pa.array([], t) for c, t in types.items()})
+        return _no_rows(types)
     buffer.seek(0)
     # Booleans come as t/f.
     return pacsv.read_csv(buffer, read_options=pacsv.ReadOptions(column_names=columns),
@@ -224,7 +239,7 @@ def _group_concat(conn, table, columns):
                 parts.append(pacsv.read_csv(io.BytesIO(text.encode()), read_options=options,
                                             convert_options=convert))
     if not parts:
-        return pa.table({c: pa.array([], pa.int64()) for c in columns})
+        return _no_rows(_types(columns))
     return pa.concat_tables(parts).combine_chunks()
 
 
