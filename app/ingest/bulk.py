@@ -196,8 +196,10 @@ def _staged_parts(conn, like_table, names, columns):
     bounds = np.linspace(0, total, parts + 1).astype(np.int64)
     with tempfile.TemporaryDirectory(prefix="store-monitor-ingest-") as folder, \
             ThreadPoolExecutor(1, thread_name_prefix="staging") as pool:
+        # A part's rows are taken on the thread, when its turn comes: taken here, every
+        # part would be in memory at once (3.8 GB more at 182 M polls).
         files = [pool.submit(_staging_file, os.path.join(folder, f"rows{part}.sqlite3"), names,
-                             [_rows(column, low, high) for column in columns])
+                             columns, (low, high))
                  for part, (low, high) in enumerate(zip(bounds[:-1], bounds[1:]))]
         try:
             for part, file in enumerate(files):
@@ -209,8 +211,11 @@ def _staged_parts(conn, like_table, names, columns):
                 file.cancel()
 
 
-def _staging_file(path, names, columns):
-    """Write the rows into a new SQLite file at `path` (table `rows`) and close it."""
+def _staging_file(path, names, columns, rows=None):
+    """Write the rows (``(low, high)`` of `rows`, or all) into a new SQLite file at `path`
+    (table `rows`) and close it."""
+    if rows is not None:
+        columns = [_rows(column, *rows) for column in columns]
     with closing(adbc_sqlite.connect(path, autocommit=True)) as staging, \
             closing(staging.cursor()) as cursor:
         # A throwaway file: no journal, no waiting for the disk.
