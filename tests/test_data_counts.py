@@ -65,14 +65,27 @@ def test_a_removal_keeps_the_poll_count_and_the_stores_are_counted_again(app, tm
     assert kept(app) == (len(keys), None)
 
 
-def test_the_stores_facts_follow_hours_and_zone_files(app, tmp_path):
-    # Kept until an hours or timezone file is loaded or a store is added: each of those
-    # must show at once. Three stores with polls, no hours, no zones.
+@pytest.mark.parametrize("with_copy", [True, False], ids=["copy", "no-copy"])
+def test_the_stores_facts_follow_hours_and_zone_files(app, tmp_path, monkeypatch, with_copy):
+    # Kept by every ingest in data_version, so that answering them probes no store: each
+    # hours or timezone file and each new store must show at once. Three stores with
+    # polls, no hours, no zones.
+    if not with_copy:
+        app.config["SNAPSHOT_COPY_DIR"] = ""
+
     def facts():
         with app.app_context():
-            found = inventory.data_summary()
-        return (found["stores"], found["stores_without_business_hours"],
-                found["stores_without_timezone"], found["stores_with_unknown_timezone"])
+            stored = db.session.execute(db.select(
+                DataVersion.stores, DataVersion.stores_without_business_hours,
+                DataVersion.stores_without_timezone,
+                DataVersion.stores_with_unknown_timezone)).one()
+            with monkeypatch.context() as patched:  # answered from what ingest kept
+                patched.setattr(inventory, "schedule_facts", None)
+                found = inventory.data_summary()
+        answered = (found["stores"], found["stores_without_business_hours"],
+                    found["stores_without_timezone"], found["stores_with_unknown_timezone"])
+        assert tuple(stored) == answered
+        return answered
 
     write_csv(tmp_path / "polls", "store_status.csv", "store_id,timestamp_utc,status\n"
               "a,2023-01-25 12:00:00 UTC,active\nb,2023-01-25 12:00:00 UTC,active\n"

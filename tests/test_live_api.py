@@ -50,6 +50,11 @@ def test_status_counts_and_open_incidents(fed, client):
     assert [(i["store_id"], i["start"], i["end"], i["minutes"], i["state"])
             for i in status["open_incidents"]] == [
         ("d", t("00:00"), None, 600.0, "open"), ("a", t("09:00"), None, 60.0, "open")]
+    assert status["open_total"] == 2
+    oldest = client.get("/api/v1/status?limit=1").get_json()
+    assert ([i["store_id"] for i in oldest["open_incidents"]], oldest["open_total"]) == (
+        ["d"], 2)
+    assert client.get("/api/v1/status?limit=0").status_code in (400, 422)
 
 
 def test_stores_by_state_and_paged(fed, client):

@@ -7,6 +7,7 @@ from app.api.live_schemas import (
     DeliveryList,
     IncidentPage,
     IncidentQuery,
+    Limit,
     LiveStatus,
     StorePage,
     StoreQuery,
@@ -21,14 +22,17 @@ bp = APIBlueprint("live", __name__, url_prefix="/api/v1", tag="Live")
 
 
 @bp.get("/status")
+@bp.input(Limit, location="query", arg_name="query")
 @bp.output(LiveStatus)
 @bp.doc(operation_id="getStatus")
-def get_status():
-    """The state now: stores per state and the open incidents
+def get_status(query):
+    """The state now: stores per state and the oldest open incidents
 
     `now` is the latest poll; states and incidents are brought up to date by every ingest.
+    At most `limit` open incidents are listed, oldest first; `open_total` says how many
+    there are.
     """
-    return read.status()
+    return read.status(query["limit"])
 
 
 @bp.get("/stores")

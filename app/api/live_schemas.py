@@ -25,11 +25,17 @@ class LiveStatus(Schema):
         "description": "the latest poll; null before any data"})
     stores = Dict(keys=String(validate=OneOf(STATES)), values=Integer(), required=True,
                   metadata={"description": "how many stores are in each state"})
-    open_incidents = List(Nested(IncidentOut), required=True)
+    open_incidents = List(Nested(IncidentOut), required=True, metadata={
+        "description": "the oldest open incidents, at most `limit`"})
+    open_total = Integer(required=True, metadata={
+        "description": "how many incidents are open (the others: /api/v1/incidents?state=open)"})
 
 
-class Cursor(Schema):
+class Limit(Schema):
     limit = Integer(load_default=100, validate=Range(1, 500))
+
+
+class Cursor(Limit):
     cursor = String(validate=Length(max=200), metadata={
         "description": "the next_cursor of the previous page"})
 

@@ -166,7 +166,10 @@ def _summarise():
             sa.func.count(), sa.func.count(StoreStatus.store_pk.distinct()))).one()
     first_us, latest_us = poll_bounds(db.session.connection())
     by_reason = _rejections_by_reason()
-    stores = _once_per_schedules(_schedules, db.session.connection(), _schedule_facts)
+    stores = kept_schedule_facts(db.session.connection())
+    if stores is None:  # not kept: probe every store, once per state of the schedules
+        stores = _once_per_schedules(_schedules, db.session.connection(),
+                                     lambda: schedule_facts(db.session.connection()))
     return {
         "stores": stores["stores"],
         "stores_with_polls": stores_with_polls,
@@ -182,18 +185,32 @@ def _summarise():
     }
 
 
-def _schedule_facts():
+SCHEDULE_FACTS = ("stores", "stores_without_business_hours", "stores_without_timezone",
+                  "stores_with_unknown_timezone")
+
+
+def kept_schedule_facts(conn):
+    """The schedule facts `DataVersion` keeps (see `schedule_facts`), or None when they are
+    not known without counting."""
+    row = conn.execute(sa.select(*(getattr(DataVersion, name) for name in SCHEDULE_FACTS))
+                       ).one_or_none()
+    if row is None or any(value is None for value in row):
+        return None
+    return dict(zip(SCHEDULE_FACTS, row))
+
+
+def schedule_facts(conn):
     """How many stores there are, and how many lack hours, a zone or a known zone: a probe
-    per store (a second at a million stores), so kept per state of the schedules."""
+    per store (a second at a million stores), so ingest keeps them in `DataVersion`."""
     has_hours = sa.exists().where(BusinessHours.store_pk == Store.id)
     has_zone = sa.exists().where(StoreTimezone.store_pk == Store.id)
 
     def count_stores(*conditions):
-        return db.session.execute(sa.select(sa.func.count()).select_from(Store)
-                                  .where(*conditions)).scalar()
+        return conn.execute(sa.select(sa.func.count()).select_from(Store)
+                            .where(*conditions)).scalar()
 
-    zone_names = db.session.execute(sa.select(StoreTimezone.timezone_str, sa.func.count())
-                                    .group_by(StoreTimezone.timezone_str)).all()
+    zone_names = conn.execute(sa.select(StoreTimezone.timezone_str, sa.func.count())
+                              .group_by(StoreTimezone.timezone_str)).all()
     unknown_zone = 0
     if zone_names:
         _codes, _zones, unknown = resolve_zones([name for name, _count in zone_names])

@@ -19,6 +19,7 @@ from blinker import Namespace
 from flask import current_app
 
 from app.ingest import bulk
+from app.ingest.inventory import kept_schedule_facts, schedule_facts
 from app.ingest.parse import check_columns, parse_batches, parse_file, rejection_frame
 from app.ingest.sources import IngestError, ZipLimits, find_sources, fingerprint
 from app.storage import columnar, snapshot
@@ -105,6 +106,7 @@ def _ingest(path, *, progress, once, shown, limits, wait):
         has_polls = conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM store_status)")).scalar()
         load.start_from(*_copy_before(conn, copies, has_polls))
         counted = _counts_before(conn, has_polls)
+        facts = kept_schedule_facts(conn)
         load.know_schedules()
         sizes = {kind: max(source.size, 1) for kind, source in sources.items()}
         done = 0
@@ -125,7 +127,8 @@ def _ingest(path, *, progress, once, shown, limits, wait):
         polls_loaded.send(current_app._get_current_object(), conn=conn,
                           stored_polls=load.previous_polls, **load.changes())
         version = uuid.uuid4().hex
-        conn.execute(sa.update(DataVersion).values(version=version, **load.counts_after(counted)))
+        conn.execute(sa.update(DataVersion).values(version=version, **load.counts_after(counted),
+                                                   **load.schedule_facts_after(facts)))
         copy, unchanged = _copy_after(load) if copies.enabled else (None, ())
         progress(1.0, "done")
     if copy is not None:  # committed: the copy of the new version can go in place
@@ -217,6 +220,18 @@ class _Load:
         else:
             stores = None
         return {"polls": None if polls is None else polls + added, "stores_with_polls": stores}
+
+    def schedule_facts_after(self, before):
+        """The schedule facts of `DataVersion` after this ingest, from those `before` it
+        (None: not known). An ingest that brought only polls added stores without hours
+        or a zone, if any; after business hours or zones, every store is probed again."""
+        loaded = {counts.kind for counts in self.summary.files}
+        if before is None or loaded & {"hours", "timezone"} or self.store_keys is None:
+            return schedule_facts(self.conn)
+        added = len(self.store_keys) - before["stores"]
+        return {**before, "stores": len(self.store_keys),
+                "stores_without_business_hours": before["stores_without_business_hours"] + added,
+                "stores_without_timezone": before["stores_without_timezone"] + added}
 
     def with_store_pks(self, rows):
         """`rows` with the `store.id` of each `store_id`."""

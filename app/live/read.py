@@ -38,15 +38,20 @@ def _latest_poll(now):
     return sa.func.coalesce(later, LiveStore.latest_us)
 
 
-def status():
+def status(limit=100):
+    """`now`, stores per state, and the `limit` oldest open incidents with how many are
+    open (a million stores can have tens of thousands: the rest are paged by
+    `incidents`)."""
     with db.engine.connect() as conn:
         now = _now(conn)
         counts = dict(conn.execute(sa.select(LiveStore.state, sa.func.count())
                                    .group_by(LiveStore.state)).all())
+        open_total = conn.execute(sa.select(sa.func.count()).where(
+            Incident.end_us == OPEN_END_US)).scalar()
         rows = conn.execute(_incidents().where(Incident.end_us == OPEN_END_US)
-                            .order_by(Incident.start_us, Incident.id)).all()
+                            .order_by(Incident.start_us, Incident.id).limit(limit)).all()
     return {"now": iso_instant(now), "stores": {s: counts.get(s, 0) for s in STATES},
-            "open_incidents": [_incident(row, now) for row in rows]}
+            "open_incidents": [_incident(row, now) for row in rows], "open_total": open_total}
 
 
 def counts():

@@ -1,0 +1,36 @@
+"""schedule facts per data version, incidents in order of start
+
+data_version keeps how many stores there are and how many lack business hours, a zone or a
+known zone (NULL: not known, counted when asked), so that the first view of the home page
+or of /api/v1/data after a restart reads one row instead of probing every store; and
+incident gets an index on (start_us, id), the order of its pages, so that the newest
+incidents are found without sorting them all.
+
+Revision ID: 9e4b7c2a1f53
+Revises: 0c5d2e8f7a61
+Create Date: 2026-12-07 17:20:00.000000
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '9e4b7c2a1f53'
+down_revision = '0c5d2e8f7a61'
+branch_labels = None
+depends_on = None
+
+_FACTS = ("stores", "stores_without_business_hours", "stores_without_timezone",
+          "stores_with_unknown_timezone")
+
+
+def upgrade():
+    with op.batch_alter_table("data_version") as batch:
+        for name in _FACTS:
+            batch.add_column(sa.Column(name, sa.Integer(), nullable=True))
+    op.create_index("ix_incident_start", "incident", ["start_us", "id"])
+
+
+def downgrade():
+    op.drop_index("ix_incident_start", table_name="incident")
+    with op.batch_alter_table("data_version") as batch:
+        for name in reversed(_FACTS):
+            batch.drop_column(name)
