@@ -90,7 +90,16 @@ TEST_SETTINGS = {"TESTING": True, "STORE_DATA": "", "HEARTBEAT_SECONDS": 0.2}
 
 @pytest.fixture(scope="session", autouse=True)
 def _snapshot_copies_in_temporary_folder(tmp_path_factory):
-    TEST_SETTINGS["SNAPSHOT_COPY_DIR"] = str(tmp_path_factory.mktemp("snapshot-copies"))
+    folder = str(tmp_path_factory.mktemp("snapshot-copies"))
+    TEST_SETTINGS["SNAPSHOT_COPY_DIR"] = folder
+    # Commands the tests start (flask, bench) read it from their environment.
+    before = os.environ.get("SNAPSHOT_COPY_DIR")
+    os.environ["SNAPSHOT_COPY_DIR"] = folder
+    yield
+    if before is None:
+        os.environ.pop("SNAPSHOT_COPY_DIR", None)
+    else:
+        os.environ["SNAPSHOT_COPY_DIR"] = before
 
 
 def make_app(database_url, upgrade=True, **settings):

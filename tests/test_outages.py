@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import close_app, make_app
 
+from app.extensions import db
 from app.storage.database import queue_url
 
 UNKNOWN = "/get_report?report_id=00000000-0000-4000-8000-000000000000"
@@ -120,6 +121,27 @@ def test_statement_timeout_bounds_a_blocked_query(database_url):
     finally:
         locker.dispose()
         close_app(app)
+
+
+def test_service_connections_bound_statements_and_skip_the_jit(database_url):
+    # PostgreSQL's JIT compiled the home page's query for 0.5 s at a million stores (30 ms
+    # to run it); options in the URL are kept, and may turn it back on.
+    if not database_url.startswith("postgresql"):
+        pytest.skip("jit and statement_timeout are PostgreSQL settings")
+    for url, jit in ((database_url, "off"), (_with_options(database_url, "-c jit=on"), "on")):
+        app = outage_test_app(url, DATABASE_STATEMENT_TIMEOUT=7)
+        try:
+            with app.app_context(), db.engine.connect() as conn:
+                assert (conn.exec_driver_sql("SHOW jit").scalar(),
+                        conn.exec_driver_sql("SHOW statement_timeout").scalar()) == (jit, "7s")
+        finally:
+            close_app(app)
+
+
+def _with_options(database_url, options):
+    url = sa.engine.make_url(database_url)
+    options = f"{url.query.get('options', '')} {options}".strip()  # the test's schema too
+    return url.update_query_dict({"options": options}).render_as_string(hide_password=False)
 
 
 def test_sqlite_writer_lock_bounds_a_trigger_to_the_busy_timeout(tmp_path):

@@ -3,8 +3,9 @@
 data_version keeps how many stores there are and how many lack business hours, a zone or a
 known zone (NULL: not known, counted when asked), so that the first view of the home page
 or of /api/v1/data after a restart reads one row instead of probing every store; and
-incident gets an index on (start_us, id), the order of its pages, so that the newest
-incidents are found without sorting them all.
+incidents are indexed in the order of their pages, (start_us, id) for all of them and
+(end_us, start_us, id) for the open ones (replacing the index on end_us alone), so that
+neither is found by sorting or walking millions of rows.
 
 Revision ID: 9e4b7c2a1f53
 Revises: 0c5d2e8f7a61
@@ -27,9 +28,13 @@ def upgrade():
         for name in _FACTS:
             batch.add_column(sa.Column(name, sa.Integer(), nullable=True))
     op.create_index("ix_incident_start", "incident", ["start_us", "id"])
+    op.create_index("ix_incident_end_start", "incident", ["end_us", "start_us", "id"])
+    op.drop_index("ix_incident_end_us", table_name="incident")
 
 
 def downgrade():
+    op.create_index("ix_incident_end_us", "incident", ["end_us"])
+    op.drop_index("ix_incident_end_start", table_name="incident")
     op.drop_index("ix_incident_start", table_name="incident")
     with op.batch_alter_table("data_version") as batch:
         for name in reversed(_FACTS):
