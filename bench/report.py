@@ -397,7 +397,8 @@ def _cluster_steps(database_url, path, work, workers):
             job = run_step("cluster", database_url, path)
         finally:
             del os.environ["DASK_SCHEDULER"]
-        served = run_end_to_end(database_url, work, warm_up=True,
+        # Computed, not reused: the warm-up report has the same data.
+        served = run_end_to_end(database_url, work, warm_up=True, REUSE_REPORTS="0",
                                 DASK_SCHEDULER=cluster.scheduler_address)
         peaks = client.run(lambda: _vm_hwm_mb(os.getpid()))
     return {f"Dask job ({workers} workers)": (job[0], job[2]),
