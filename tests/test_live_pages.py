@@ -73,3 +73,31 @@ def test_store_page_state_and_chart_links(fed, client):  # noqa: F811
     assert ('<tr data-start="2024-01-01T09:00:00Z" data-end="2024-01-01T10:00:00Z" '
             'data-minutes="60.0" id="incident-2024-01-01T09:00:00Z">') in html
     assert "Now: closed" in text(client.get("/stores/c"))
+
+
+def test_longest_down_first_with_and_without_a_kept_open_incident(fed):  # noqa: F811
+    # "e" is down since 08:00 without a kept open incident (as a store can be): it comes
+    # before "a" (its open incident from 09:00), ordered by since across the two kinds.
+    # Stores per state are read as the last update kept them, or counted without them.
+    import sqlalchemy as sa
+
+    from app.extensions import db
+    from app.live import read
+    from app.storage.models import LiveMeta, LiveStore, Store
+
+    eight = 1704096000000000  # 2024-01-01 08:00 UTC
+    with fed.app_context():
+        kept = read.overview()["stores"]
+        with db.engine.begin() as conn:
+            pk = conn.execute(sa.insert(Store).values(store_id="e")).inserted_primary_key[0]
+            conn.execute(sa.insert(LiveStore).values(
+                store_pk=pk, state="down", since_us=eight, latest_us=eight + 3_600_000_000,
+                counted_us=eight + 3_600_000_000, counted_active=False, next_us=0))
+        down = read.overview()["down"]
+        with db.engine.begin() as conn:
+            conn.execute(sa.update(LiveMeta).values(stores_down=None))
+        counted = read.overview()["stores"]
+    assert kept == {"up": 1, "down": 1, "closed": 1, "silent": 1}
+    assert [(row["store_id"], row["since"]) for row in down] == [
+        ("e", "2024-01-01T08:00:00Z"), ("a", "2024-01-01T09:00:00Z")]
+    assert counted == {"up": 1, "down": 2, "closed": 1, "silent": 1}

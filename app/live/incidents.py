@@ -106,6 +106,10 @@ def on_polls_removed(app, conn):
         "store_pk": np.zeros(0, np.int64), "start_us": np.zeros(0, np.int64),
         "end_us": np.zeros(0, np.int64)})))
     conn.execute(sa.delete(LiveStore).where(LiveStore.store_pk.in_([int(p) for p in gone])))
+    counted = dict(conn.execute(sa.select(LiveStore.state, sa.func.count())
+                                .group_by(LiveStore.state)).all())
+    conn.execute(sa.update(LiveMeta).values(**{
+        f"stores_{name}": counted.get(name, 0) for name in live_state.STATES}))
     now = conn.execute(sa.select(LiveMeta.now_us)).scalar()
     webhooks.enqueue(conn, applied, now if now is not None else webhooks.now_us())
 
@@ -243,7 +247,9 @@ def update(conn, polls, rescheduled, settings, kept=None, stored_polls=None, cop
     changed = quiet if computed is None else _concat_rows(quiet, computed)
     rows = _write_live(conn, live, changed, pks, now)
     conn.execute(sa.delete(LiveMeta))
-    conn.execute(sa.insert(LiveMeta).values(id=1, now_us=now, first_us=first_poll))
+    per_state = np.bincount(rows.state, minlength=len(live_state.STATES))
+    conn.execute(sa.insert(LiveMeta).values(id=1, now_us=now, first_us=first_poll, **{
+        f"stores_{name}": int(count) for name, count in zip(live_state.STATES, per_state)}))
     horizon = now - int(settings["incident_days"] * DAY_US)
     conn.execute(sa.delete(Incident).where(Incident.end_us < horizon))
     if this_record is not None:

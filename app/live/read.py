@@ -24,6 +24,17 @@ def _now(conn):
     return conn.execute(sa.select(LiveMeta.now_us)).scalar()
 
 
+def _state_counts(conn):
+    """Stores per state: as the live state's last update kept them, or counted."""
+    kept = conn.execute(sa.select(*(getattr(LiveMeta, f"stores_{s}") for s in STATES))
+                        ).first()
+    if kept is not None and None not in kept:
+        return dict(zip(STATES, kept))
+    counted = dict(conn.execute(sa.select(LiveStore.state, sa.func.count())
+                                .group_by(LiveStore.state)).all())
+    return {s: counted.get(s, 0) for s in STATES}
+
+
 def _latest_poll(now):
     """A live store's latest poll, as a column: its row's latest_us, or a later poll of
     the WRITE_LAG_US before `now` (a quiet store's row may lag that far behind its polls:
@@ -44,24 +55,22 @@ def status(limit=100):
     `incidents`)."""
     with db.engine.connect() as conn:
         now = _now(conn)
-        counts = dict(conn.execute(sa.select(LiveStore.state, sa.func.count())
-                                   .group_by(LiveStore.state)).all())
+        counts = _state_counts(conn)
         open_total = conn.execute(sa.select(sa.func.count()).where(
             Incident.end_us == OPEN_END_US)).scalar()
         rows = conn.execute(_incidents().where(Incident.end_us == OPEN_END_US)
                             .order_by(Incident.start_us, Incident.id).limit(limit)).all()
-    return {"now": iso_instant(now), "stores": {s: counts.get(s, 0) for s in STATES},
+    return {"now": iso_instant(now), "stores": counts,
             "open_incidents": [_incident(row, now) for row in rows], "open_total": open_total}
 
 
 def counts():
     """Stores per state, and how many incidents are open."""
     with db.engine.connect() as conn:
-        found = dict(conn.execute(sa.select(LiveStore.state, sa.func.count())
-                                  .group_by(LiveStore.state)).all())
+        found = _state_counts(conn)
         open_incidents = conn.execute(sa.select(sa.func.count()).where(
             Incident.end_us == OPEN_END_US)).scalar()
-    return {s: found.get(s, 0) for s in STATES}, open_incidents
+    return found, open_incidents
 
 
 def _incidents():
@@ -157,33 +166,50 @@ def overview(limit=20):
     """For the home page: `now`, stores per state, the stores down now (longest first: since
     when, in their local time and UTC, and how long), the silent ones (longest silent
     first) and the open incidents (oldest first), each list cut at `limit` with its total."""
-    open_start = (sa.select(sa.func.min(Incident.start_us))
-                  .where(Incident.store_pk == LiveStore.store_pk,
-                         Incident.end_us == OPEN_END_US).scalar_subquery())
-    since = sa.func.coalesce(open_start, LiveStore.since_us).label("since_us")
     with db.engine.connect() as conn:
         now = _now(conn)
         latest = _latest_poll(now).label("latest_us")
-        listed = (sa.select(Store.store_id, since, latest, StoreTimezone.timezone_str)
-                  .join(Store, Store.id == LiveStore.store_pk)
-                  .outerjoin(StoreTimezone, StoreTimezone.store_pk == LiveStore.store_pk))
-        counts = dict(conn.execute(sa.select(LiveStore.state, sa.func.count())
-                                   .group_by(LiveStore.state)).all())
-        down = conn.execute(listed.where(LiveStore.state == DOWN)
-                            .order_by(since, Store.store_id).limit(limit)).all()
+
+        def listed(since):
+            return (sa.select(Store.store_id, since.label("since_us"), latest,
+                              StoreTimezone.timezone_str)
+                    .join(Store, Store.id == LiveStore.store_pk)
+                    .outerjoin(StoreTimezone, StoreTimezone.store_pk == LiveStore.store_pk))
+
+        counts = _state_counts(conn)
+        # Down since the open incident's start, or without a kept one since the state's
+        # start: the first from the open incidents in order of start (an index), the
+        # others apart; the two merged. Ordering every down store by the first of the two
+        # took 130 ms at a million stores on PostgreSQL.
+        with_open = conn.execute(
+            listed(Incident.start_us).join(Incident, Incident.store_pk == LiveStore.store_pk)
+            .where(Incident.end_us == OPEN_END_US, LiveStore.state == DOWN)
+            .order_by(Incident.start_us, Store.store_id).limit(limit)).all()
+        has_open = sa.exists().where(Incident.store_pk == LiveStore.store_pk,
+                                     Incident.end_us == OPEN_END_US)
+        without = conn.execute(
+            listed(LiveStore.since_us).where(LiveStore.state == DOWN, ~has_open)
+            .order_by(LiveStore.since_us, Store.store_id).limit(limit)).all()
+        down = _first_of_each_store(sorted([*with_open, *without],
+                                           key=lambda r: (r.since_us, r.store_id)))[:limit]
         # A silent store's row does not lag: its latest_us orders them.
-        silent = conn.execute(listed.where(LiveStore.state == SILENT)
+        silent = conn.execute(listed(LiveStore.since_us).where(LiveStore.state == SILENT)
                               .order_by(LiveStore.latest_us, Store.store_id)
                               .limit(limit)).all()
         open_count = conn.execute(sa.select(sa.func.count()).where(
             Incident.end_us == OPEN_END_US)).scalar()
         opened = conn.execute(_incidents().where(Incident.end_us == OPEN_END_US)
                               .order_by(Incident.start_us, Incident.id).limit(limit)).all()
-    return {"now": iso_instant(now), "stores": {s: counts.get(s, 0) for s in STATES},
+    return {"now": iso_instant(now), "stores": counts,
             "down": [_store_row(row, now) for row in down],
             "silent": [_store_row(row, now) for row in silent],
             "open_incidents": [_incident(row, now) for row in opened],
             "open_total": open_count}
+
+
+def _first_of_each_store(rows):
+    seen = set()
+    return [row for row in rows if not (row.store_id in seen or seen.add(row.store_id))]
 
 
 def _store_row(row, now):

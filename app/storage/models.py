@@ -205,12 +205,17 @@ OPEN_END_US = 2**62
 
 
 class LiveMeta(db.Model):
-    """The single row of the live state: the `now` it was brought to, and the earliest poll."""
+    """The single row of the live state: the `now` it was brought to, the earliest poll,
+    and how many stores are in each state (None: not known, counted when asked)."""
 
     __tablename__ = "live_meta"
     id: Mapped[int] = mapped_column(primary_key=True)
     now_us: Mapped[int | None] = mapped_column(sa.BigInteger)
     first_us: Mapped[int | None] = mapped_column(sa.BigInteger)
+    stores_up: Mapped[int | None]
+    stores_down: Mapped[int | None]
+    stores_closed: Mapped[int | None]
+    stores_silent: Mapped[int | None]
     __table_args__ = (sa.CheckConstraint("id = 1", name="live_meta_single_row"),)
 
 
