@@ -243,10 +243,11 @@ class Incident(db.Model):
     store_pk: Mapped[int] = mapped_column(sa.Integer)
     start_us: Mapped[int] = mapped_column(sa.BigInteger)
     end_us: Mapped[int] = mapped_column(sa.BigInteger)
-    # Pages of incidents go in order of (start_us, id): all of them, or the open ones
-    # (end_us = OPEN_END_US). With only the first index, PostgreSQL walked it past two
-    # million closed incidents to find the oldest open ones.
-    __table_args__ = (sa.Index("ix_incident_store_end", "store_pk", "end_us"),
+    # A store's incidents by end, with their start (a store's open incident's start is
+    # read from the index alone). Pages of incidents go in order of (start_us, id): all of
+    # them, or the open ones (end_us = OPEN_END_US). With only the second index,
+    # PostgreSQL walked it past two million closed incidents to find the oldest open ones.
+    __table_args__ = (sa.Index("ix_incident_store_end_start", "store_pk", "end_us", "start_us"),
                       sa.Index("ix_incident_start", "start_us", "id"),
                       sa.Index("ix_incident_end_start", "end_us", "start_us", "id"))
 
