@@ -74,4 +74,6 @@ def store_cells(store_ids: pa.Array) -> pa.Array:
 def store_ids_from_csv(cells: pa.Array) -> pa.Array:
     """The exact store ids of a parsed report CSV: one leading single quote removed."""
     quoted = pc.starts_with(cells, "'")
+    if not pc.any(quoted).as_py():  # the usual case: nothing to copy
+        return cells
     return pc.if_else(quoted, pc.utf8_slice_codeunits(cells, 1), cells)

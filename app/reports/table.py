@@ -37,7 +37,7 @@ class ReportTable:
                                convert_options=pacsv.ConvertOptions(column_types=types))
         # The CSV neutralises formula-like ids for spreadsheets; the rows carry them exact.
         self.store_id = store_ids_from_csv(table.column("store_id").combine_chunks())
-        self.columns = {name: table.column(name).to_numpy().astype(np.float64)
+        self.columns = {name: table.column(name).to_numpy().astype(np.float64, copy=False)
                         for name in HEADER[1:]}
         business = self.columns["uptime_last_week"] + self.columns["downtime_last_week"]
         with np.errstate(invalid="ignore", divide="ignore"):
