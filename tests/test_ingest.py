@@ -227,8 +227,9 @@ def test_big_files_are_read_in_blocks_with_exact_line_numbers(app, tmp_path, mon
 
 @pytest.mark.parametrize("order", ["by_hour", "by_store"])
 def test_store_ids_of_many_blocks_are_merged_as_they_come(app, tmp_path, monkeypatch, order):
-    # Blocks of ~600 bytes (about 15 rows), the blocks' ids merged after every block, the
-    # codes gathered in chunks of 7 (a block's codes cross chunks): each poll keeps its own
+    # Blocks of ~600 bytes (about 15 rows), the blocks' ids merged as soon as as many wait
+    # as are listed, the codes gathered in chunks of 7 (a block's codes cross chunks):
+    # each poll keeps its own
     # store, whether the file brings every store each hour or one store after another. A
     # rejected row's empty id is not a store.
     monkeypatch.setattr(parse, "BLOCK_BYTES", 600)
@@ -350,31 +351,42 @@ def test_rows_staged_in_parts_load_in_order(app, tmp_path, monkeypatch):
     assert sorted(rows) == sorted(expected)
 
 
+POLL_COLUMNS = ["hour", "store_pk", "timestamp_us", "active"]
+
+
 @pytest.mark.skipif(TEST_DATABASE != "sqlite", reason="SQLite's staging files (PostgreSQL "
                     "stages by COPY)")
-def test_schedules_leave_the_polls_their_staging_files(app, tmp_path, monkeypatch):
-    # Every table staged through files (from 1 row, parts of 5): hours, zones and stores
-    # take one file per statement, so the polls of the same ingest still go in parts, and
-    # nothing falls back to Python row tuples.
+def test_schedules_and_rejections_leave_the_polls_their_staging_files(app, tmp_path,
+                                                                       monkeypatch):
+    # Every table staged through files (from 1 row, parts of 5), and the status file read
+    # in blocks of ~600 bytes, each with a rejected row to store: hours, zones, stores and
+    # rejections leave MAX_STAGE_PARTS files, so the polls of the same ingest go in parts,
+    # never through Python row tuples.
     monkeypatch.setattr(bulk, "STAGE_FILE_ROWS", 1)
     monkeypatch.setattr(bulk, "STAGE_PART_ROWS", 5)
-    by_rows = []
-    original = bulk._staged_by_executemany
+    monkeypatch.setattr(parse, "BLOCK_BYTES", 600)
+    by_rows, in_files = [], []
+    by_rows_of, in_file = bulk._staged_by_executemany, bulk._staging_file
     monkeypatch.setattr(bulk, "_staged_by_executemany", lambda conn, names, columns: (
-        by_rows.append(len(columns[0])), original(conn, names, columns))[1])
+        by_rows.append(list(names)), by_rows_of(conn, names, columns))[1])
+    monkeypatch.setattr(bulk, "_staging_file", lambda path, names, columns, rows=None: (
+        in_files.append(list(names)), in_file(path, names, columns, rows))[1])
     stores = range(30)
     write_csv(tmp_path, "store_hours.csv", "store_id,dayOfWeek,start_time_local,end_time_local"
               + "".join(f"\n{s},{d},09:00:00,17:00:00" for s in stores for d in range(7)))
     write_csv(tmp_path, "timezones.csv", "store_id,timezone_str"
               + "".join(f"\n{s},America/Chicago" for s in stores))
     write_csv(tmp_path, "store_status.csv", STATUS_HEADER + "".join(
-        f"\n{s},2023-01-25 {h:02d}:00:00 UTC,active" for s in stores for h in range(24)))
+        f"\n{s},2023-01-25 {h:02d}:00:00 UTC,{'maybe' if s == 0 else 'active'}"
+        for h in range(24) for s in stores))
     with app.app_context():
         summary = ingest(tmp_path)
         stored = table("SELECT count(*) FROM store_status")
-    assert counts(summary)["store_status.csv"] == (720, 720, 0, 0)
-    assert stored == [(720,)]
-    assert by_rows == []
+    assert counts(summary)["store_status.csv"] == (720, 696, 0, 24)
+    assert stored == [(696,)]
+    assert POLL_COLUMNS not in by_rows
+    assert in_files.count(POLL_COLUMNS) == bulk.MAX_STAGE_PARTS
+    assert ["ingest_id", "file", "line", "reason"] in by_rows  # past the others' share
 
 
 def test_without_staging_files_rows_go_in_bounded_chunks(app, tmp_path, monkeypatch):
@@ -382,6 +394,9 @@ def test_without_staging_files_rows_go_in_bounded_chunks(app, tmp_path, monkeypa
     # through a temporary table CHUNK_ROWS at a time, all of them, in order.
     monkeypatch.setattr(bulk, "MAX_STAGING_FILES", 0)
     monkeypatch.setattr(bulk, "CHUNK_ROWS", 7)
+    taken, rows_of = [], bulk._rows
+    monkeypatch.setattr(bulk, "_rows", lambda column, low, high: (
+        taken.append(high - low), rows_of(column, low, high))[1])
     rows = [(store, minute) for store in range(5) for minute in range(20)]
     folder = write_csv(tmp_path, "store_status.csv", STATUS_HEADER + "".join(
         f"\n{store},2023-01-25 10:{minute:02d}:00 UTC,{'active' if minute % 3 else 'inactive'}"
@@ -392,3 +407,4 @@ def test_without_staging_files_rows_go_in_bounded_chunks(app, tmp_path, monkeypa
     start = 1674640800000000  # 2023-01-25 10:00 UTC
     assert stored == sorted((str(store), start + minute * 60_000_000, minute % 3 != 0)
                             for store, minute in rows)
+    assert max(taken) == 7  # the 100 polls (and 5 stores) a chunk of 7 at a time

@@ -44,9 +44,10 @@ CHUNK_ROWS = 200_000
 # attaches at most 10 databases).
 STAGE_FILE_ROWS = 2_000
 MAX_STAGING_FILES = 8
-# SQLite: at least this many rows per part when polls are staged in parts (`_staged_parts`);
-# other tables take one file per statement, so that a large ingest's business hours,
-# zones and stores leave the polls their files.
+# SQLite: at least this many rows per part when polls are staged in parts (`_staged_parts`).
+# Other tables take one file per statement and leave MAX_STAGE_PARTS files to the polls
+# (`_files_for`): a large ingest's hours, zones, stores and rejected rows never push the
+# polls to `executemany`.
 STAGE_PART_ROWS = 400_000
 MAX_STAGE_PARTS = 4
 # Polls whose duplicates are counted by looking up their keys; beyond, by counting the
@@ -164,7 +165,7 @@ def _staged(conn, like_table, names, columns):
         _copy(conn, "staging", names, columns, like_table)
         return "staging"
     attached = sorted(n for n in _attached(conn) if n.startswith(_STAGING))
-    if len(columns[0]) < STAGE_FILE_ROWS or len(attached) >= MAX_STAGING_FILES:
+    if len(columns[0]) < STAGE_FILE_ROWS or len(attached) >= _files_for(like_table):
         return _staged_by_executemany(conn, names, columns)
     # One file per call: an attached file stays attached until the transaction ends.
     alias = f"{_STAGING}{len(attached)}"
@@ -189,7 +190,7 @@ def _staged_parts(conn, like_table, names, columns):
     attached = 0 if is_postgresql(conn) else len(
         [n for n in _attached(conn) if n.startswith(_STAGING)])
     most = MAX_STAGE_PARTS if like_table == "store_status" else 1
-    parts = min(most, total // STAGE_PART_ROWS, MAX_STAGING_FILES - attached)
+    parts = min(most, total // STAGE_PART_ROWS, _files_for(like_table) - attached)
     if is_postgresql(conn) or parts < 2:
         yield _staged(conn, like_table, names, columns)
         return
@@ -225,6 +226,12 @@ def _staging_file(path, names, columns, rows=None):
                                              for name, column in zip(names, columns)}),
                            mode="create")
     return path
+
+
+def _files_for(like_table):
+    """How many staging files a transaction may have attached when rows of `like_table`
+    take one more: all of them for the polls, the others leave MAX_STAGE_PARTS."""
+    return MAX_STAGING_FILES - (0 if like_table == "store_status" else MAX_STAGE_PARTS)
 
 
 def _staged_by_executemany(conn, names, columns):
