@@ -101,3 +101,22 @@ def test_the_stores_facts_follow_hours_and_zone_files(app, tmp_path, monkeypatch
         with app.app_context():
             ingest(tmp_path / folder)
         assert facts() == facts_after, folder
+
+
+def test_the_stores_facts_count_only_for_the_version_they_were_kept_for(app, tmp_path):
+    # A removal keeps them (stores, hours and zones are unchanged); a new data version that
+    # did not keep them (a writer that does not know them) leaves them unused, not wrong.
+    write_csv(tmp_path / "polls", "store_status.csv", "store_id,timestamp_utc,status\n"
+              "a,2023-01-25 12:00:00 UTC,active\nb,2023-01-25 12:00:00 UTC,active")
+    with app.app_context():
+        ingest(tmp_path / "polls")
+        delete_polls(["a"])
+        after_removal = inventory.kept_schedule_facts(db.session.connection())
+        db.session.execute(db.update(DataVersion).values(version="written-elsewhere"))
+        db.session.commit()
+        after_other_writer = inventory.kept_schedule_facts(db.session.connection())
+        answered = inventory.data_summary()["stores"]
+    assert after_removal == {"stores": 2, "stores_without_business_hours": 2,
+                             "stores_without_timezone": 2, "stores_with_unknown_timezone": 0}
+    assert after_other_writer is None
+    assert answered == 2  # counted

@@ -190,10 +190,10 @@ SCHEDULE_FACTS = ("stores", "stores_without_business_hours", "stores_without_tim
 
 
 def kept_schedule_facts(conn):
-    """The schedule facts `DataVersion` keeps (see `schedule_facts`), or None when they are
-    not known without counting."""
+    """The schedule facts `DataVersion` keeps for the current data version (see
+    `schedule_facts`), or None when they are not known without counting."""
     row = conn.execute(sa.select(*(getattr(DataVersion, name) for name in SCHEDULE_FACTS))
-                       ).one_or_none()
+                       .where(DataVersion.facts_version == DataVersion.version)).one_or_none()
     if row is None or any(value is None for value in row):
         return None
     return dict(zip(SCHEDULE_FACTS, row))

@@ -128,7 +128,8 @@ def _ingest(path, *, progress, once, shown, limits, wait):
                           stored_polls=load.previous_polls, **load.changes())
         version = uuid.uuid4().hex
         conn.execute(sa.update(DataVersion).values(version=version, **load.counts_after(counted),
-                                                   **load.schedule_facts_after(facts)))
+                                                   **load.schedule_facts_after(facts),
+                                                   facts_version=version))
         copy, unchanged = _copy_after(load) if copies.enabled else (None, ())
         progress(1.0, "done")
     if copy is not None:  # committed: the copy of the new version can go in place

@@ -73,9 +73,12 @@ def delete_polls(store_ids=(), from_us=None, to_us=None, wait=True):
             ingest_id=ingest_id, kind=DELETED, name="store_status", read=removed,
             loaded=removed, duplicate=0, rejected=0))
         if removed:  # nothing removed: the data, its copy and its reports stay valid
-            # Which stores lost their last poll is not known without counting.
+            # Which stores lost their last poll is not known without counting; stores,
+            # hours and zones are as they were, so their facts carry over.
+            version = uuid.uuid4().hex
             conn.execute(sa.update(DataVersion).values(
-                version=uuid.uuid4().hex, polls=DataVersion.polls - removed,
-                stores_with_polls=None))
+                version=version, polls=DataVersion.polls - removed, stores_with_polls=None,
+                facts_version=sa.case((DataVersion.facts_version == DataVersion.version,
+                                       version), else_=DataVersion.facts_version)))
             polls_removed.send(current_app._get_current_object(), conn=conn)
     return Removal(ingest_id, shown, removed)

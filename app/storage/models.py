@@ -125,7 +125,9 @@ class DataVersion(db.Model):
 
     Every ingest keeps the counts (counting 190 M polls takes minutes, probing a million
     stores for hours a second); None means not known without counting (after a removal,
-    or a database loaded before they were kept).
+    or a database loaded before they were kept). The stores' facts count only while
+    `facts_version` is `version`: a writer that changes the data without them leaves
+    them unused rather than wrong.
     """
 
     __tablename__ = "data_version"
@@ -137,6 +139,7 @@ class DataVersion(db.Model):
     stores_without_business_hours: Mapped[int | None]
     stores_without_timezone: Mapped[int | None]
     stores_with_unknown_timezone: Mapped[int | None]
+    facts_version: Mapped[str | None] = mapped_column(sa.String(32))
     __table_args__ = (sa.CheckConstraint("id = 1", name="data_version_single_row"),)
 
 

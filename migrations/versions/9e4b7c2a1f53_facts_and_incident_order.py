@@ -1,7 +1,9 @@
 """schedule facts per data version, incidents in order of start
 
 data_version keeps how many stores there are and how many lack business hours, a zone or a
-known zone (NULL: not known, counted when asked), so that the first view of the home page
+known zone, with the data version they were counted for (`facts_version`: they are trusted
+only while it is the current version; NULL: not known, counted when asked), so that the
+first view of the home page
 or of /api/v1/data after a restart reads one row instead of probing every store; and
 incidents are indexed in the order of their pages, (start_us, id) for all of them and
 (end_us, start_us, id) for the open ones (replacing the index on end_us alone), so that
@@ -27,6 +29,7 @@ def upgrade():
     with op.batch_alter_table("data_version") as batch:
         for name in _FACTS:
             batch.add_column(sa.Column(name, sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("facts_version", sa.String(length=32), nullable=True))
     op.create_index("ix_incident_start", "incident", ["start_us", "id"])
     op.create_index("ix_incident_end_start", "incident", ["end_us", "start_us", "id"])
     op.drop_index("ix_incident_end_us", table_name="incident")
@@ -37,5 +40,6 @@ def downgrade():
     op.drop_index("ix_incident_end_start", table_name="incident")
     op.drop_index("ix_incident_start", table_name="incident")
     with op.batch_alter_table("data_version") as batch:
+        batch.drop_column("facts_version")
         for name in reversed(_FACTS):
             batch.drop_column(name)
