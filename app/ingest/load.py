@@ -300,10 +300,10 @@ class _StoreIds:
     Each block brings its own distinct ids (categories) and codes into them; the codes go
     into `codes` (a `_Gathered`) as they come, and every so often the blocks' ids are
     merged into the list, in one Arrow dictionary encoding, and their codes rewritten in
-    place. Keeping each block's ids to the end held one Python string per store per block
-    (some 10,000 a block with a million stores polled hourly: memory grew by 2 GB per 30 s
-    of reading). Merging when the ids waiting are as many as the list (or PENDING) hashes
-    each id at most about twice.
+    place, so that a file's ids are held once, as Arrow text, not as one Python string per
+    store per block (some 10,000 a block with a million stores polled hourly: 2 GB more
+    per 30 s of reading). Merging when the ids waiting are as many as the list (or
+    PENDING) hashes each id at most about twice.
     """
 
     PENDING = 1 << 23
@@ -342,9 +342,9 @@ class _StoreIds:
 
 class _Gathered:
     """One column of every block of a file, gathered in chunks of CHUNK values, each an
-    allocation of its own. Thousands of small per-block arrays, kept while blocks came and
-    went on other threads, left the allocator's heaps too fragmented to give memory back:
-    55 bytes held a poll instead of 13, and 182 M polls did not fit in 24 GB."""
+    allocation of its own: thousands of small per-block arrays, kept while blocks come and
+    go on other threads, leave the allocator's heaps too fragmented to give memory back
+    (55 bytes held per poll of 13)."""
 
     CHUNK = 1 << 24
 

@@ -179,8 +179,8 @@ def overview(limit=20):
         counts = _state_counts(conn)
         # Down since the open incident's start, or without a kept one since the state's
         # start: the first from the open incidents in order of start (an index), the
-        # others apart; the two merged. Ordering every down store by the first of the two
-        # took 130 ms at a million stores on PostgreSQL.
+        # others apart; the two merged, instead of computing either start for every down
+        # store to sort them all.
         with_open = conn.execute(
             listed(Incident.start_us).join(Incident, Incident.store_pk == LiveStore.store_pk)
             .where(Incident.end_us == OPEN_END_US, LiveStore.state == DOWN)

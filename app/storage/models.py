@@ -248,8 +248,8 @@ class Incident(db.Model):
     end_us: Mapped[int] = mapped_column(sa.BigInteger)
     # A store's incidents by end, with their start (a store's open incident's start is
     # read from the index alone). Pages of incidents go in order of (start_us, id): all of
-    # them, or the open ones (end_us = OPEN_END_US). With only the second index,
-    # PostgreSQL walked it past two million closed incidents to find the oldest open ones.
+    # them, or the open ones (end_us = OPEN_END_US), which need an index of their own:
+    # found through the first order, the oldest open ones lie past every closed incident.
     __table_args__ = (sa.Index("ix_incident_store_end_start", "store_pk", "end_us", "start_us"),
                       sa.Index("ix_incident_start", "start_us", "id"),
                       sa.Index("ix_incident_end_start", "end_us", "start_us", "id"))
