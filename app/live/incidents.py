@@ -69,6 +69,8 @@ from app.storage.poll_order import distinct_sorted
 MINUTE_US = 60_000_000
 DAY_US = 86_400_000_000
 NO_INSTANT = live_state.NO_INSTANT
+# The column of `LiveMeta` that keeps how many stores are in each state.
+STATE_COUNTS = {state: f"stores_{state}" for state in live_state.STATES}
 # States as their positions in STATES (the rows kept per process hold these).
 UP, DOWN, CLOSED, SILENT = (live_state.STATES.index(s) for s in (
     live_state.UP, live_state.DOWN, live_state.CLOSED, live_state.SILENT))
@@ -108,10 +110,14 @@ def on_polls_removed(app, conn):
     conn.execute(sa.delete(LiveStore).where(LiveStore.store_pk.in_([int(p) for p in gone])))
     counted = dict(conn.execute(sa.select(LiveStore.state, sa.func.count())
                                 .group_by(LiveStore.state)).all())
-    conn.execute(sa.update(LiveMeta).values(**{
-        f"stores_{name}": counted.get(name, 0) for name in live_state.STATES}))
+    conn.execute(sa.update(LiveMeta).values(**_state_counts(counted)))
     now = conn.execute(sa.select(LiveMeta.now_us)).scalar()
     webhooks.enqueue(conn, applied, now if now is not None else webhooks.now_us())
+
+
+def _state_counts(by_state):
+    """`LiveMeta`'s count columns from stores per state (states without stores: 0)."""
+    return {column: int(by_state.get(state, 0)) for state, column in STATE_COUNTS.items()}
 
 
 def settings_of(config):
@@ -248,8 +254,9 @@ def update(conn, polls, rescheduled, settings, kept=None, stored_polls=None, cop
     rows = _write_live(conn, live, changed, pks, now)
     conn.execute(sa.delete(LiveMeta))
     per_state = np.bincount(rows.state, minlength=len(live_state.STATES))
-    conn.execute(sa.insert(LiveMeta).values(id=1, now_us=now, first_us=first_poll, **{
-        f"stores_{name}": int(count) for name, count in zip(live_state.STATES, per_state)}))
+    conn.execute(sa.insert(LiveMeta).values(id=1, now_us=now, first_us=first_poll,
+                                            **_state_counts(dict(zip(live_state.STATES,
+                                                                     per_state)))))
     horizon = now - int(settings["incident_days"] * DAY_US)
     conn.execute(sa.delete(Incident).where(Incident.end_us < horizon))
     if this_record is not None:

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from app.engine.instants import iso_instant, iso_local
 from app.engine.zones import DEFAULT_ZONE, resolve_zones
 from app.extensions import db
-from app.live.incidents import WRITE_LAG_US
+from app.live.incidents import STATE_COUNTS, WRITE_LAG_US
 from app.live.state import DOWN, SILENT, STATES
 from app.live.webhooks import incident_payload
 from app.storage.models import (
@@ -26,7 +26,7 @@ def _now(conn):
 
 def _state_counts(conn):
     """Stores per state: as the live state's last update kept them, or counted."""
-    kept = conn.execute(sa.select(*(getattr(LiveMeta, f"stores_{s}") for s in STATES))
+    kept = conn.execute(sa.select(*(getattr(LiveMeta, STATE_COUNTS[s]) for s in STATES))
                         ).first()
     if kept is not None and None not in kept:
         return dict(zip(STATES, kept))
@@ -56,8 +56,7 @@ def status(limit=100):
     with db.engine.connect() as conn:
         now = _now(conn)
         counts = _state_counts(conn)
-        open_total = conn.execute(sa.select(sa.func.count()).where(
-            Incident.end_us == OPEN_END_US)).scalar()
+        open_total = _open_count(conn)
         rows = conn.execute(_incidents().where(Incident.end_us == OPEN_END_US)
                             .order_by(Incident.start_us, Incident.id).limit(limit)).all()
     return {"now": iso_instant(now), "stores": counts,
@@ -68,9 +67,26 @@ def counts():
     """Stores per state, and how many incidents are open."""
     with db.engine.connect() as conn:
         found = _state_counts(conn)
-        open_incidents = conn.execute(sa.select(sa.func.count()).where(
-            Incident.end_us == OPEN_END_US)).scalar()
+        open_incidents = _open_count(conn)
     return found, open_incidents
+
+
+def _open_count(conn):
+    return conn.execute(sa.select(sa.func.count()).where(Incident.end_us == OPEN_END_US)
+                        ).scalar()
+
+
+def _open_start():
+    """The start of a live store's open incident (None without one), as a column."""
+    return (sa.select(sa.func.min(Incident.start_us))
+            .where(Incident.store_pk == LiveStore.store_pk, Incident.end_us == OPEN_END_US)
+            .scalar_subquery().label("down_since"))
+
+
+def _since(row):
+    """When a row's state began: for a down store, its open incident's start."""
+    return iso_instant(row.down_since if row.state == DOWN and row.down_since is not None
+                       else row.since_us)
 
 
 def _incidents():
@@ -85,14 +101,10 @@ def _incident(row, now):
 def stores(state=None, limit=100, cursor=None):
     """Stores in order of store id, `limit` at a time; `cursor` is the last id of the page
     before."""
-    open_start = (sa.select(sa.func.min(Incident.start_us))
-                  .where(Incident.store_pk == LiveStore.store_pk,
-                         Incident.end_us == OPEN_END_US).scalar_subquery())
     with db.engine.connect() as conn:
         now = _now(conn)
         query = (sa.select(Store.store_id, LiveStore.state, LiveStore.since_us,
-                           _latest_poll(now).label("latest_us"),
-                           open_start.label("down_since"))
+                           _latest_poll(now).label("latest_us"), _open_start())
                  .join(Store, Store.id == LiveStore.store_pk).order_by(Store.store_id)
                  .limit(limit + 1))
         if state is not None:
@@ -104,8 +116,7 @@ def stores(state=None, limit=100, cursor=None):
     rows = rows[:limit]
     return {"now": iso_instant(now), "next_cursor": rows[-1].store_id if more else None,
             "stores": [{"store_id": r.store_id, "state": r.state,
-                        "since": iso_instant(r.down_since if r.state == DOWN and
-                                             r.down_since is not None else r.since_us),
+                        "since": _since(r),
                         "latest_poll": iso_instant(r.latest_us)} for r in rows]}
 
 
@@ -196,8 +207,7 @@ def overview(limit=20):
         silent = conn.execute(listed(LiveStore.since_us).where(LiveStore.state == SILENT)
                               .order_by(LiveStore.latest_us, Store.store_id)
                               .limit(limit)).all()
-        open_count = conn.execute(sa.select(sa.func.count()).where(
-            Incident.end_us == OPEN_END_US)).scalar()
+        open_count = _open_count(conn)
         opened = conn.execute(_incidents().where(Incident.end_us == OPEN_END_US)
                               .order_by(Incident.start_us, Incident.id).limit(limit)).all()
     return {"now": iso_instant(now), "stores": counts,
@@ -232,16 +242,12 @@ def store_now(store_id):
 
 def stores_of(store_ids):
     """The state now of these stores, by store id (those with polls)."""
-    open_start = (sa.select(sa.func.min(Incident.start_us))
-                  .where(Incident.store_pk == LiveStore.store_pk,
-                         Incident.end_us == OPEN_END_US).scalar_subquery())
     with db.engine.connect() as conn:
         now = _now(conn)
         rows = conn.execute(sa.select(Store.store_id, LiveStore.state, LiveStore.since_us,
                                       _latest_poll(now).label("latest_us"),
-                                      open_start.label("down_since"))
+                                      _open_start())
                             .join(Store, Store.id == LiveStore.store_pk)
                             .where(Store.store_id.in_(list(store_ids)))).all()
-    return {r.store_id: {"state": r.state, "since": iso_instant(
-        r.down_since if r.state == DOWN and r.down_since is not None else r.since_us),
-        "latest_poll": iso_instant(r.latest_us)} for r in rows}
+    return {r.store_id: {"state": r.state, "since": _since(r),
+                         "latest_poll": iso_instant(r.latest_us)} for r in rows}
