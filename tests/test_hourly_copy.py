@@ -1,6 +1,7 @@
-"""The hourly feed: an ingest merges its polls into the columnar copy of the data before it
-(and links the tables it did not change) instead of reading everything back. The copy it
-leaves must be exactly the data in the database, and the counts those of the database."""
+"""The hourly feed: an ingest adds its polls to the columnar copy of the data before it (a
+new part, or merged with the stored polls) and links the files it did not change, instead
+of reading everything back. The copy it leaves must be exactly the data in the database,
+and the counts those of the database."""
 
 from pathlib import Path
 
@@ -13,10 +14,14 @@ from test_snapshot_copy import copies, data_version, database_report, report
 
 from app.extensions import db
 from app.ingest.load import ingest
-from app.storage import snapshot
+from app.storage import columnar, snapshot
 from bench.generate import Dataset, generate_dataset, next_hours, write_dataset, write_status
 
 STORES = 40
+# The parts of the copy's polls after each step: an hour later than every stored poll adds
+# one; polls between stored ones, or again, are merged with them into one.
+EXPECTED_PARTS = {"base": 1, "hour-1": 2, "hour-3": 3, "hour-2": 1, "hour-2-again": 1,
+                  "mixed": 1, "hours": 1, "zones": 1}
 
 
 def _status_file(folder, status):
@@ -107,14 +112,20 @@ def test_hourly_ingests_leave_the_copy_a_full_rewrite_would(app, tmp_path, with_
         version = data_version(app)
         assert list(copies(app)) == [version]
         folder = copies(app)[version]
-        kept = {name: pa.ipc.open_file(pa.memory_map(str(folder / f"{name}.arrow"))
-                                       ).read_all() for name in snapshot.QUERIES}
-        _same_tables(kept, _database_tables(app))
+        kept = columnar.Copies(folder.parent).load(version)
+        _same_tables({**kept, "polls": kept["polls"].merged()}, _database_tables(app))
         assert report(app) == database_report(app), path
-        inodes = {name: (folder / f"{name}.arrow").stat().st_ino for name in snapshot.QUERIES}
-        if previous is not None and Path(path).name.startswith("hour-"):
-            # A status file of known stores changes only the polls: the rest is linked.
-            assert {n: inodes[n] == previous[n] for n in inodes} == \
-                {"polls": False, "hours": True, "stores": True, "zones": True}
+        inodes = {file.name: file.stat().st_ino for file in folder.iterdir()}
+        name = Path(path).name
+        assert len(kept["polls"].parts) == EXPECTED_PARTS[name], name
+        if previous is not None and name in ("hour-1", "hour-3"):
+            # Every poll later than its store's: a new part; every other file is linked.
+            assert {n: inodes[n] == previous.get(n) for n in inodes} == \
+                {**{n: True for n in previous}, f"polls.{EXPECTED_PARTS[name] - 1}.arrow": False}
+        elif previous is not None and name.startswith("hour-"):
+            # Polls between stored ones: all merged into one part, the rest linked.
+            assert {n: inodes[n] == previous.get(n) for n in inodes} == \
+                {"polls.arrow": False, "hours.arrow": True, "stores.arrow": True,
+                 "zones.arrow": True}
         previous = inodes
     assert len(_database_tables(app)["polls"]) == len(stored)

@@ -111,7 +111,7 @@ def test_without_copies_everything_works(app):
 
 def test_a_copy_read_from_the_database_is_in_store_order_and_later_hours_merge_into_it(
         app, tmp_path):
-    # The table keeps polls by hour first; the copy (and the merge of the next hour into
+    # The table keeps polls by hour first; the copy (and the part the next hour adds to
     # it) by store, then instant. Three stores, polls over three hours, given out of order.
     rows = [("b", "2023-01-25 12:10:00"), ("a", "2023-01-25 14:05:00"),
             ("c", "2023-01-25 13:00:00"), ("a", "2023-01-25 12:59:59"),
@@ -130,7 +130,7 @@ def test_a_copy_read_from_the_database_is_in_store_order_and_later_hours_merge_i
     expected = sorted((key[s], int(pd_instant(t))) for s, t in rows)
     assert list(zip(polls["store_pk"].to_pylist(), polls["timestamp_us"].to_pylist())) == \
         expected
-    # The next hour, merged into that copy: one poll of each store, one of them inactive.
+    # The next hour, added to that copy: one poll of each store, one of them inactive.
     later = write_csv(tmp_path / "later", "store_status.csv",
                       "store_id,timestamp_utc,status\na,2023-01-25 15:01:00 UTC,inactive\n"
                       "b,2023-01-25 15:02:00 UTC,active\nc,2023-01-25 15:03:00 UTC,active")

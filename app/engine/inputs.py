@@ -77,10 +77,12 @@ class PollOrder:
     """Which polls belong to a range of store codes, in time order.
 
     Databases usually return a store's polls together and in time order (SQLite in its
-    primary-key order); then each store's polls are one run of the input, and the rows of
-    a range of stores are found from the runs alone. Otherwise one stable sort of a
-    combined int64 key orders everything (ten times faster than `np.lexsort`; the key fits
-    unless the polls span centuries).
+    primary-key order), and the columnar copy holds them in parts with a store's polls in
+    a later part later (`app.storage.poll_parts`): then each store's polls are one run of
+    the input, or a few runs in input order, and the rows of a range of stores are found
+    from the runs alone. Otherwise one stable sort of a combined int64 key orders
+    everything (ten times faster than `np.lexsort`; the key fits unless the polls span
+    centuries).
     """
 
     def __init__(self, stores, instant):
@@ -90,14 +92,18 @@ class PollOrder:
         run_length = np.diff(np.append(run_start, len(instant)))
         self._order = None
         self._in_code_order = False
-        # As many runs as stores, each store having polls: every store is one run.
-        if len(run_start) == n_stores and _ascending_within_runs(instant, run_start):
-            count = np.zeros(n_stores, dtype=np.int64)
-            count[run_store] = run_length
-            self._run_start = np.empty(n_stores, dtype=np.int64)
-            self._run_start[run_store] = run_start
-            self._count = count
-            self._in_code_order = bool(np.all(run_store[1:] > run_store[:-1]))
+        grouped = _runs_by_store(run_store, n_stores)
+        if _ascending_within_runs(instant, run_start) and \
+                _ascending_across_runs(instant, run_start, run_length, run_store, grouped,
+                                       n_stores):
+            # The runs of each store, store after store in code order, each in input order.
+            self._run_start, self._run_length = run_start[grouped], run_length[grouped]
+            runs_of = np.bincount(run_store, minlength=n_stores)
+            self._runs_before = np.concatenate([[0], np.cumsum(runs_of)])
+            count = np.bincount(run_store, weights=run_length, minlength=n_stores
+                                ).astype(np.int64)
+            self._in_code_order = len(run_start) == n_stores and \
+                bool(np.all(run_store[1:] > run_store[:-1]))
         else:
             store = stores.polls
             count = np.bincount(store, minlength=n_stores)
@@ -123,9 +129,20 @@ class PollOrder:
             return self._order[self.polls_before[first]:self.polls_before[last]]
         if self._in_code_order:
             return slice(self.polls_before[first], self.polls_before[last])
-        count = self._count[first:last]
-        shift = self._run_start[first:last] - (np.cumsum(count) - count)
-        return np.repeat(shift, count) + np.arange(count.sum())
+        runs = slice(self._runs_before[first], self._runs_before[last])
+        length = self._run_length[runs]
+        shift = self._run_start[runs] - (np.cumsum(length) - length)
+        return np.repeat(shift, length) + np.arange(length.sum())
+
+
+def _runs_by_store(run_store, n_stores):
+    """The runs' positions grouped by store code, each store's in input order: with one run
+    per store a scatter, otherwise a stable sort (of a few presorted sequences)."""
+    if len(run_store) == n_stores:
+        grouped = np.empty(n_stores, dtype=np.int64)
+        grouped[run_store] = np.arange(n_stores)
+        return grouped
+    return np.argsort(run_store, kind="stable")
 
 
 def _ascending_within_runs(instant, run_start):
@@ -133,6 +150,18 @@ def _ascending_within_runs(instant, run_start):
     rising = instant[1:] > instant[:-1]
     rising[run_start[1:] - 1] = True
     return bool(rising.all())
+
+
+def _ascending_across_runs(instant, run_start, run_length, run_store, grouped, n_stores):
+    """True when each run of a store starts after the end of its run before (in input
+    order); always so with one run per store."""
+    if len(run_start) == n_stores:
+        return True
+    store = run_store[grouped]
+    first = instant[run_start[grouped]]
+    last = instant[run_start[grouped] + run_length[grouped] - 1]
+    same = store[1:] == store[:-1]
+    return not (same & (first[1:] <= last[:-1])).any()
 
 
 def store_zones(stores, zones):

@@ -24,7 +24,8 @@ from app.ingest.parse import check_columns, parse_batches, parse_file, rejection
 from app.ingest.sources import IngestError, ZipLimits, find_sources, fingerprint
 from app.storage import columnar, snapshot
 from app.storage.models import DataVersion, Ingest, IngestFile
-from app.storage.poll_order import distinct_sorted, last_of_each_key, sorted_polls
+from app.storage.poll_order import distinct_sorted, sorted_polls
+from app.storage.poll_parts import NO_POLL, PollParts
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ SHOWN_REJECTIONS = 1000
 # Sent with the app as sender inside every ingest's transaction, before it commits, with
 # `conn`, `polls` (store_pk, timestamp_us, active arrays of the rows loaded), `rescheduled`
 # (store_pks given new hours or a zone) and `stored_polls` (every poll in the database
-# after this ingest, as an Arrow table sorted by store and instant, when ingest knows them
-# without reading them back; else None): app.live keeps its state with it, in the same
+# after this ingest, as `PollParts`, when ingest knows them without reading them back;
+# else None): app.live keeps its state with it, in the same
 # transaction. A receiver that raises fails the ingest.
 polls_loaded = Namespace().signal("polls-loaded")
 
@@ -148,9 +149,9 @@ class _Load:
     conn: sa.Connection
     ingest_id: int
     summary: IngestSummary
-    # The polls before this ingest, as Arrow columns, when known without reading them
-    # from the database (see `_polls_before`); this ingest adds its own to them.
-    previous_polls: pa.Table | None = None
+    # The polls before this ingest, as `PollParts`, when known without reading them from
+    # the database (from the copy before it); this ingest adds its own to them.
+    previous_polls: PollParts | None = None
     store_keys: pd.Series | None = None
     # The columnar copy of the data before this ingest (all its tables), and its version.
     previous: dict | None = None
@@ -212,12 +213,9 @@ class _Load:
         polls, stores = before
         added = sum(counts.loaded for counts in self.summary.files if counts.kind == "status")
         if stores is not None and self.previous is not None:
-            stored = snapshot._ints(self.previous["polls"]["store_pk"])
             polled = np.unique(np.concatenate([np.zeros(0, np.int64)] + [
                 distinct_sorted(pks) for pks, _us, _active in self.new_polls]))
-            at = np.minimum(np.searchsorted(stored, polled), max(len(stored) - 1, 0))
-            seen = stored[at] == polled if len(stored) else np.zeros(len(polled), bool)
-            stores += int((~seen).sum())
+            stores += int((self.previous["polls"].latest_of(polled) == NO_POLL).sum())
         else:
             stores = None
         return {"polls": None if polls is None else polls + added, "stores_with_polls": stores}
@@ -288,7 +286,8 @@ def _load_status(load, source, progress):
     store_pk, timestamp_us, active = sorted_polls(store_pk, timestamp_us, active)
     new = None  # how many are new: known from the copy, else counted in the database
     if load.previous_polls is not None:
-        load.previous_polls, new = _merged(load.previous_polls, store_pk, timestamp_us, active)
+        load.previous_polls, new = load.previous_polls.with_polls(store_pk, timestamp_us,
+                                                                  active)
     loaded = bulk.add_polls(load.conn, store_pk, timestamp_us, active, new=new)
     load.new_polls.append((store_pk, timestamp_us, active))
     return FileCounts("status", source.name, read, loaded, valid - loaded, rejected)
@@ -393,65 +392,8 @@ def _copy_before(conn, copies, has_polls):
     the copy of this version; (version, None) otherwise."""
     version = snapshot.read_version(conn)
     if not has_polls:
-        return version, {"polls": pa.table({"store_pk": pa.array([], pa.int64()),
-                                            "timestamp_us": pa.array([], pa.int64()),
-                                            "active": pa.array([], pa.uint8())})}
+        return version, {"polls": PollParts()}
     return version, copies.load(version)
-
-
-def _merged(before, store_pk, timestamp_us, active):
-    """The polls `before` (sorted by store and instant, without repeats) with these (sorted
-    likewise) merged in, a row of the same store and instant replaced; and how many of
-    these rows were new.
-
-    One pass of copying, without sorting what is stored: each new row's place is found by
-    binary search. A poll later than every stored poll of its store (the hourly feed) goes
-    at the end of its store's run; only the others are looked up by store and instant.
-    """
-    new_count = len(store_pk)
-    if before.num_rows == 0 or new_count == 0:
-        merged = (store_pk, timestamp_us, active) if before.num_rows == 0 else tuple(
-            snapshot._ints(before[name]) for name in ("store_pk", "timestamp_us")) + (
-            snapshot._array(before["active"]).to_numpy(zero_copy_only=False),)
-        return _polls_table(*merged), new_count
-    stored_pk = snapshot._ints(before["store_pk"])
-    stored_us = snapshot._ints(before["timestamp_us"])
-    stored_active = snapshot._array(before["active"]).to_numpy(zero_copy_only=False)
-    low = np.searchsorted(stored_pk, store_pk, side="left")
-    place = np.searchsorted(stored_pk, store_pk, side="right")
-    later = (place == low) | (timestamp_us > stored_us[np.maximum(place - 1, 0)])
-    same = np.zeros(new_count, dtype=bool)
-    other = np.flatnonzero(~later)
-    if len(other):
-        first = min(int(stored_us.min()), int(timestamp_us.min()))
-        span = max(int(stored_us.max()), int(timestamp_us.max())) - first + 1
-        if (max(int(stored_pk[-1]), int(store_pk.max())) + 1) * span >= 2**62:
-            # Keys would not fit one int64 (polls spanning centuries): sort everything.
-            merged = [np.concatenate([stored, new]) for stored, new in (
-                (stored_pk, store_pk), (stored_us, timestamp_us),
-                (stored_active.astype(np.uint8), active.astype(np.uint8)))]
-            keep = last_of_each_key(merged[0], merged[1])
-            return _polls_table(*(column[keep] for column in merged)), \
-                len(keep) - before.num_rows
-        stored_key = stored_pk * span + (stored_us - first)
-        key = store_pk[other] * span + (timestamp_us[other] - first)
-        place[other] = np.searchsorted(stored_key, key, side="left")
-        same[other] = stored_key[np.minimum(place[other], len(stored_key) - 1)] == key
-    if same.any():  # the same store and instant again: the new status wins
-        stored_active = stored_active.copy()
-        stored_active[place[same]] = active[same]
-    added = ~same
-    at = place[added]
-    return _polls_table(np.insert(stored_pk, at, store_pk[added]),
-                        np.insert(stored_us, at, timestamp_us[added]),
-                        np.insert(stored_active, at, active[added].astype(stored_active.dtype))
-                        ), int(added.sum())
-
-
-def _polls_table(store_pk, timestamp_us, active):
-    return pa.table({"store_pk": np.asarray(store_pk, dtype=np.int64),
-                     "timestamp_us": np.asarray(timestamp_us, dtype=np.int64),
-                     "active": np.asarray(active).astype(np.uint8, copy=False)})
 
 
 def _copy_after(load):

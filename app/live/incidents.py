@@ -54,7 +54,7 @@ import sqlalchemy as sa
 from app.ingest import bulk
 from app.live import state as live_state
 from app.live import webhooks
-from app.storage import snapshot, store_snapshot
+from app.storage import poll_parts, snapshot, store_snapshot
 from app.storage.database import is_postgresql
 from app.storage.models import (
     OPEN_END_US,
@@ -65,6 +65,7 @@ from app.storage.models import (
     hour_of,
 )
 from app.storage.poll_order import distinct_sorted
+from app.storage.poll_parts import PollParts
 
 MINUTE_US = 60_000_000
 DAY_US = 86_400_000_000
@@ -79,8 +80,8 @@ UP, DOWN, CLOSED, SILENT = (live_state.STATES.index(s) for s in (
 def on_polls_loaded(app, conn, polls, rescheduled, stored_polls=None, **_more):
     """The ingest hook: `polls` (store_pk, timestamp_us, active arrays) were added and the
     stores `rescheduled` got new hours or a new zone, in the transaction of `conn`;
-    `stored_polls`, when not None, is every poll now in the database (an Arrow table of
-    store_pk, timestamp_us, active, sorted by store and instant)."""
+    `stored_polls`, when not None, is every poll now in the database
+    (`app.storage.poll_parts.PollParts`)."""
     from app.storage import columnar
 
     update(conn, polls, rescheduled, settings_of(app.config),
@@ -192,7 +193,7 @@ def update(conn, polls, rescheduled, settings, kept=None, stored_polls=None, cop
     ingest or a removal (after its `ingest` record is written).
 
     `kept`: a dict this process keeps between ingests (hours, zones and live rows).
-    `stored_polls`: every poll in the database, when known without reading it (Arrow).
+    `stored_polls`: every poll in the database, when known without reading it (`PollParts`).
     `copies`: the database's columnar copies (`app.storage.columnar.Copies`), if any.
     Returns the stores with polls when every store was computed again (else None)."""
     kept = {} if kept is None else kept
@@ -421,46 +422,33 @@ def _recompute(conn, pks, live, new, rescheduled, polls_of, whole, origin, now, 
     return rows, applied
 
 
-def _stored_columns(stored_polls):
-    """The columns of `stored_polls` as arrays (store_pk, timestamp_us, active)."""
-    return tuple(_column(stored_polls[name]) for name in ("store_pk", "timestamp_us", "active"))
-
-
 class _PollSource:
     """Polls of some or all stores, as the engine's frame keyed by store_pk: from the polls
-    ingest sent (every poll after it) or from the database."""
+    ingest sent (every poll after it, as `PollParts`) or from the database."""
 
     def __init__(self, conn, stored_polls):
         self.conn = conn
-        self.stored = None
-        if stored_polls is not None:
-            self.stored = _stored_columns(stored_polls)
+        self.stored = stored_polls
 
     def all_stores(self):
         """Every store with a poll (sorted)."""
         if self.stored is None:
             self._read_all()
-        return distinct_sorted(self.stored[0])
+        return np.unique(np.concatenate([np.zeros(0, np.int64)] + [
+            distinct_sorted(poll_parts.columns(part)[0]) for part in self.stored.parts]))
 
     def _read_all(self):
         table = snapshot.read_tables(self.conn, ("polls",))["polls"]
         store, instant, active = (_column(table[name]) for name in
                                   ("store_pk", "timestamp_us", "active"))
-        self.stored = _by_store_and_instant(store, instant, active)
+        self.stored = PollParts([poll_parts.polls_table(
+            *_by_store_and_instant(store, instant, active))])
 
     def of_stores(self, pks):
         """The polls of the stores `pks` (sorted), sorted by store and instant."""
         if self.stored is None:
             return self._read_stores(pks)
-        store, instant, active = self.stored
-        low = np.searchsorted(store, pks, side="left")
-        high = np.searchsorted(store, pks, side="right")
-        count = high - low
-        if len(store) and count.sum() == len(store):
-            rows = slice(None)
-        else:
-            rows = np.repeat(low - (np.cumsum(count) - count), count) + np.arange(count.sum())
-        return store[rows], instant[rows], active[rows].astype(bool, copy=False)
+        return self.stored.of_stores(pks)
 
     def _read_stores(self, pks):
         # The table is keyed by hour, then store: one step down the key per store and hour.
@@ -578,10 +566,7 @@ def _ingest_records(conn):
 def _poll_bounds(conn, stored_polls):
     """The earliest and latest poll of all, or None without polls."""
     if stored_polls is not None:
-        if stored_polls.num_rows == 0:
-            return None
-        instants = _column(stored_polls["timestamp_us"])
-        return int(instants.min()), int(instants.max())
+        return stored_polls.bounds()
     first, last = store_snapshot.poll_bounds(conn)
     return None if first is None else (int(first), int(last))
 
@@ -862,20 +847,7 @@ def _latest_polls(conn, before, stored_polls, rows):
     last two hours (most stores' latest), then, for the few stores not found there whose
     row may lag, from theirs of the WRITE_LAG_US before."""
     if stored_polls is not None:
-        store, instant, _active = _stored_columns(stored_polls)
-        if len(store) == 0:
-            return store, instant
-        # Each store's last poll, then a step back while it is later than `before` (this
-        # ingest's polls: most stores have one).
-        last = np.flatnonzero(np.append(store[1:] != store[:-1], True))
-        first = np.append(0, last[:-1] + 1)
-        later = instant[last] > before
-        while later.any():
-            last[later] -= 1
-            later &= last >= first
-            later[later] = instant[last[later]] > before
-        found = last >= first
-        return store[last[found]], instant[last[found]]
+        return stored_polls.latest_up_to(before)
     lowest, recent = hour_of(before - WRITE_LAG_US), max(hour_of(before - WRITE_LAG_US),
                                                           hour_of(before) - 1)
     store, instant = _read_ints(

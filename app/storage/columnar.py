@@ -8,6 +8,10 @@ for every committed ingest). A folder is complete or absent: it is written under
 temporary name and renamed into place. A report uses only the copy of the version it
 reads in the same transaction as `now`, so a copy is never stale; delete the folder and
 reports read the database again (and write a new copy).
+
+The polls are in parts (`app.storage.poll_parts`): ``polls.arrow``, then ``polls.1.arrow``
+and so on. A version that adds a part to the one before links that version's part files
+and writes only its own, as it links the other tables when it did not change them.
 """
 
 import hashlib
@@ -22,10 +26,13 @@ import pyarrow as pa
 from flask import current_app
 
 from app.extensions import db
+from app.storage.poll_parts import PollParts
 
 log = logging.getLogger(__name__)
 
 TABLES = ("polls", "hours", "stores", "zones")
+# The tables other than the polls, one file each.
+_WHOLE_TABLES = ("hours", "stores", "zones")
 # Temporary folders left by a process that died while writing are removed after this.
 STALE_TEMPORARY_SECONDS = 3600
 
@@ -55,13 +62,16 @@ class Copies:
         return self.enabled and version is not None and (self.folder / version).is_dir()
 
     def load(self, version):
-        """The tables of `version`, memory-mapped; None when there is no such copy."""
+        """The tables of `version`, memory-mapped (the polls as `PollParts`); None when
+        there is no such copy."""
         if not self.has(version):
             return None
+        folder = self.folder / version
         try:
-            return {name: pa.ipc.open_file(pa.memory_map(str(self.folder / version /
-                                                             f"{name}.arrow"))).read_all()
-                    for name in TABLES}
+            tables = {name: _read(folder / f"{name}.arrow") for name in _WHOLE_TABLES}
+            parts = [_read(folder / name) for name in _poll_files(_count_parts(folder))]
+            tables["polls"] = PollParts(parts, kept=len(parts))
+            return tables
         except (OSError, pa.ArrowInvalid):  # removed meanwhile, or damaged: use the database
             log.warning("columnar copy %s unreadable; reading the database", version,
                         exc_info=True)
@@ -70,10 +80,11 @@ class Copies:
     def save(self, version, tables, linked=(None, ())):
         """Write the copy of `version` unless it exists; remove the other versions' copies.
 
-        `linked` is (an earlier version, names of tables unchanged since): those files are
-        hard links to that version's (written again only if that fails), so that an ingest
-        that changed only the polls writes only them. Failing to write is logged, never
-        raised: the copy only saves time.
+        `tables["polls"]` is a table sorted by store and instant, or `PollParts`. `linked`
+        is (an earlier version, names of tables unchanged since): those files, and the
+        files of the parts the polls kept (`PollParts.kept`), are hard links to that
+        version's (written again only if that fails), so that the hourly feed writes only
+        its own part. Failing to write is logged, never raised: the copy only saves time.
         """
         if not self.enabled or version is None or self.has(version):
             return
@@ -82,12 +93,18 @@ class Copies:
         try:
             temporary.mkdir(parents=True)
             earlier, unchanged = linked
-            for name in TABLES:
-                if name in unchanged and earlier is not None and \
-                        self._link(earlier, temporary, f"{name}.arrow"):
+            polls = PollParts.of(tables["polls"])
+            files = [(f"{name}.arrow", name, name in unchanged, tables[name])
+                     for name in _WHOLE_TABLES]
+            files += [(file, "polls", index < polls.kept, part)
+                      for index, (file, part) in enumerate(zip(
+                          _poll_files(max(len(polls.parts), 1)), polls.parts or [polls.table()]))]
+            for file, name, unchanged_since, table in files:
+                if unchanged_since and earlier is not None and \
+                        self._link(earlier, temporary, file):
                     continue
-                table = _normalized(name, tables[name])
-                with pa.OSFile(str(temporary / f"{name}.arrow"), "wb") as sink, \
+                table = _normalized(name, table)
+                with pa.OSFile(str(temporary / file), "wb") as sink, \
                         pa.ipc.new_file(sink, table.schema) as writer:
                     writer.write_table(table)
             try:
@@ -119,6 +136,22 @@ class Copies:
                 if time.time() - path.stat().st_mtime < STALE_TEMPORARY_SECONDS:
                     continue
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _poll_files(count):
+    """The file names of `count` poll parts, in order."""
+    return ["polls.arrow"] + [f"polls.{index}.arrow" for index in range(1, count)]
+
+
+def _count_parts(folder):
+    count = 1
+    while (folder / f"polls.{count}.arrow").exists():
+        count += 1
+    return count
+
+
+def _read(path):
+    return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
 
 
 def _normalized(name, table):

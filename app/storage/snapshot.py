@@ -35,6 +35,7 @@ from app.extensions import db
 from app.storage import columnar
 from app.storage.database import is_postgresql
 from app.storage.poll_order import by_store
+from app.storage.poll_parts import PollParts
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +84,10 @@ def read_snapshot():
 
 
 def to_snapshot(version, tables):
-    """A `Snapshot` from Arrow tables shaped as `QUERIES` says."""
+    """A `Snapshot` from Arrow tables shaped as `QUERIES` says (the polls may be
+    `PollParts`: the frame then holds each store's polls as a run per part)."""
     to_store_id = _store_id_decoder(tables["stores"])
-    polls, hours, zones = tables["polls"], tables["hours"], tables["zones"]
+    polls, hours, zones = PollParts.of(tables["polls"]).table(), tables["hours"], tables["zones"]
     return Snapshot(
         polls=pd.DataFrame({"store_id": to_store_id(polls["store_pk"]),
                             "timestamp_us": _ints(polls["timestamp_us"]),

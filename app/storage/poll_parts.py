@@ -1,0 +1,214 @@
+"""Every stored poll as the columnar copy keeps it: in parts, so that the hourly feed adds a
+part instead of rewriting every poll.
+
+Each part is sorted by store, then instant, and a store's polls in a later part are all
+later than its polls in the parts before: a store's polls in time order are its run in each
+part, in part order, and no two parts hold the same store and instant. The polls of an
+ingest that keep this (each one later than every stored poll of its store, as the hourly
+feed's are) become a new part; any others are merged with the stored polls into one part,
+as are the parts when there would be more than MAX_PARTS. Pure computation on Arrow tables
+of ``store_pk`` (int64), ``timestamp_us`` (int64) and ``active`` (one byte).
+"""
+
+import numpy as np
+import pyarrow as pa
+
+from app.storage.poll_order import last_of_each_key
+
+# The whole set and a day of hourly ingests. More parts cost each reader a run per store
+# and part (`app.engine.inputs.PollOrder`); merging them costs a rewrite of every poll.
+MAX_PARTS = 25
+# The latest instant of a store without polls.
+NO_POLL = np.iinfo(np.int64).min
+
+
+class PollParts:
+    """Stored polls in parts (`parts`: Arrow tables, none empty); `kept`: how many leading
+    parts are unchanged from the parts this value was made from (the copy links their
+    files instead of writing them again)."""
+
+    def __init__(self, parts=(), kept=0):
+        self.parts = [part for part in parts if part.num_rows]
+        self.kept = min(kept, len(self.parts))
+
+    @classmethod
+    def of(cls, polls):
+        """`polls` as parts: a `PollParts` as it is, a table sorted by store and instant as
+        one part."""
+        return polls if isinstance(polls, PollParts) else cls([polls])
+
+    @property
+    def num_rows(self):
+        return sum(part.num_rows for part in self.parts)
+
+    def table(self):
+        """Every poll as one table whose chunks are the parts (nothing copied)."""
+        if not self.parts:
+            return polls_table(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool))
+        return pa.concat_tables(self.parts)
+
+    def bounds(self):
+        """The earliest and latest instant of all, or None without polls."""
+        if not self.parts:
+            return None
+        instants = [columns(part)[1] for part in self.parts]
+        return min(int(us.min()) for us in instants), max(int(us.max()) for us in instants)
+
+    def latest_of(self, pks):
+        """The latest stored instant of each store of `pks` (NO_POLL for a store without
+        polls): from the last part that has the store."""
+        pks = np.asarray(pks, dtype=np.int64)
+        latest = np.full(len(pks), NO_POLL, dtype=np.int64)
+        for part in self.parts:
+            store, instant, _active = columns(part)
+            last = np.searchsorted(store, pks, side="right") - 1
+            found = (last >= 0) & (store[np.maximum(last, 0)] == pks)
+            latest[found] = instant[last[found]]
+        return latest
+
+    def of_stores(self, pks):
+        """The polls of the stores `pks` (sorted, distinct), sorted by store and instant
+        (store_pk, timestamp_us and bool arrays): the whole set when `pks` is every store."""
+        pks = np.asarray(pks, dtype=np.int64)
+        taken = []
+        for part in self.parts:
+            store, instant, active = columns(part)
+            low = np.searchsorted(store, pks, side="left")
+            count = np.searchsorted(store, pks, side="right") - low
+            if count.sum() == len(store):
+                rows = slice(None)
+            else:
+                rows = np.repeat(low - (np.cumsum(count) - count), count) + \
+                    np.arange(count.sum())
+            taken.append((store[rows], instant[rows], active[rows]))
+        return in_store_order(taken)
+
+    def latest_up_to(self, before):
+        """Each store's latest poll at or before `before`: (store_pk, timestamp_us), sorted
+        by store; stores without one are left out."""
+        found = [_latest_up_to(*columns(part)[:2], before) for part in self.parts]
+        if not found:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        store = np.concatenate([store for store, _ in found])
+        instant = np.concatenate([instant for _, instant in found])
+        # A store's latest is in the last part that has one: last of its run once grouped.
+        order = np.argsort(store, kind="stable")
+        store, instant = store[order], instant[order]
+        last = np.flatnonzero(np.append(store[1:] != store[:-1], True))
+        return store[last], instant[last]
+
+    def with_polls(self, store_pk, timestamp_us, active):
+        """These parts with polls added (sorted by store and instant, one row per store and
+        instant), and how many of them were new (a row of a stored store and instant
+        replaces its status). A new part when every poll is later than its store's stored
+        ones; otherwise, or beyond MAX_PARTS, one merged part."""
+        if len(store_pk) == 0:
+            return self, 0
+        if not self.parts:
+            return PollParts([polls_table(store_pk, timestamp_us, active)]), len(store_pk)
+        if len(self.parts) < MAX_PARTS:
+            distinct = np.flatnonzero(np.append(True, store_pk[1:] != store_pk[:-1]))
+            latest = np.repeat(self.latest_of(store_pk[distinct]),
+                               np.diff(np.append(distinct, len(store_pk))))
+            if (timestamp_us > latest).all():
+                return PollParts(self.parts + [polls_table(store_pk, timestamp_us, active)],
+                                 kept=len(self.parts)), len(store_pk)
+        merged, added = _merged(columns(self.merged()), store_pk, timestamp_us, active)
+        return PollParts([merged]), added
+
+    def merged(self):
+        """Every poll as one table sorted by store and instant."""
+        if len(self.parts) <= 1:
+            return self.table()
+        return polls_table(*in_store_order([columns(part) for part in self.parts]))
+
+
+def polls_table(store_pk, timestamp_us, active):
+    """A part's table from its columns (`active` as one byte, viewed when it is bool)."""
+    active = np.asarray(active)
+    return pa.table({"store_pk": np.asarray(store_pk, dtype=np.int64),
+                     "timestamp_us": np.asarray(timestamp_us, dtype=np.int64),
+                     "active": active.view(np.uint8) if active.dtype == bool else
+                     active.astype(np.uint8, copy=False)})
+
+
+def columns(part):
+    """A part's columns as arrays: store_pk, timestamp_us (int64) and active (bool), without
+    a copy where the table holds them as one chunk of those types."""
+    def array(name):
+        column = part[name]
+        return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+    store, instant, active = (array(name) for name in ("store_pk", "timestamp_us", "active"))
+    active = active.to_numpy(zero_copy_only=False)
+    return (store.to_numpy(zero_copy_only=False).astype(np.int64, copy=False),
+            instant.to_numpy(zero_copy_only=False).astype(np.int64, copy=False),
+            active.view(bool) if active.dtype == np.uint8 else active.astype(bool, copy=False))
+
+
+def in_store_order(taken):
+    """Columns (store, instant, active) taken from consecutive parts, each sorted by store
+    and instant, as one set sorted by store and instant: a stable sort by store alone keeps
+    each store's polls in part order, which is time order (a merge of sorted runs)."""
+    store, instant, active = (np.concatenate([np.zeros(0, dtype)] + [part[i] for part in taken])
+                              for i, dtype in enumerate((np.int64, np.int64, bool)))
+    if len(taken) <= 1:
+        return store, instant, active
+    order = np.argsort(store, kind="stable")
+    return store[order], instant[order], active[order]
+
+
+def _latest_up_to(store, instant, before):
+    """Each store's latest poll at or before `before` in one part: its last poll, then a
+    step back while that is later (few steps: the polls after `before` are the newest)."""
+    if len(store) == 0:
+        return store, instant
+    last = np.flatnonzero(np.append(store[1:] != store[:-1], True))
+    first = np.append(0, last[:-1] + 1)
+    later = instant[last] > before
+    while later.any():
+        last[later] -= 1
+        later &= last >= first
+        later[later] = instant[last[later]] > before
+    found = last >= first
+    return store[last[found]], instant[last[found]]
+
+
+def _merged(stored, store_pk, timestamp_us, active):
+    """The `stored` columns (sorted by store and instant, without repeats) with these
+    (sorted likewise) merged in, a row of the same store and instant replaced; and how many
+    of these rows were new.
+
+    One pass of copying, without sorting what is stored: each new row's place is found by
+    binary search. A poll later than every stored poll of its store goes at the end of its
+    store's run; only the others are looked up by store and instant.
+    """
+    stored_pk, stored_us, stored_active = stored
+    new_count = len(store_pk)
+    low = np.searchsorted(stored_pk, store_pk, side="left")
+    place = np.searchsorted(stored_pk, store_pk, side="right")
+    later = (place == low) | (timestamp_us > stored_us[np.maximum(place - 1, 0)])
+    same = np.zeros(new_count, dtype=bool)
+    other = np.flatnonzero(~later)
+    if len(other):
+        first = min(int(stored_us.min()), int(timestamp_us.min()))
+        span = max(int(stored_us.max()), int(timestamp_us.max())) - first + 1
+        if (max(int(stored_pk[-1]), int(store_pk.max())) + 1) * span >= 2**62:
+            # Keys would not fit one int64 (polls spanning centuries): sort everything.
+            merged = [np.concatenate(pair) for pair in (
+                (stored_pk, store_pk), (stored_us, timestamp_us), (stored_active, active))]
+            keep = last_of_each_key(merged[0], merged[1])
+            return polls_table(*(column[keep] for column in merged)), \
+                len(keep) - len(stored_pk)
+        stored_key = stored_pk * span + (stored_us - first)
+        key = store_pk[other] * span + (timestamp_us[other] - first)
+        place[other] = np.searchsorted(stored_key, key, side="left")
+        same[other] = stored_key[np.minimum(place[other], len(stored_key) - 1)] == key
+    if same.any():  # the same store and instant again: the new status wins
+        stored_active = stored_active.copy()
+        stored_active[place[same]] = active[same]
+    added = ~same
+    at = place[added]
+    return polls_table(np.insert(stored_pk, at, store_pk[added]),
+                       np.insert(stored_us, at, timestamp_us[added]),
+                       np.insert(stored_active, at, active[added])), int(added.sum())
