@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 from conftest import write_csv
 from test_snapshot_copy import copies, data_version, database_report, report

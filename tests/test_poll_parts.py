@@ -114,19 +114,26 @@ def test_polls_not_later_than_their_stores_are_merged_into_one_part(case):
     pd.testing.assert_frame_equal(_frame(poll_parts.columns(after.parts[0])), expected)
 
 
-def test_parts_beyond_the_most_are_merged(monkeypatch):
+@pytest.mark.parametrize("base_hours, expected_counts", [(48, [3, 2, 3, 2]),
+                                                       (2, [3, 1, 2, 3])])
+def test_parts_beyond_the_most_are_merged(monkeypatch, base_hours, expected_counts):
+    """At MAX_PARTS the later parts are merged into one; all parts are once those would
+    hold more than half as many polls as the first."""
     monkeypatch.setattr(poll_parts, "MAX_PARTS", 3)
     rng = np.random.default_rng(5)
-    parts, every = _hourly_parts(rng, tails=1)
+    parts, every = _hourly_parts(rng, base_hours=base_hours, tails=1)
+    first = parts.parts[0]
     new, counts = [], []
-    for hour in range(60, 62):
+    for hour in range(60, 64):
         new.append(_random_polls(rng, 30, 1, start_hour=hour))
-        parts, _ = _add(parts, new[-1])
+        parts, added = _add(parts, new[-1])
         counts.append(len(parts.parts))
-    # 2 parts, then 3, then a fourth would be one too many: all merged into one.
-    assert counts == [3, 1]
-    expected, _ = _expected_after(every, pd.concat(new, ignore_index=True))
-    pd.testing.assert_frame_equal(_frame(poll_parts.columns(parts.parts[0])), expected)
+        assert added == len(new[-1])
+        expected, _ = _expected_after(every, pd.concat(new, ignore_index=True))
+        pd.testing.assert_frame_equal(_frame(poll_parts.columns(parts.merged())), expected)
+    assert counts == expected_counts
+    # The first part is never rewritten while the later ones stay small.
+    assert (parts.parts[0] is first) == (base_hours == 48)
 
 
 def _report_frame(polls):

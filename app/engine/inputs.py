@@ -39,6 +39,7 @@ class StoreCodes:
             input_codes, factorized = pd.factorize(store_id)
             known_ids = np.asarray(factorized, dtype=object)
         run_start, run_input_code = runs(input_codes)
+        self.run_input_codes = run_input_code
         used, first_run = np.unique(run_input_code, return_index=True)
         distinct_ids = known_ids[used]
         order = np.argsort(distinct_ids.astype(str) if by_id else first_run, kind="stable")
@@ -92,7 +93,7 @@ class PollOrder:
         run_length = np.diff(np.append(run_start, len(instant)))
         self._order = None
         self._in_code_order = False
-        grouped = _runs_by_store(run_store, n_stores)
+        grouped = _runs_by_store(run_store, stores.run_input_codes, n_stores)
         if _ascending_within_runs(instant, run_start) and \
                 _ascending_across_runs(instant, run_start, run_length, run_store, grouped,
                                        n_stores):
@@ -135,14 +136,31 @@ class PollOrder:
         return np.repeat(shift, length) + np.arange(length.sum())
 
 
-def _runs_by_store(run_store, n_stores):
-    """The runs' positions grouped by store code, each store's in input order: with one run
-    per store a scatter, otherwise a stable sort (of a few presorted sequences)."""
+# Inputs in more stretches than this (of runs of rising input codes) are grouped by a sort.
+MAX_STRETCHES = 64
+
+
+def _runs_by_store(run_store, run_input_code, n_stores):
+    """The runs' positions grouped by store code, each store's in input order.
+
+    With one run per store, a scatter. Parts of the columnar copy are stretches of runs in
+    rising input codes (each store at most once in a stretch): a scatter per stretch, each
+    run going to its store's next free place. Otherwise a stable sort."""
     if len(run_store) == n_stores:
         grouped = np.empty(n_stores, dtype=np.int64)
         grouped[run_store] = np.arange(n_stores)
         return grouped
-    return np.argsort(run_store, kind="stable")
+    breaks = np.flatnonzero(run_input_code[1:] <= run_input_code[:-1]) + 1
+    if len(breaks) >= MAX_STRETCHES:
+        return np.argsort(run_store, kind="stable")
+    runs_of = np.bincount(run_store, minlength=n_stores)
+    free = np.cumsum(runs_of) - runs_of
+    grouped = np.empty(len(run_store), dtype=np.int64)
+    for low, high in zip([0, *breaks], [*breaks, len(run_store)]):
+        stores = run_store[low:high]
+        grouped[free[stores]] = np.arange(low, high)
+        free[stores] += 1
+    return grouped
 
 
 def _ascending_within_runs(instant, run_start):

@@ -5,18 +5,21 @@ Each part is sorted by store, then instant, and a store's polls in a later part 
 later than its polls in the parts before: a store's polls in time order are its run in each
 part, in part order, and no two parts hold the same store and instant. The polls of an
 ingest that keep this (each one later than every stored poll of its store, as the hourly
-feed's are) become a new part; any others are merged with the stored polls into one part,
-as are the parts when there would be more than MAX_PARTS. Pure computation on Arrow tables
+feed's are) become a new part; any others are merged with the stored polls into one part.
+Beyond MAX_PARTS the parts after the first are merged into one, and all parts once those
+would hold more than half as many polls as the first: the whole set is rewritten about
+once for each half of it that the hourly feed adds. Pure computation on Arrow tables
 of ``store_pk`` (int64), ``timestamp_us`` (int64) and ``active`` (one byte).
 """
 
 import numpy as np
 import pyarrow as pa
 
-from app.storage.poll_order import last_of_each_key
+from app.storage.poll_order import distinct_sorted, last_of_each_key
 
 # The whole set and a day of hourly ingests. More parts cost each reader a run per store
-# and part (`app.engine.inputs.PollOrder`); merging them costs a rewrite of every poll.
+# and part (`app.engine.inputs.PollOrder`); merging the later parts costs a rewrite of
+# theirs, merging all of them a rewrite of every poll.
 MAX_PARTS = 25
 # The latest instant of a store without polls.
 NO_POLL = np.iinfo(np.int64).min
@@ -100,27 +103,36 @@ class PollParts:
     def with_polls(self, store_pk, timestamp_us, active):
         """These parts with polls added (sorted by store and instant, one row per store and
         instant), and how many of them were new (a row of a stored store and instant
-        replaces its status). A new part when every poll is later than its store's stored
-        ones; otherwise, or beyond MAX_PARTS, one merged part."""
+        replaces its status).
+
+        When every poll is later than its store's stored ones, they are a new part; at
+        MAX_PARTS, the parts after the first are merged with them into one instead, or
+        every part is once those would outgrow the first. Otherwise all are merged."""
         if len(store_pk) == 0:
             return self, 0
+        new = polls_table(store_pk, timestamp_us, active)
         if not self.parts:
-            return PollParts([polls_table(store_pk, timestamp_us, active)]), len(store_pk)
-        if len(self.parts) < MAX_PARTS:
-            distinct = np.flatnonzero(np.append(True, store_pk[1:] != store_pk[:-1]))
-            latest = np.repeat(self.latest_of(store_pk[distinct]),
-                               np.diff(np.append(distinct, len(store_pk))))
-            if (timestamp_us > latest).all():
-                return PollParts(self.parts + [polls_table(store_pk, timestamp_us, active)],
-                                 kept=len(self.parts)), len(store_pk)
+            return PollParts([new]), len(store_pk)
+        distinct = np.flatnonzero(np.append(True, store_pk[1:] != store_pk[:-1]))
+        latest = np.repeat(self.latest_of(store_pk[distinct]),
+                           np.diff(np.append(distinct, len(store_pk))))
+        if (timestamp_us > latest).all():
+            if len(self.parts) < MAX_PARTS:
+                return PollParts(self.parts + [new], kept=len(self.parts)), len(store_pk)
+            first, later = self.parts[0], PollParts(self.parts[1:] + [new]).merged()
+            if later.num_rows <= first.num_rows // 2:
+                return PollParts([first, later], kept=1), len(store_pk)
+            return PollParts([PollParts([first, later]).merged()]), len(store_pk)
         merged, added = _merged(columns(self.merged()), store_pk, timestamp_us, active)
         return PollParts([merged]), added
 
     def merged(self):
-        """Every poll as one table sorted by store and instant."""
+        """Every poll as one table sorted by store and instant: the later parts' polls
+        interleaved, then inserted at the end of their store's run in the first part."""
         if len(self.parts) <= 1:
             return self.table()
-        return polls_table(*in_store_order([columns(part) for part in self.parts]))
+        later = in_store_order([columns(part) for part in self.parts[1:]])
+        return _merged(columns(self.parts[0]), *later)[0]
 
 
 def polls_table(store_pk, timestamp_us, active):
@@ -148,14 +160,32 @@ def columns(part):
 
 def in_store_order(taken):
     """Columns (store, instant, active) taken from consecutive parts, each sorted by store
-    and instant, as one set sorted by store and instant: a stable sort by store alone keeps
-    each store's polls in part order, which is time order (a merge of sorted runs)."""
-    store, instant, active = (np.concatenate([np.zeros(0, dtype)] + [part[i] for part in taken])
-                              for i, dtype in enumerate((np.int64, np.int64, bool)))
+    and instant, as one set sorted by store and instant: each store's polls from each part
+    placed after those from the parts before (which are earlier), without sorting."""
+    taken = [part for part in taken if len(part[0])]
     if len(taken) <= 1:
-        return store, instant, active
-    order = np.argsort(store, kind="stable")
-    return store[order], instant[order], active[order]
+        return taken[0] if taken else (np.zeros(0, np.int64), np.zeros(0, np.int64),
+                                       np.zeros(0, bool))
+    stores = [distinct_sorted(part[0]) for part in taken]
+    every = np.unique(np.concatenate(stores))
+    counts = []
+    for part, distinct in zip(taken, stores):
+        count = np.zeros(len(every), np.int64)
+        count[np.searchsorted(every, distinct)] = np.diff(np.append(
+            np.searchsorted(part[0], distinct), len(part[0])))
+        counts.append(count)
+    next_row = np.cumsum(sum(counts)) - sum(counts)  # where each store's polls go next
+    merged = [np.empty(sum(len(part[0]) for part in taken), dtype)
+              for dtype in (np.int64, np.int64, bool)]
+    for part, count in zip(taken, counts):
+        has = count > 0
+        length = count[has]
+        to = np.repeat(next_row[has] - (np.cumsum(length) - length), length) + \
+            np.arange(len(part[0]))
+        for column, values in zip(merged, part):
+            column[to] = values
+        next_row += count
+    return tuple(merged)
 
 
 def _latest_up_to(store, instant, before):
