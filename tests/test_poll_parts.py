@@ -88,8 +88,8 @@ def test_a_later_hour_is_a_new_part_and_the_parts_before_are_kept():
     rng = np.random.default_rng(2)
     parts, every = _hourly_parts(rng)
     new = _random_polls(rng, 35, 1, start_hour=60)  # five new stores too
-    after, added = _add(parts, new)
-    assert (len(after.parts), after.kept, added) == (6, 5, len(new))
+    after, added, new_stores = _add(parts, new)
+    assert (len(after.parts), after.kept, added, new_stores) == (6, 5, len(new), 5)
     assert all(a is b for a, b in zip(after.parts, parts.parts))
     expected, _ = _expected_after(every, new)
     pd.testing.assert_frame_equal(_frame(poll_parts.columns(after.merged())), expected)
@@ -109,8 +109,9 @@ def test_polls_not_later_than_their_stores_are_merged_into_one_part(case):
         new = every.drop_duplicates("store_pk").head(3).assign(
             timestamp_us=every["timestamp_us"].min() - 1)
     expected, expected_added = _expected_after(every, new)
-    after, added = _add(parts, new)
+    after, added, new_stores = _add(parts, new)
     assert (len(after.parts), after.kept, added) == (1, 0, expected_added)
+    assert new_stores == len(set(new["store_pk"]) - set(every["store_pk"]))
     pd.testing.assert_frame_equal(_frame(poll_parts.columns(after.parts[0])), expected)
 
 
@@ -126,7 +127,7 @@ def test_parts_beyond_the_most_are_merged(monkeypatch, base_hours, expected_coun
     new, counts = [], []
     for hour in range(60, 64):
         new.append(_random_polls(rng, 30, 1, start_hour=hour))
-        parts, added = _add(parts, new[-1])
+        parts, added, _ = _add(parts, new[-1])
         counts.append(len(parts.parts))
         assert added == len(new[-1])
         expected, _ = _expected_after(every, pd.concat(new, ignore_index=True))

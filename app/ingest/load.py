@@ -24,8 +24,8 @@ from app.ingest.parse import check_columns, parse_batches, parse_file, rejection
 from app.ingest.sources import IngestError, ZipLimits, find_sources, fingerprint
 from app.storage import columnar, snapshot
 from app.storage.models import DataVersion, Ingest, IngestFile
-from app.storage.poll_order import distinct_sorted, sorted_polls
-from app.storage.poll_parts import NO_POLL, PollParts
+from app.storage.poll_order import sorted_polls
+from app.storage.poll_parts import PollParts
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,8 @@ class _Load:
     # The polls before this ingest, as `PollParts`, when known without reading them from
     # the database (from the copy before it); this ingest adds its own to them.
     previous_polls: PollParts | None = None
+    # How many stores this ingest's polls brought that had none (known with those polls).
+    first_polled: int = 0
     store_keys: pd.Series | None = None
     # The columnar copy of the data before this ingest (all its tables), and its version.
     previous: dict | None = None
@@ -213,9 +215,7 @@ class _Load:
         polls, stores = before
         added = sum(counts.loaded for counts in self.summary.files if counts.kind == "status")
         if stores is not None and self.previous is not None:
-            polled = np.unique(np.concatenate([np.zeros(0, np.int64)] + [
-                distinct_sorted(pks) for pks, _us, _active in self.new_polls]))
-            stores += int((self.previous["polls"].latest_of(polled) == NO_POLL).sum())
+            stores += self.first_polled
         else:
             stores = None
         return {"polls": None if polls is None else polls + added, "stores_with_polls": stores}
@@ -286,8 +286,8 @@ def _load_status(load, source, progress):
     store_pk, timestamp_us, active = sorted_polls(store_pk, timestamp_us, active)
     new = None  # how many are new: known from the copy, else counted in the database
     if load.previous_polls is not None:
-        load.previous_polls, new = load.previous_polls.with_polls(store_pk, timestamp_us,
-                                                                  active)
+        load.previous_polls, new, load.first_polled = load.previous_polls.with_polls(
+            store_pk, timestamp_us, active)
     loaded = bulk.add_polls(load.conn, store_pk, timestamp_us, active, new=new)
     load.new_polls.append((store_pk, timestamp_us, active))
     return FileCounts("status", source.name, read, loaded, valid - loaded, rejected)

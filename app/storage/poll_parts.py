@@ -12,6 +12,8 @@ once for each half of it that the hourly feed adds. Pure computation on Arrow ta
 of ``store_pk`` (int64), ``timestamp_us`` (int64) and ``active`` (one byte).
 """
 
+from typing import NamedTuple
+
 import numpy as np
 import pyarrow as pa
 
@@ -23,6 +25,15 @@ from app.storage.poll_order import distinct_sorted, last_of_each_key
 MAX_PARTS = 25
 # The latest instant of a store without polls.
 NO_POLL = np.iinfo(np.int64).min
+
+
+class Added(NamedTuple):
+    """What `PollParts.with_polls` gives: the parts after, how many of the polls were new
+    (not of a stored store and instant), and how many stores had no stored poll."""
+
+    parts: "PollParts"
+    new_polls: int
+    new_stores: int
 
 
 class PollParts:
@@ -102,29 +113,29 @@ class PollParts:
 
     def with_polls(self, store_pk, timestamp_us, active):
         """These parts with polls added (sorted by store and instant, one row per store and
-        instant), and how many of them were new (a row of a stored store and instant
-        replaces its status).
+        instant; a row of a stored store and instant replaces its status), as `Added`.
 
         When every poll is later than its store's stored ones, they are a new part; at
         MAX_PARTS, the parts after the first are merged with them into one instead, or
         every part is once those would outgrow the first. Otherwise all are merged."""
         if len(store_pk) == 0:
-            return self, 0
+            return Added(self, 0, 0)
         new = polls_table(store_pk, timestamp_us, active)
-        if not self.parts:
-            return PollParts([new]), len(store_pk)
         distinct = np.flatnonzero(np.append(True, store_pk[1:] != store_pk[:-1]))
-        latest = np.repeat(self.latest_of(store_pk[distinct]),
-                           np.diff(np.append(distinct, len(store_pk))))
+        latest_of_store = self.latest_of(store_pk[distinct])
+        new_stores = int((latest_of_store == NO_POLL).sum())
+        latest = np.repeat(latest_of_store, np.diff(np.append(distinct, len(store_pk))))
         if (timestamp_us > latest).all():
             if len(self.parts) < MAX_PARTS:
-                return PollParts(self.parts + [new], kept=len(self.parts)), len(store_pk)
+                return Added(PollParts(self.parts + [new], kept=len(self.parts)),
+                             len(store_pk), new_stores)
             first, later = self.parts[0], PollParts(self.parts[1:] + [new]).merged()
             if later.num_rows <= first.num_rows // 2:
-                return PollParts([first, later], kept=1), len(store_pk)
-            return PollParts([PollParts([first, later]).merged()]), len(store_pk)
+                return Added(PollParts([first, later], kept=1), len(store_pk), new_stores)
+            return Added(PollParts([PollParts([first, later]).merged()]), len(store_pk),
+                         new_stores)
         merged, added = _merged(columns(self.merged()), store_pk, timestamp_us, active)
-        return PollParts([merged]), added
+        return Added(PollParts([merged]), added, new_stores)
 
     def merged(self):
         """Every poll as one table sorted by store and instant: the later parts' polls
