@@ -37,8 +37,8 @@ SHOWN_REJECTIONS = 1000
 # `conn`, `polls` (store_pk, timestamp_us, active arrays of the rows loaded), `rescheduled`
 # (store_pks given new hours or a zone) and `stored_polls` (every poll in the database
 # after this ingest, as `PollParts`, when ingest knows them without reading them back;
-# else None): app.live keeps its state with it, in the same
-# transaction. A receiver that raises fails the ingest.
+# else None): app.live keeps its state with it, in the same transaction. A receiver that
+# raises fails the ingest.
 polls_loaded = Namespace().signal("polls-loaded")
 
 
