@@ -28,6 +28,8 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.storage.database import (
+    SQLITE_CACHE_KB,
+    SQLITE_WRITE_CACHE_KB,
     SQLITE_WRITER_WAIT_SECONDS,
     hold_lock,
     is_postgresql,
@@ -84,12 +86,15 @@ def writing_transaction(wait=True):
                 lift_statement_timeout(conn)
                 if not hold_lock(conn, _INGEST_LOCK_KEY, wait):
                     raise IngestBusy("another ingest is running")
+                if is_sqlite(conn):
+                    conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_WRITE_CACHE_KB}")
                 yield conn
         finally:
             # SQLite only lets go of an attached file once the transaction is over; the
             # driver's own connection runs it, outside any transaction.
             if is_sqlite(conn):
                 raw = conn.connection.dbapi_connection
+                raw.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KB}")
                 for row in raw.execute("PRAGMA database_list").fetchall():
                     if row[1].startswith(_STAGING):
                         raw.execute(f"DETACH DATABASE {row[1]}")

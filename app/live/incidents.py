@@ -351,10 +351,13 @@ def _recompute(conn, pks, live, new, rescheduled, polls_of, whole, origin, now, 
                   (new.store[take], new.us[take], new.active[take]),
                   (pks[bare], old.latest_us[bare], np.zeros(int(bare.sum()), dtype=bool))]
         since = np.where(has_l, old_counted, np.where(bare, old.latest_us, since))
+    # Copied only when there are several parts: at a first ingest every poll is one.
     store, instant, active = _by_store_and_instant(
-        *(np.concatenate([part[i] for part in parts]) for i in range(3)))
+        *(parts[0][i] if len(parts) == 1 else np.concatenate([part[i] for part in parts])
+          for i in range(3)))
     result = live_state.compute(
-        pd.DataFrame({"store_id": store, "timestamp_us": instant, "active": active}),
+        pd.DataFrame({"store_id": store, "timestamp_us": instant, "active": active},
+                     copy=False),
         hours, zones, now, pd.DataFrame({"store_id": pks, "since_us": since}))
 
     # The engine's code of each store of `pks`.
