@@ -282,5 +282,12 @@ def _store_id_decoder(stores):
     code_of_pk = np.full(pks.max() + 1 if len(pks) else 1, -1,
                          dtype=np.min_scalar_type(-max(len(pks), 1)))
     code_of_pk[pks] = np.arange(len(pks))
-    return lambda pk: pd.Categorical.from_codes(code_of_pk[_ints(pk)], categories=categories,
-                                                validate=False)
+
+    def decode(pk):
+        # Chunk by chunk (the parts of the copy's polls): the keys are not gathered into
+        # one array first, only the narrower codes are.
+        chunks = pk.chunks if isinstance(pk, pa.ChunkedArray) and pk.num_chunks > 1 else [pk]
+        codes = [code_of_pk[_ints(chunk)] for chunk in chunks]
+        return pd.Categorical.from_codes(codes[0] if len(codes) == 1 else np.concatenate(codes),
+                                         categories=categories, validate=False)
+    return decode
