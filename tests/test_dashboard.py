@@ -240,7 +240,7 @@ def test_timeline_follows_a_new_ingest(app, client, tmp_path):
 def test_a_store_without_business_time_has_no_uptime_share():
     # By hand: "b" is up 3 of 4 hours (75 %), "c" all 10 (100 %), "a" has no business time
     # in the week: no share, sorted last either way, left out of the figures.
-    table = ReportTable(
+    table = ReportTable.from_csv(
         "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,downtime_last_hour,"
         "downtime_last_day,downtime_last_week\n"
         "a,0.00,0.00,0.00,0.00,0.00,0.00\nb,0.00,1.00,3.00,0.00,0.50,1.00\n"

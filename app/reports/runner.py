@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from flask import current_app
 
 from app.config import refuse_setting
-from app.reports import failures, liveness, pipeline, queue, retention
+from app.reports import failures, liveness, pipeline, queue, retention, table_files
 from app.reports.counters import report_finished
 from app.storage.models import Report, utcnow
 from app.storage.outage import is_unavailable
@@ -77,6 +77,8 @@ def run_report(report_id):
     outcome = final["status"].lower()
     if held:
         report_finished(outcome, seconds)
+        if final["status"] == Report.COMPLETE:
+            table_files.prepare(report_id, final["csv"])
     log.info("report %s %s in %.2f s", report_id,
              outcome if held else "ended, but its lease was lost meanwhile", seconds)
 
@@ -102,6 +104,7 @@ def _reuse(report_id, began):
         progress=1.0, finished_at=utcnow())
     if done:  # a reused report is finished too: store_monitor_reports_finished_total counts it
         report_finished("complete", time.monotonic() - began)
+        table_files.prepare(report_id, original.csv)
     log.info("report %s %s the CSV of report %s (data version %s, nothing ingested since) "
              "in %.2f s", report_id, "reuses" if done else "lost its lease reusing",
              original.id, original.data_version, time.monotonic() - began)

@@ -29,24 +29,45 @@ CACHED_REPORTS = 8
 class ReportTable:
     """The rows of one report: sort, search and page them; headline figures."""
 
-    def __init__(self, csv_text):
+    def __init__(self, store_id, columns, once=None):
+        """`store_id`: the exact ids (Arrow text); `columns`: `COLUMNS[1:]` as float
+        arrays; `once`: figures already worked out (`figures_kept`)."""
+        self.store_id = store_id
+        self.columns = columns
+        self._orders = {}
+        self._lock = threading.Lock()
+        self._once = dict(once or {})  # figures, histogram, top stores: on first use
+        self._once_lock = threading.Lock()
+
+    @classmethod
+    def from_csv(cls, csv_text):
+        """The table of a report's CSV."""
         # Typed columns: a report without rows (an empty database) has no values to infer
         # a type from.
         types = {"store_id": pa.string(), **{name: pa.float64() for name in HEADER[1:]}}
         table = pacsv.read_csv(io.BytesIO(csv_text.encode()),
                                convert_options=pacsv.ConvertOptions(column_types=types))
         # The CSV neutralises formula-like ids for spreadsheets; the rows carry them exact.
-        self.store_id = store_ids_from_csv(table.column("store_id").combine_chunks())
-        self.columns = {name: table.column(name).to_numpy().astype(np.float64, copy=False)
-                        for name in HEADER[1:]}
-        business = self.columns["uptime_last_week"] + self.columns["downtime_last_week"]
+        store_id = store_ids_from_csv(table.column("store_id").combine_chunks())
+        columns = {name: table.column(name).to_numpy().astype(np.float64, copy=False)
+                   for name in HEADER[1:]}
+        business = columns["uptime_last_week"] + columns["downtime_last_week"]
         with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.where(business > 0, self.columns["uptime_last_week"] / business, np.nan)
-        self.columns[UPTIME_PCT] = np.round(share * 100, 2)
-        self._orders = {}
-        self._lock = threading.Lock()
-        self._once = {}  # figures, histogram, top stores: computed on first use
-        self._once_lock = threading.Lock()
+            share = np.where(business > 0, columns["uptime_last_week"] / business, np.nan)
+        columns[UPTIME_PCT] = np.round(share * 100, 2)
+        return cls(store_id, columns)
+
+    def figures_kept(self):
+        """The headline figures, histogram and top stores, worked out now if not yet, as
+        a JSON-ready dict that `once` takes back."""
+        return {"figures": self.figures(), "histogram": self.histogram(),
+                "top": self.top_downtime()}
+
+    @staticmethod
+    def once_from_kept(kept):
+        """`figures_kept`'s dict as `once` takes it."""
+        return {"figures": kept["figures"], "histogram": kept["histogram"],
+                ("top", TOP_STORES): kept["top"]}
 
     def __len__(self):
         return len(self.store_id)
@@ -168,12 +189,13 @@ class TableCache:
         self._tables = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, report_id, read_csv):
+    def get(self, report_id, read):
+        """The table of `report_id`: kept, or `read()` (a `ReportTable`) and kept."""
         with self._lock:
             if report_id in self._tables:
                 self._tables.move_to_end(report_id)
                 return self._tables[report_id]
-        table = ReportTable(read_csv())
+        table = read()
         with self._lock:
             self._tables[report_id] = table
             while len(self._tables) > self.size:

@@ -13,7 +13,7 @@ from werkzeug.routing import PathConverter
 from app.engine.instants import iso_local, iso_utc
 from app.engine.timeline import build_timelines, local_days
 from app.ingest import inventory
-from app.reports import state
+from app.reports import state, table_files
 from app.reports.export import hundredths
 from app.reports.retention import ReportGone
 from app.reports.table import TABLES
@@ -66,8 +66,10 @@ def recent_reports(limit=RECENT_REPORTS):
 
 
 def report_table(report):
-    """The rows of a Complete report, parsed once per process."""
-    return TABLES.get(report.report_id, lambda: state.csv_text(report.report_id))
+    """The rows of a Complete report: kept by the process, else from its table file (or
+    its CSV)."""
+    return TABLES.get(report.report_id, lambda: table_files.read(
+        report.report_id, lambda: state.csv_text(report.report_id)))
 
 
 def report_summary(report):

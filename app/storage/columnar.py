@@ -39,13 +39,20 @@ STALE_TEMPORARY_SECONDS = 3600
 
 def for_current_app():
     """The copies of the current app's database (disabled when `SNAPSHOT_COPY_DIR` is "")."""
+    return Copies(database_folder())
+
+
+def database_folder(kind=None):
+    """Where files kept to save time go for the current app's database: a folder per
+    database under `SNAPSHOT_COPY_DIR` (under its folder `kind`, if given); None when that
+    setting is "" (keep none)."""
     root = current_app.config.get("SNAPSHOT_COPY_DIR")
     if root is None:
         root = Path(current_app.instance_path) / "snapshot-copies"
     if not root:
-        return Copies(None)
+        return None
     url = db.engine.url.render_as_string(hide_password=False)
-    return Copies(Path(root) / hashlib.sha256(url.encode()).hexdigest()[:16])
+    return Path(root, *([kind] if kind else []), hashlib.sha256(url.encode()).hexdigest()[:16])
 
 
 class Copies:
