@@ -82,3 +82,12 @@ def test_no_file_is_named_by_an_unsafe_id(tmp_path):
     assert table_files._path(tmp_path, "../outside") is None
     assert table_files._path(None, "abc") is None
     assert table_files._path(tmp_path, "abc-123") == tmp_path / "abc-123.arrow"
+
+
+def test_a_report_without_rows_is_read_from_its_file(app, client, reports):
+    report_id = reports.trigger()  # nothing loaded: a report of no store
+    reports.wait(report_id)
+    assert (_tables_folder(app) / f"{report_id}.arrow").is_file()
+    _forget()
+    summary, rows = _answers(client, report_id)
+    assert summary["figures"]["stores"] == 0 and summary["top_downtime"] == [] and rows == []

@@ -35,7 +35,7 @@ def read(report_id, read_csv):
     if path is not None and path.exists():
         try:
             return _load(path)
-        except (OSError, pa.ArrowInvalid, KeyError, ValueError):
+        except Exception:  # damaged, or of another shape: the CSV answers, and is kept
             log.warning("report table %s unreadable; parsing its CSV", report_id,
                         exc_info=True)
     table = ReportTable.from_csv(read_csv())
@@ -64,9 +64,15 @@ def _path(folder, report_id):
 def _load(path):
     table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
     kept = json.loads(table.schema.metadata[_METADATA_KEY])
-    columns = {name: table.column(name).chunk(0).to_numpy() for name in COLUMNS[1:]}
-    return ReportTable(table.column("store_id").chunk(0), columns,
+    columns = {name: _whole(table.column(name)).to_numpy() for name in COLUMNS[1:]}
+    return ReportTable(_whole(table.column("store_id")), columns,
                        once=ReportTable.once_from_kept(kept))
+
+
+def _whole(column):
+    """A column as one array: without a copy when the file holds it as one (a table
+    without rows has none)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _save(path, table):
