@@ -11,7 +11,7 @@ from conftest import GOLDEN_DIR
 from app.ingest.load import ingest
 from app.reports import downloads
 from app.storage.database import queue_engine
-from app.storage.models import Report
+from app.storage.models import ReportCsv
 
 SPEC_CASE = GOLDEN_DIR / "gen_300_real_hours"
 EXPECTED = (SPEC_CASE / "expected.csv").read_bytes()
@@ -77,7 +77,7 @@ def test_the_csv_is_read_from_the_database_once_per_process(app, client, report_
     # Changed behind the process's back (a finished report never changes): the kept copy
     # is what this process sends.
     with app.app_context(), queue_engine().begin() as conn:
-        conn.execute(Report.__table__.update().where(Report.id == report_id)
+        conn.execute(ReportCsv.__table__.update().where(ReportCsv.report_id == report_id)
                      .values(csv="changed\n"))
     assert client.get(f"/get_report?report_id={report_id}").get_data() == EXPECTED
     app.extensions["report_downloads"].clear()

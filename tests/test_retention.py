@@ -11,7 +11,7 @@ from conftest import GOLDEN_DIR
 from app.extensions import db
 from app.ingest.load import ingest
 from app.reports.retention import expire_reports, parse_policy
-from app.storage.models import Report, utcnow
+from app.storage.models import Report, ReportCsv, utcnow
 
 
 def test_policies_parse():
@@ -26,10 +26,11 @@ def test_policies_parse():
 def _report(app, age, status=Report.COMPLETE):
     with app.app_context():
         report = Report(id=str(uuid.uuid4()), status=status, created_at=utcnow() - age,
-                        csv="store_id\n" if status == Report.COMPLETE else None,
                         finished_at=None if status == Report.RUNNING else utcnow() - age,
                         worker="elsewhere:1:x", heartbeat_at=utcnow())
         db.session.add(report)
+        if status == Report.COMPLETE:
+            db.session.add(ReportCsv(report_id=report.id, csv="store_id\n"))
         db.session.commit()
         return report.id
 
@@ -37,7 +38,8 @@ def _report(app, age, status=Report.COMPLETE):
 def _state(app, report_id):
     with app.app_context():
         report = db.session.get(Report, report_id)
-        return report.csv, report.expired_at is not None
+        kept = db.session.get(ReportCsv, report_id)
+        return None if kept is None else kept.csv, report.expired_at is not None
 
 
 def test_keep_the_newest_n_reports(app, client):
@@ -94,7 +96,8 @@ def test_polls_see_an_expiry_by_another_process_within_the_cache_time(app, clien
         assert client.get(f"/get_report?report_id={report_id}&format=json").status_code == 200
     with app.app_context():  # what another process's heartbeat would write
         db.session.execute(sa.update(Report).where(Report.id == elsewhere)
-                           .values(csv=None, expired_at=utcnow()))
+                           .values(expired_at=utcnow()))
+        db.session.execute(sa.delete(ReportCsv).where(ReportCsv.report_id == elsewhere))
         db.session.commit()
     deadline = time.monotonic() + 5
     while client.get(f"/get_report?report_id={elsewhere}").status_code != 410:

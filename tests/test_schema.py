@@ -182,3 +182,36 @@ def test_the_polls_keep_every_row_when_their_key_gains_the_hour(database_url):
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+def test_the_report_csv_moves_to_its_own_table_and_back(database_url):
+    # Revision 8b2d4f6a1c93 moves report.csv into report_csv; an expired report (no CSV)
+    # gets no row there. Its downgrade puts the CSVs back.
+    before, moved = "7a3f9d2e6b15", "8b2d4f6a1c93"
+    reports = [("r-complete", "complete", "store_id\n1,0.00\n"), ("r-expired", "complete", None),
+               ("r-running", "running", None)]
+    app = make_app(database_url, upgrade=False)
+    try:
+        with app.app_context():
+            directory = str(database.MIGRATIONS_DIR)
+            flask_migrate.upgrade(directory=directory, revision=before)
+            queue = database.queue_engine()
+            with queue.begin() as conn:
+                conn.execute(sa.text(
+                    "INSERT INTO report (id, status, created_at, heartbeat_at, progress, csv) "
+                    "VALUES (:id, :status, '2026-12-07 12:00:00', '2026-12-07 12:00:00', 0, "
+                    ":csv)"), [{"id": i, "status": s, "csv": c} for i, s, c in reports])
+            flask_migrate.upgrade(directory=directory, revision=moved)
+            with queue.connect() as conn:
+                assert conn.execute(sa.text("SELECT report_id, csv FROM report_csv")).all() \
+                    == [("r-complete", "store_id\n1,0.00\n")]
+                assert "csv" not in {c["name"] for c in sa.inspect(conn).get_columns("report")}
+            flask_migrate.downgrade(directory=directory, revision=before)
+            with queue.connect() as conn:
+                assert sorted(conn.execute(sa.text("SELECT id, status, csv FROM report")).all()
+                              ) == sorted(reports)
+                assert "report_csv" not in sa.inspect(conn).get_table_names()
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+            database.queue_engine().dispose()

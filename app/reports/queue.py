@@ -18,7 +18,7 @@ from flask import current_app
 from app.extensions import db
 from app.reports.liveness import worker_id
 from app.storage.database import queue_engine, seconds_between, write_locking
-from app.storage.models import DataVersion, Report, utcnow
+from app.storage.models import DataVersion, Report, ReportCsv, utcnow
 
 # Sent with the app as sender after a report is queued; the runner listens (`init_app`).
 report_queued = Namespace().signal("report-queued")
@@ -110,16 +110,17 @@ def complete_report_of_current_data():
         version = conn.execute(sa.select(DataVersion.version)).scalar()
     with queue_engine().connect() as conn:
         return conn.execute(
-            sa.select(Report.id, Report.csv, Report.row_count, Report.data_version,
-                      Report.now_us)
+            sa.select(Report.id, ReportCsv.csv, Report.row_count, Report.data_version,
+                      Report.now_us).join(ReportCsv, ReportCsv.report_id == Report.id)
             .where(Report.status == Report.COMPLETE, Report.data_version == version,
                    Report.reused_from.is_(None), Report.expired_at.is_(None),
                    Report.as_of_us.is_(None))
             .order_by(Report.finished_at).limit(1)).first()
 
 
-def update_held(report_id, **values):
-    """Change a report this process holds; every change also renews the lease.
+def update_held(report_id, csv=None, **values):
+    """Change a report this process holds; every change also renews the lease. `csv`: the
+    CSV of a report made Complete, stored in the same transaction.
 
     Returns False when the report is no longer this process's (its lease was taken away).
     """
@@ -128,6 +129,8 @@ def update_held(report_id, **values):
         changed = conn.execute(sa.update(Report).where(
             Report.id == report_id, Report.worker == worker_id(), Report.status == Report.RUNNING
         ).values(**values)).rowcount
+        if changed == 1 and csv is not None:
+            conn.execute(sa.insert(ReportCsv).values(report_id=report_id, csv=csv))
     return changed == 1
 
 

@@ -13,9 +13,11 @@ from flask import current_app
 
 from app.reports import state
 from app.storage.database import queue_engine
-from app.storage.models import Report, utcnow
+from app.storage.models import Report, ReportCsv, utcnow
 
 _UNITS = {"d": 86400, "h": 3600}
+# Reports expired per statement: a bound on the ids one statement names.
+EXPIRED_PER_STATEMENT = 500
 
 
 def parse_policy(text):
@@ -41,9 +43,15 @@ def expire_reports():
                                 .limit(value).scalar_subquery())
                if kind == "count" else Report.created_at < utcnow() - value)
     with queue_engine().begin() as conn:
-        expired = conn.execute(sa.update(Report).where(
-            Report.status.in_(Report.FINISHED), Report.expired_at.is_(None),
-            outside).values(csv=None, expired_at=utcnow())).rowcount
+        ids = conn.execute(sa.select(Report.id).where(
+            Report.status.in_(Report.FINISHED), Report.expired_at.is_(None), outside)
+        ).scalars().all()
+        for chunk in range(0, len(ids), EXPIRED_PER_STATEMENT):
+            some = ids[chunk:chunk + EXPIRED_PER_STATEMENT]
+            conn.execute(sa.update(Report).where(Report.id.in_(some)).values(
+                expired_at=utcnow()))
+            conn.execute(sa.delete(ReportCsv).where(ReportCsv.report_id.in_(some)))
+        expired = len(ids)
     if expired:
         state.forget()  # this process's polls answer 410 at once
     return expired

@@ -20,7 +20,7 @@ from flask import current_app
 from app.engine.instants import datetime_us, iso_instant
 from app.reports.liveness import settled
 from app.storage.database import queue_engine
-from app.storage.models import Report
+from app.storage.models import Report, ReportCsv
 
 MAX_CACHED = 4096  # finished states per process; the least recently read go first
 MAX_RENDERINGS = 4  # answers kept per finished state (one per host name it is asked through)
@@ -130,7 +130,8 @@ def rendered(report_id, variant, build):
 def csv_text(report_id):
     """A Complete report's CSV (megabytes: read only when asked for), None once expired."""
     with queue_engine().connect() as conn:
-        return conn.execute(sa.select(Report.csv).where(Report.id == report_id)).scalar()
+        return conn.execute(sa.select(ReportCsv.csv).where(ReportCsv.report_id == report_id)
+                            ).scalar()
 
 
 def forget():
