@@ -2,6 +2,8 @@
 (counting 190 M polls takes minutes), and what `GET /api/v1/data` reports. Expected values
 are the sets of (store, instant) keys the steps loaded, kept here."""
 
+from datetime import datetime
+
 import pytest
 from conftest import write_csv
 from test_hourly_copy import _steps
@@ -25,6 +27,21 @@ def summary(app):
         return facts["polls"], facts["stores_with_polls"]
 
 
+def kept_bounds(app):
+    with app.app_context():
+        return tuple(db.session.execute(db.select(DataVersion.first_poll_us,
+                                                  DataVersion.latest_poll_us)).one())
+
+
+def summary_bounds(app):
+    """The first and latest poll `GET /api/v1/data` shows, as µs since the epoch."""
+    with app.app_context():
+        facts = inventory.data_summary()
+    return tuple(None if facts[name] is None else
+                 round(datetime.fromisoformat(facts[name].replace("Z", "+00:00")).timestamp()
+                       * 1e6) for name in ("first_poll", "latest_poll"))
+
+
 @pytest.mark.parametrize("with_copy", [True, False], ids=["copy", "no-copy"])
 def test_every_ingest_keeps_the_counts_of_what_is_loaded(app, tmp_path, with_copy):
     if not with_copy:
@@ -42,6 +59,10 @@ def test_every_ingest_keeps_the_counts_of_what_is_loaded(app, tmp_path, with_cop
         # without one, the stores are counted when asked.
         assert kept(app) == (expected if with_copy or step == 0 else (expected[0], None)), \
             path
+        # The earliest and latest poll: kept by every ingest, copy or not.
+        instants = [instant for _, instant in keys]
+        assert kept_bounds(app) == (min(instants), max(instants)), path
+        assert summary_bounds(app) == (min(instants), max(instants)), path
 
 
 def test_a_removal_keeps_the_poll_count_and_the_stores_are_counted_again(app, tmp_path):
@@ -56,6 +77,9 @@ def test_a_removal_keeps_the_poll_count_and_the_stores_are_counted_again(app, tm
     expected = (len(left), left["store_id"].nunique())
     assert kept(app) == (expected[0], None)
     assert summary(app) == expected
+    # Not kept after a removal (the removed polls may have been the earliest): found.
+    assert kept_bounds(app) == (None, None)
+    assert summary_bounds(app) == (left["timestamp_us"].min(), left["timestamp_us"].max())
     hour_path, hour = steps[1]
     with app.app_context():
         ingest(hour_path)

@@ -22,7 +22,7 @@ from app.storage.models import (
     StoreStatus,
     StoreTimezone,
 )
-from app.storage.store_snapshot import poll_bounds
+from app.storage.store_snapshot import kept_poll_bounds
 
 SHOWN_REJECTIONS = 20  # in the answer to an upload; all of them are paged separately
 _COUNTS = ("read", "loaded", "duplicate", "rejected")
@@ -125,7 +125,7 @@ def first_poll_us():
     """The earliest poll [µs, UTC], or None without polls (read apart: a report is queued
     next), kept per state of the data: a trigger with `as_of` reads two rows, not millions."""
     with read_apart() as conn:
-        return _once_per_data(_first_poll, conn, lambda: poll_bounds(conn)[0])
+        return _once_per_data(_first_poll, conn, lambda: kept_poll_bounds(conn)[0])
 
 
 class AsOfRefused(ValueError):
@@ -164,7 +164,7 @@ def _summarise():
     if polls is None or stores_with_polls is None:  # not kept: count them
         polls, stores_with_polls = db.session.execute(sa.select(
             sa.func.count(), sa.func.count(StoreStatus.store_pk.distinct()))).one()
-    first_us, latest_us = poll_bounds(db.session.connection())
+    first_us, latest_us = kept_poll_bounds(db.session.connection())
     by_reason = _rejections_by_reason()
     stores = kept_schedule_facts(db.session.connection())
     if stores is None:  # not kept: probe every store, once per state of the schedules

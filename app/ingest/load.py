@@ -209,16 +209,24 @@ class _Load:
         self.after[name] = pa.concat_tables([kept.select(list(rows)).cast(new.schema), new])
 
     def counts_after(self, before):
-        """`DataVersion.polls` and `.stores_with_polls` after this ingest, from those
-        `before` it (None where not known): the polls it added, and the stores with a poll
-        now that had none in the copy before it (None without that copy)."""
-        polls, stores = before
+        """`DataVersion.polls`, `.stores_with_polls`, `.first_poll_us` and `.latest_poll_us`
+        after this ingest, from those `before` it (None where not known): the polls it
+        added, the stores with a poll now that had none in the copy before it (None without
+        that copy), and its polls' instants."""
+        polls, stores, first_us, latest_us = before
         added = sum(counts.loaded for counts in self.summary.files if counts.kind == "status")
         if stores is not None and self.previous is not None:
             stores += self.first_polled
         else:
             stores = None
-        return {"polls": None if polls is None else polls + added, "stores_with_polls": stores}
+        # The earliest and latest poll: those before (none without polls) and these.
+        known = polls == 0 or None not in (first_us, latest_us)
+        every = ([] if polls == 0 else [(first_us, latest_us)]) + [
+            (int(us.min()), int(us.max())) for _pks, us, _active in self.new_polls if len(us)]
+        first_us, latest_us = (min(f for f, _ in every), max(last for _, last in every)) \
+            if known and every else (None, None)
+        return {"polls": None if polls is None else polls + added, "stores_with_polls": stores,
+                "first_poll_us": first_us, "latest_poll_us": latest_us}
 
     def schedule_facts_after(self, before):
         """The schedule facts of `DataVersion` after this ingest, from those `before` it
@@ -379,10 +387,12 @@ class _Gathered:
 
 
 def _counts_before(conn, has_polls):
-    """`DataVersion.polls` and `.stores_with_polls` now: (0, 0) without polls."""
+    """`DataVersion.polls`, `.stores_with_polls`, `.first_poll_us` and `.latest_poll_us`
+    now: (0, 0, None, None) without polls."""
     if not has_polls:
-        return 0, 0
-    return tuple(conn.execute(sa.select(DataVersion.polls, DataVersion.stores_with_polls)
+        return 0, 0, None, None
+    return tuple(conn.execute(sa.select(DataVersion.polls, DataVersion.stores_with_polls,
+                                        DataVersion.first_poll_us, DataVersion.latest_poll_us)
                               ).one())
 
 

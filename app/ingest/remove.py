@@ -78,6 +78,7 @@ def delete_polls(store_ids=(), from_us=None, to_us=None, wait=True):
             version = uuid.uuid4().hex
             conn.execute(sa.update(DataVersion).values(
                 version=version, polls=DataVersion.polls - removed, stores_with_polls=None,
+                first_poll_us=None, latest_poll_us=None,
                 facts_version=sa.case((DataVersion.facts_version == DataVersion.version,
                                        version), else_=DataVersion.facts_version)))
             polls_removed.send(current_app._get_current_object(), conn=conn)

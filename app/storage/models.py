@@ -131,8 +131,8 @@ class ReportCsv(db.Model):
 
 class DataVersion(db.Model):
     """The single row naming the committed data: a new random `version` per ingest, how
-    many polls and stores with polls that data holds, and how many stores there are and
-    how many lack business hours, a zone or a known zone.
+    many polls and stores with polls that data holds, its earliest and latest poll, and how
+    many stores there are and how many lack business hours, a zone or a known zone.
 
     Every ingest keeps the counts (counting 190 M polls takes minutes, probing a million
     stores for hours a second); None means not known without counting (after a removal,
@@ -151,6 +151,8 @@ class DataVersion(db.Model):
     stores_without_timezone: Mapped[int | None]
     stores_with_unknown_timezone: Mapped[int | None]
     facts_version: Mapped[str | None] = mapped_column(sa.String(32))
+    first_poll_us: Mapped[int | None] = mapped_column(sa.BigInteger)
+    latest_poll_us: Mapped[int | None] = mapped_column(sa.BigInteger)
     __table_args__ = (sa.CheckConstraint("id = 1", name="data_version_single_row"),)
 
 

@@ -40,15 +40,26 @@ def latest_poll_us(conn, data_version):
     with _latest_lock:
         if _latest["key"] == key:
             return _latest["now_us"]
-    now_us = poll_bounds(conn)[1]
+    now_us = kept_poll_bounds(conn)[1]
     with _latest_lock:
         _latest.update(key=key, now_us=now_us)
     return now_us
 
 
+def kept_poll_bounds(conn):
+    """The earliest and the latest poll [µs] of the committed data (None, None without
+    polls): as `data_version` keeps them, else found by `poll_bounds`. Not within an
+    ingest's transaction, whose polls `data_version` does not count until it ends."""
+    kept = conn.execute(sa.select(DataVersion.first_poll_us, DataVersion.latest_poll_us)
+                        ).first()
+    if kept is not None and None not in tuple(kept):
+        return tuple(kept)
+    return poll_bounds(conn)
+
+
 def poll_bounds(conn):
     """The earliest and the latest poll [µs] (None, None without polls): each found among
-    one hour's polls, at an end of the primary key."""
+    one hour's polls (a million at a million stores), at an end of the primary key."""
     return conn.execute(sa.select(
         sa.select(sa.func.min(StoreStatus.timestamp_us))
         .where(StoreStatus.hour == _first_hour()).scalar_subquery(),
