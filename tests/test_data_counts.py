@@ -87,6 +87,9 @@ def test_a_removal_keeps_the_poll_count_and_the_stores_are_counted_again(app, tm
         set(zip(hour["store_id"], hour["timestamp_us"]))
     assert summary(app) == (len(keys), len({store for store, _ in keys}))
     assert kept(app) == (len(keys), None)
+    # The next ingest finds the bounds before it, and keeps them again.
+    instants = [instant for _, instant in keys]
+    assert kept_bounds(app) == (min(instants), max(instants))
 
 
 @pytest.mark.parametrize("with_copy", [True, False], ids=["copy", "no-copy"])

@@ -26,6 +26,7 @@ from app.storage import columnar, snapshot
 from app.storage.models import DataVersion, Ingest, IngestFile
 from app.storage.poll_order import sorted_polls
 from app.storage.poll_parts import PollParts
+from app.storage.store_snapshot import poll_bounds
 
 log = logging.getLogger(__name__)
 
@@ -388,12 +389,16 @@ class _Gathered:
 
 def _counts_before(conn, has_polls):
     """`DataVersion.polls`, `.stores_with_polls`, `.first_poll_us` and `.latest_poll_us`
-    now: (0, 0, None, None) without polls."""
+    now: (0, 0, None, None) without polls. Bounds not kept (after a removal) are found
+    now, before this ingest's polls go in (two index steps and an hour's polls each)."""
     if not has_polls:
         return 0, 0, None, None
-    return tuple(conn.execute(sa.select(DataVersion.polls, DataVersion.stores_with_polls,
-                                        DataVersion.first_poll_us, DataVersion.latest_poll_us)
-                              ).one())
+    polls, stores, first_us, latest_us = conn.execute(sa.select(
+        DataVersion.polls, DataVersion.stores_with_polls, DataVersion.first_poll_us,
+        DataVersion.latest_poll_us)).one()
+    if first_us is None or latest_us is None:
+        first_us, latest_us = poll_bounds(conn)
+    return polls, stores, first_us, latest_us
 
 
 def _copy_before(conn, copies, has_polls):
