@@ -288,6 +288,9 @@ def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_wo
     echo(environment())
     echo(f"before: {load()}")
     work = Path(tempfile.mkdtemp(prefix="store-monitor-bench-"))
+    # The columnar copies and report tables of these databases, beside them (inherited by
+    # every step's process and run.py), not in the checkout's instance folder.
+    os.environ.setdefault("SNAPSHOT_COPY_DIR", str(work / "snapshot-copies"))
     fresh_database = _fresh_database_factory(database_url, work)
     second = "2nd trigger " + ("(computed)" if cold else "(reused)")
     rows = {name: ([], []) for name in ("ingest", "snapshot", "engine", "trigger -> CSV",
