@@ -46,7 +46,9 @@ def _hourly_parts(rng, stores=30, base_hours=48, tails=4):
     frame."""
     frames = [_random_polls(rng, stores, base_hours)]
     frames += [_random_polls(rng, stores, 1, start_hour=base_hours + k) for k in range(tails)]
-    return PollParts([_part(frame) for frame in frames]), pd.concat(frames, ignore_index=True)
+    parts = [_part(frame) for frame in frames]
+    # As the copy's files give them: every part kept from its file.
+    return PollParts(parts, kept=len(parts)), pd.concat(frames, ignore_index=True)
 
 
 def test_reads_of_parts_are_those_of_the_polls_together():
@@ -66,6 +68,9 @@ def test_reads_of_parts_are_those_of_the_polls_together():
     up_to = every[every["timestamp_us"] <= before].groupby("store_pk")["timestamp_us"].max()
     store, instant = parts.latest_up_to(before)
     assert store.tolist() == up_to.index.tolist() and instant.tolist() == up_to.tolist()
+    # Before every poll: no store has one.
+    store, instant = parts.latest_up_to(int(every["timestamp_us"].min()) - 1)
+    assert len(store) == len(instant) == 0
 
 
 def _expected_after(every, new):
@@ -93,6 +98,9 @@ def test_a_later_hour_is_a_new_part_and_the_parts_before_are_kept():
     assert all(a is b for a, b in zip(after.parts, parts.parts))
     expected, _ = _expected_after(every, new)
     pd.testing.assert_frame_equal(_frame(poll_parts.columns(after.merged())), expected)
+    # Another hour on top: the parts from files are still the five, not six.
+    later = _random_polls(rng, 35, 1, start_hour=61)
+    assert (len(_add(after, later).parts.parts), _add(after, later).parts.kept) == (7, 5)
 
 
 @pytest.mark.parametrize("case", ["between", "again", "earlier"])
@@ -159,3 +167,45 @@ def test_the_engine_reads_a_store_as_several_runs(order):
     columns = ["store_id", "timestamp_us", "active"]
     pd.testing.assert_frame_equal(_report_frame(in_parts[columns]),
                                   _report_frame(_sorted(every)[columns]))
+
+
+def test_the_engine_groups_runs_without_sorting_every_poll():
+    """The polls of a range of stores, from runs in part order: the positions pandas'
+    stable sort by store gives, found from the runs alone (no sort of every poll)."""
+    from app.engine.inputs import PollOrder, StoreCodes
+
+    rng = np.random.default_rng(7)
+    _, every = _hourly_parts(rng, stores=50, base_hours=30, tails=4)
+    base, tails = every.iloc[:-4 * 50], every.iloc[-4 * 50:]
+    in_parts = pd.concat([_sorted(base), _sorted(tails)], ignore_index=True)
+    ids = ("s" + in_parts["store_pk"].astype(str)).astype("category")
+    stores = StoreCodes(ids)
+    order = PollOrder(stores, in_parts["timestamp_us"].to_numpy())
+    assert order._order is None  # the runs were grouped, not every poll sorted
+    codes = stores.of(ids.to_numpy())
+    expected = np.argsort(codes, kind="stable")  # part order is time order within a store
+    assert np.array_equal(order.rows(0, len(stores.ids)), expected)
+    first, last = 10, 20
+    assert np.array_equal(order.rows(first, last), expected[(codes[expected] >= first)
+                                                           & (codes[expected] < last)])
+
+
+def test_a_copy_missing_a_part_is_not_read(app, tmp_path):
+    """A copy whose polls lack a part is unreadable (the database answers), never short."""
+    from app.storage import columnar
+
+    parts, _ = _hourly_parts(np.random.default_rng(8), tails=2)
+    empty = {"hours": None, "stores": None, "zones": None}
+    with app.app_context():
+        from app.storage.snapshot import empty_table
+        tables = {name: empty_table(name) for name in empty} | {"polls": PollParts(parts.parts)}
+        copies = columnar.Copies(tmp_path)
+        copies.save("v1", tables)
+        assert len(copies.load("v1")["polls"].parts) == 3
+        (tmp_path / "v1" / "polls.1.arrow").unlink()
+        assert copies.load("v1") is None
+        # A copy without its list of parts holds one part, unless it holds more.
+        (tmp_path / "v1" / "parts").unlink()
+        assert copies.load("v1") is None
+        (tmp_path / "v1" / "polls.2.arrow").unlink()
+        assert len(copies.load("v1")["polls"].parts) == 1

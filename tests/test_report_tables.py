@@ -1,6 +1,8 @@
 """A Complete report's table kept as a file (app.reports.table_files): written by the process
 that completed the report, read by every view, and never needed for a right answer."""
 
+import time
+
 import pytest
 from conftest import GOLDEN_DIR
 
@@ -25,6 +27,17 @@ def _answers(client, report_id):
     return ({k: summary[k] for k in ("figures", "histogram", "top_downtime")}, rows["rows"])
 
 
+def _written(app, report_id):
+    """The table file of a report, once the thread that completed it has written it (just
+    after the report shows Complete)."""
+    path = _tables_folder(app) / f"{report_id}.arrow"
+    deadline = time.monotonic() + 10
+    while not path.is_file():
+        assert time.monotonic() < deadline, f"no table file for {report_id}"
+        time.sleep(0.01)
+    return path
+
+
 def _forget():
     """As a process that never saw the report: nothing kept in memory."""
     TABLES._tables.clear()
@@ -41,7 +54,7 @@ def report_id(app, reports):
 
 def test_a_completed_report_is_read_from_its_file_without_its_csv(app, client, report_id,
                                                                   monkeypatch):
-    assert (_tables_folder(app) / f"{report_id}.arrow").is_file()
+    _written(app, report_id)
     _forget()
     from_csv = _answers(client, report_id)  # the table parsed from the CSV, as a check
     _forget()
@@ -59,7 +72,7 @@ def test_a_completed_report_is_read_from_its_file_without_its_csv(app, client, r
 
 
 def test_a_damaged_or_missing_file_is_built_again_from_the_csv(app, client, report_id):
-    path = _tables_folder(app) / f"{report_id}.arrow"
+    path = _written(app, report_id)
     _forget()
     expected = _answers(client, report_id)
     for damage in (lambda: path.write_bytes(b"not an arrow file"), path.unlink):
@@ -72,9 +85,12 @@ def test_a_damaged_or_missing_file_is_built_again_from_the_csv(app, client, repo
 def test_only_the_newest_files_are_kept(app, reports, report_id, monkeypatch):
     monkeypatch.setattr(table_files, "KEPT_FILES", 2)
     newer = []
+    _written(app, report_id)
     for _ in range(3):  # each reuses the first one's CSV, and gets a file of its own
+        time.sleep(0.05)  # files a clock tick apart: kept by age
         newer.append(reports.trigger())
         reports.wait(newer[-1])
+        _written(app, newer[-1])
     assert sorted(p.stem for p in _tables_folder(app).glob("*.arrow")) == sorted(newer[-2:])
 
 
@@ -87,7 +103,19 @@ def test_no_file_is_named_by_an_unsafe_id(tmp_path):
 def test_a_report_without_rows_is_read_from_its_file(app, client, reports):
     report_id = reports.trigger()  # nothing loaded: a report of no store
     reports.wait(report_id)
-    assert (_tables_folder(app) / f"{report_id}.arrow").is_file()
+    _written(app, report_id)
     _forget()
     summary, rows = _answers(client, report_id)
     assert summary["figures"]["stores"] == 0 and summary["top_downtime"] == [] and rows == []
+
+
+def test_an_expired_report_loses_its_table_file(app, client, report_id):
+    from app.reports import retention
+
+    path = _written(app, report_id)
+    app.config["REPORT_RETENTION"] = "0"  # keep none
+    with app.app_context():
+        assert retention.expire_reports() == 1
+    assert not path.exists()
+    _forget()
+    assert client.get(f"/get_report?report_id={report_id}").status_code == 410

@@ -11,8 +11,8 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from app.reports import state
-from app.storage.database import queue_engine
+from app.reports import state, table_files
+from app.storage.database import queue_engine, write_locking
 from app.storage.models import Report, ReportCsv, utcnow
 
 _UNITS = {"d": 86400, "h": 3600}
@@ -34,7 +34,8 @@ def parse_policy(text):
 
 
 def expire_reports():
-    """Empty the CSV of finished reports outside the policy; returns how many."""
+    """Delete the CSV (and the kept table) of finished reports outside the policy; returns
+    how many."""
     policy = parse_policy(current_app.config["REPORT_RETENTION"])
     if policy is None:
         return 0
@@ -42,7 +43,9 @@ def expire_reports():
     outside = (Report.id.not_in(sa.select(Report.id).order_by(Report.created_at.desc())
                                 .limit(value).scalar_subquery())
                if kind == "count" else Report.created_at < utcnow() - value)
-    with queue_engine().begin() as conn:
+    # The write lock from the first statement: another writer between the read and the
+    # writes would otherwise make them fail on SQLite.
+    with write_locking(queue_engine()).begin() as conn:
         ids = conn.execute(sa.select(Report.id).where(
             Report.status.in_(Report.FINISHED), Report.expired_at.is_(None), outside)
         ).scalars().all()
@@ -54,6 +57,7 @@ def expire_reports():
         expired = len(ids)
     if expired:
         state.forget()  # this process's polls answer 410 at once
+        table_files.remove(ids)
     return expired
 
 

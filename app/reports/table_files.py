@@ -55,6 +55,19 @@ def prepare(report_id, csv_text):
         log.warning("could not prepare the table of report %s", report_id, exc_info=True)
 
 
+def remove(report_ids):
+    """Delete the table files of these reports (expired: their rows must go with their
+    CSV). Failing is logged, never raised."""
+    folder = columnar.database_folder("report-tables")
+    for report_id in report_ids:
+        path = _path(folder, report_id)
+        if path is not None:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                log.warning("could not delete the report table %s", path.name, exc_info=True)
+
+
 def _path(folder, report_id):
     if folder is None or not _SAFE_ID.fullmatch(str(report_id)):
         return None

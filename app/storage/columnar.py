@@ -10,8 +10,11 @@ reads in the same transaction as `now`, so a copy is never stale; delete the fol
 reports read the database again (and write a new copy).
 
 The polls are in parts (`app.storage.poll_parts`): ``polls.arrow``, then ``polls.1.arrow``
-and so on. A version that adds a part to the one before links that version's part files
-and writes only its own, as it links the other tables when it did not change them.
+and so on, as many as the file ``parts`` says (a copy missing one is unreadable, never
+read short). A version that adds a part to the one before links that version's part files
+and writes only its own, as it links the other tables when it did not change them. An old
+version's folder is renamed before it is deleted, so that a reader finds it whole or not
+at all.
 """
 
 import hashlib
@@ -79,7 +82,7 @@ class Copies:
             parts = [_read(folder / name) for name in _poll_files(_count_parts(folder))]
             tables["polls"] = PollParts(parts, kept=len(parts))
             return tables
-        except (OSError, pa.ArrowInvalid):  # removed meanwhile, or damaged: use the database
+        except (OSError, ValueError, pa.ArrowInvalid):  # removed, or damaged: use the database
             log.warning("columnar copy %s unreadable; reading the database", version,
                         exc_info=True)
             return None
@@ -114,6 +117,7 @@ class Copies:
                 with pa.OSFile(str(temporary / file), "wb") as sink, \
                         pa.ipc.new_file(sink, table.schema) as writer:
                     writer.write_table(table)
+            (temporary / _PARTS_FILE).write_text(str(max(len(polls.parts), 1)))
             try:
                 os.rename(temporary, self.folder / version)
             except OSError:  # another process put the same version in place first
@@ -142,6 +146,12 @@ class Copies:
             if path.name.startswith("."):
                 if time.time() - path.stat().st_mtime < STALE_TEMPORARY_SECONDS:
                     continue
+            else:  # out of readers' sight at once, then deleted file by file
+                removed = self.folder / f".{path.name}.removed.{uuid.uuid4().hex[:8]}"
+                try:
+                    path = path.rename(removed)
+                except OSError:  # removed by another process meanwhile
+                    continue
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -150,11 +160,19 @@ def _poll_files(count):
     return ["polls.arrow"] + [f"polls.{index}.arrow" for index in range(1, count)]
 
 
+# The file that says how many parts a copy's polls are in.
+_PARTS_FILE = "parts"
+
+
 def _count_parts(folder):
-    count = 1
-    while (folder / f"polls.{count}.arrow").exists():
-        count += 1
-    return count
+    """How many parts the copy in `folder` holds: its `parts` file says; a copy without
+    one holds one (raises OSError if it holds more)."""
+    listed = folder / _PARTS_FILE
+    if listed.exists():
+        return int(listed.read_text())
+    if any(folder.glob("polls.*.arrow")):
+        raise OSError(f"{folder}: poll parts without a list of them")
+    return 1
 
 
 def _read(path):

@@ -101,10 +101,10 @@ class PollParts:
         """Each store's latest poll at or before `before`: (store_pk, timestamp_us), sorted
         by store; stores without one are left out."""
         found = [_latest_up_to(*columns(part)[:2], before) for part in self.parts]
-        if not found:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        store = np.concatenate([store for store, _ in found])
-        instant = np.concatenate([instant for _, instant in found])
+        store = np.concatenate([np.zeros(0, np.int64)] + [store for store, _ in found])
+        instant = np.concatenate([np.zeros(0, np.int64)] + [instant for _, instant in found])
+        if len(store) == 0:
+            return store, instant
         # A store's latest is in the last part that has one: last of its run once grouped.
         order = np.argsort(store, kind="stable")
         store, instant = store[order], instant[order]
@@ -127,11 +127,12 @@ class PollParts:
         latest = np.repeat(latest_of_store, np.diff(np.append(distinct, len(store_pk))))
         if (timestamp_us > latest).all():
             if len(self.parts) < MAX_PARTS:
-                return Added(PollParts(self.parts + [new], kept=len(self.parts)),
+                return Added(PollParts(self.parts + [new], kept=self.kept),
                              len(store_pk), new_stores)
             first, later = self.parts[0], PollParts(self.parts[1:] + [new]).merged()
             if later.num_rows <= first.num_rows // 2:
-                return Added(PollParts([first, later], kept=1), len(store_pk), new_stores)
+                return Added(PollParts([first, later], kept=min(self.kept, 1)),
+                             len(store_pk), new_stores)
             return Added(PollParts([PollParts([first, later]).merged()]), len(store_pk),
                          new_stores)
         merged, added = _merged(columns(self.merged()), store_pk, timestamp_us, active)
