@@ -65,6 +65,12 @@ class StoreCodes:
         return pd.Index(self.ids).get_indexer(np.asarray(store_id, dtype=object))
 
 
+def run_rows(start, length):
+    """The positions of runs given by their starts and lengths, run after run: the rows
+    of each store's polls, or of each span's observations, without a Python loop."""
+    return np.repeat(start - (np.cumsum(length) - length), length) + np.arange(length.sum())
+
+
 def runs(codes):
     """Where each run of equal codes starts, and its code."""
     change = np.empty(len(codes), dtype=bool)
@@ -131,9 +137,7 @@ class PollOrder:
         if self._in_code_order:
             return slice(self.polls_before[first], self.polls_before[last])
         runs = slice(self._runs_before[first], self._runs_before[last])
-        length = self._run_length[runs]
-        shift = self._run_start[runs] - (np.cumsum(length) - length)
-        return np.repeat(shift, length) + np.arange(length.sum())
+        return run_rows(self._run_start[runs], self._run_length[runs])
 
 
 # Inputs in more stretches than this (of runs of rising input codes) are grouped by a sort.

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .axis import BusinessMeasure
+from .inputs import run_rows
 from .report import WINDOWS_US, ReportInputs, uptime_by_window
 from .zones import DAY_US, local_to_utc, utc_to_local
 
@@ -123,7 +124,7 @@ def _segments(observed, business, week_start, now):
                             side="left")
     count = np.maximum(after - first, 0)
     interval = np.repeat(np.arange(len(iv_store)), count)
-    obs = np.repeat(first - (np.cumsum(count) - count), count) + np.arange(count.sum())
+    obs = run_rows(first, count)
     start = np.maximum(iv_start[interval], span_start[obs])
     end = np.minimum(iv_end[interval], span_end[obs])
     piece_store, piece_active = iv_store[interval], active[obs]

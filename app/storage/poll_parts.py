@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
+from app.engine.inputs import run_rows
 from app.storage.poll_order import distinct_sorted, last_of_each_key
 
 # The whole set and a day of hourly ingests. More parts cost each reader a run per store
@@ -89,11 +90,7 @@ class PollParts:
             store, instant, active = columns(part)
             low = np.searchsorted(store, pks, side="left")
             count = np.searchsorted(store, pks, side="right") - low
-            if count.sum() == len(store):
-                rows = slice(None)
-            else:
-                rows = np.repeat(low - (np.cumsum(count) - count), count) + \
-                    np.arange(count.sum())
+            rows = slice(None) if count.sum() == len(store) else run_rows(low, count)
             taken.append((store[rows], instant[rows], active[rows]))
         return in_store_order(taken)
 
@@ -186,14 +183,13 @@ def in_store_order(taken):
         count[np.searchsorted(every, distinct)] = np.diff(np.append(
             np.searchsorted(part[0], distinct), len(part[0])))
         counts.append(count)
-    next_row = np.cumsum(sum(counts)) - sum(counts)  # where each store's polls go next
+    total = sum(counts)
+    next_row = np.cumsum(total) - total  # where each store's polls go next
     merged = [np.empty(sum(len(part[0]) for part in taken), dtype)
               for dtype in (np.int64, np.int64, bool)]
     for part, count in zip(taken, counts):
         has = count > 0
-        length = count[has]
-        to = np.repeat(next_row[has] - (np.cumsum(length) - length), length) + \
-            np.arange(len(part[0]))
+        to = run_rows(next_row[has], count[has])
         for column, values in zip(merged, part):
             column[to] = values
         next_row += count
