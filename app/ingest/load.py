@@ -23,6 +23,7 @@ from app.ingest.inventory import kept_schedule_facts, schedule_facts
 from app.ingest.parse import check_columns, parse_batches, parse_file, rejection_frame
 from app.ingest.sources import IngestError, ZipLimits, find_sources, fingerprint
 from app.storage import columnar, snapshot
+from app.storage.arrow_arrays import as_int64
 from app.storage.models import DataVersion, Ingest, IngestFile
 from app.storage.poll_order import sorted_polls
 from app.storage.poll_parts import PollParts
@@ -184,7 +185,7 @@ class _Load:
         if "stores" in tables:
             stores = tables["stores"]
             self.store_keys = pd.Series(
-                snapshot._ints(stores["id"]),
+                as_int64(stores["id"]),
                 index=pd.Index(stores["store_id"].to_numpy(zero_copy_only=False), dtype=object),
                 dtype=np.int64)
 

@@ -55,6 +55,7 @@ from app.ingest import bulk
 from app.live import state as live_state
 from app.live import webhooks
 from app.storage import poll_parts, snapshot, store_snapshot
+from app.storage.arrow_arrays import as_bool, as_int64, one_array
 from app.storage.database import is_postgresql
 from app.storage.models import (
     OPEN_END_US,
@@ -526,13 +527,10 @@ def _isin_sorted(values, sorted_set):
 def _column(column):
     """An Arrow column as int64, or bool for `active` (without a copy when it is one chunk
     of that type, as the columnar copy's are)."""
-    array = column
-    if isinstance(column, pa.ChunkedArray):
-        array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-    values = array.to_numpy(zero_copy_only=False)
+    array = one_array(column)
     if pa.types.is_boolean(array.type) or array.type == pa.uint8():
-        return values.astype(bool, copy=False) if values.dtype != np.uint8 else values.view(bool)
-    return values.astype(np.int64, copy=False)
+        return as_bool(array)
+    return as_int64(array)
 
 
 def _codes(states):

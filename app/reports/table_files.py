@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from app.reports.table import COLUMNS, ReportTable
 from app.storage import columnar
+from app.storage.arrow_arrays import one_array
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +78,11 @@ def _path(folder, report_id):
 def _load(path):
     table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
     kept = json.loads(table.schema.metadata[_METADATA_KEY])
-    columns = {name: _whole(table.column(name)).to_numpy() for name in COLUMNS[1:]}
-    return ReportTable(_whole(table.column("store_id")), columns,
+    # One array per column, viewed where the file holds it as one (a table without rows
+    # has none).
+    columns = {name: one_array(table.column(name)).to_numpy() for name in COLUMNS[1:]}
+    return ReportTable(one_array(table.column("store_id")), columns,
                        once=ReportTable.once_from_kept(kept))
-
-
-def _whole(column):
-    """A column as one array: without a copy when the file holds it as one (a table
-    without rows has none)."""
-    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _save(path, table):

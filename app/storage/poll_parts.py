@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from app.engine.inputs import run_rows
+from app.storage.arrow_arrays import as_bool, as_int64
 from app.storage.poll_order import distinct_sorted, last_of_each_key
 
 # The whole set and a day of hourly ingests. More parts cost each reader a run per store
@@ -156,15 +157,7 @@ def polls_table(store_pk, timestamp_us, active):
 def columns(part):
     """A part's columns as arrays: store_pk, timestamp_us (int64) and active (bool), without
     a copy where the table holds them as one chunk of those types."""
-    def array(name):
-        column = part[name]
-        return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-
-    store, instant, active = (array(name) for name in ("store_pk", "timestamp_us", "active"))
-    active = active.to_numpy(zero_copy_only=False)
-    return (store.to_numpy(zero_copy_only=False).astype(np.int64, copy=False),
-            instant.to_numpy(zero_copy_only=False).astype(np.int64, copy=False),
-            active.view(bool) if active.dtype == np.uint8 else active.astype(bool, copy=False))
+    return as_int64(part["store_pk"]), as_int64(part["timestamp_us"]), as_bool(part["active"])
 
 
 def in_store_order(taken):

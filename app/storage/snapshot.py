@@ -33,6 +33,7 @@ from flask import current_app
 
 from app.extensions import db
 from app.storage import columnar
+from app.storage.arrow_arrays import as_bool, as_int64
 from app.storage.database import is_postgresql
 from app.storage.poll_order import by_store
 from app.storage.poll_parts import PollParts
@@ -90,10 +91,10 @@ def to_snapshot(version, tables):
     polls, hours, zones = PollParts.of(tables["polls"]).table(), tables["hours"], tables["zones"]
     return Snapshot(
         polls=pd.DataFrame({"store_id": to_store_id(polls["store_pk"]),
-                            "timestamp_us": _ints(polls["timestamp_us"]),
-                            "active": _bools(polls["active"])}, copy=False),
+                            "timestamp_us": as_int64(polls["timestamp_us"]),
+                            "active": as_bool(polls["active"])}, copy=False),
         hours=pd.DataFrame({"store_id": to_store_id(hours["store_pk"]),
-                            **{c: _ints(hours[c]) for c in ("day_of_week", "start_local_s",
+                            **{c: as_int64(hours[c]) for c in ("day_of_week", "start_local_s",
                                                             "end_local_s")}}),
         zones=pd.DataFrame({"store_id": to_store_id(zones["store_pk"]),
                             "timezone_str": zones["timezone_str"].to_numpy().astype(object)}),
@@ -117,9 +118,9 @@ def _in_store_order(name, table):
     keep them: the table holds them by hour first. Other tables as they are."""
     if name != "polls":
         return table
-    store_pk, timestamp_us, active = by_store(_ints(table["store_pk"]),
-                                              _ints(table["timestamp_us"]),
-                                              _bools(table["active"]))
+    store_pk, timestamp_us, active = by_store(as_int64(table["store_pk"]),
+                                              as_int64(table["timestamp_us"]),
+                                              as_bool(table["active"]))
     return pa.table({"store_pk": store_pk, "timestamp_us": timestamp_us,
                      "active": active.view(np.uint8)})
 
@@ -249,31 +250,9 @@ def _group_concat(conn, table, columns):
 _CHUNKED_BY = {"store_status": "hour", "business_hours": "store_pk"}
 
 
-def _array(column):
-    if isinstance(column, pa.ChunkedArray):
-        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    return column
-
-
-def _ints(column):
-    """An Arrow column as an int64 array (without a copy where it already is one)."""
-    return _array(column).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-
-
-def _bools(column):
-    """An Arrow column of booleans, or of 0/1 integers, as a bool array. One byte each
-    (`uint8`, as the copy stores them) is viewed without a copy."""
-    column = _array(column)
-    if column.type == pa.uint8():
-        return column.to_numpy().view(bool)
-    if pa.types.is_boolean(column.type):
-        return column.to_numpy(zero_copy_only=False)
-    return column.to_numpy(zero_copy_only=False) != 0
-
-
 def _store_id_decoder(stores):
     """A function turning `store.id` values into a categorical of store ids."""
-    pks = _ints(stores["id"])
+    pks = as_int64(stores["id"])
     categories = pd.Index(stores["store_id"].to_numpy().astype(object), dtype=object)
     # Codes as narrow as pandas keeps them (int16 for thousands of stores), so that the
     # millions of polls are mapped in one pass, without a second one to narrow them; they
@@ -287,7 +266,7 @@ def _store_id_decoder(stores):
         # Chunk by chunk (the parts of the copy's polls): the keys are not gathered into
         # one array first, only the narrower codes are.
         chunks = pk.chunks if isinstance(pk, pa.ChunkedArray) and pk.num_chunks > 1 else [pk]
-        codes = [code_of_pk[_ints(chunk)] for chunk in chunks]
+        codes = [code_of_pk[as_int64(chunk)] for chunk in chunks]
         return pd.Categorical.from_codes(codes[0] if len(codes) == 1 else np.concatenate(codes),
                                          categories=categories, validate=False)
     return decode
