@@ -110,11 +110,17 @@ def on_polls_removed(app, conn):
         "store_pk": np.zeros(0, np.int64), "start_us": np.zeros(0, np.int64),
         "end_us": np.zeros(0, np.int64)})))
     conn.execute(sa.delete(LiveStore).where(LiveStore.store_pk.in_([int(p) for p in gone])))
-    counted = dict(conn.execute(sa.select(LiveStore.state, sa.func.count())
-                                .group_by(LiveStore.state)).all())
-    conn.execute(sa.update(LiveMeta).values(**_state_counts(counted)))
+    conn.execute(sa.update(LiveMeta).values(**_state_counts(stores_per_state(conn))))
     now = conn.execute(sa.select(LiveMeta.now_us)).scalar()
     webhooks.enqueue(conn, applied, now if now is not None else webhooks.now_us())
+
+
+def stores_per_state(conn):
+    """How many live stores are in each state, counted in the table (every state, 0 for
+    none)."""
+    counted = dict(conn.execute(sa.select(LiveStore.state, sa.func.count())
+                                .group_by(LiveStore.state)).all())
+    return {state: counted.get(state, 0) for state in live_state.STATES}
 
 
 def _state_counts(by_state):
@@ -442,11 +448,8 @@ class _PollSource:
             distinct_sorted(poll_parts.columns(part)[0]) for part in self.stored.parts]))
 
     def _read_all(self):
-        table = snapshot.read_tables(self.conn, ("polls",))["polls"]
-        store, instant, active = (_column(table[name]) for name in
-                                  ("store_pk", "timestamp_us", "active"))
-        self.stored = PollParts([poll_parts.polls_table(
-            *_by_store_and_instant(store, instant, active))])
+        # Read back sorted by store and instant: one part.
+        self.stored = PollParts.of(snapshot.read_tables(self.conn, ("polls",))["polls"])
 
     def of_stores(self, pks):
         """The polls of the stores `pks` (sorted), sorted by store and instant."""

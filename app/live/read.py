@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from app.engine.instants import iso_instant, iso_local
 from app.engine.zones import DEFAULT_ZONE, resolve_zones
 from app.extensions import db
-from app.live.incidents import STATE_COUNTS, WRITE_LAG_US
+from app.live.incidents import STATE_COUNTS, WRITE_LAG_US, stores_per_state
 from app.live.state import DOWN, SILENT, STATES
 from app.live.webhooks import incident_payload
 from app.storage.models import (
@@ -30,9 +30,7 @@ def _state_counts(conn):
                         ).first()
     if kept is not None and None not in kept:
         return dict(zip(STATES, kept))
-    counted = dict(conn.execute(sa.select(LiveStore.state, sa.func.count())
-                                .group_by(LiveStore.state)).all())
-    return {s: counted.get(s, 0) for s in STATES}
+    return stores_per_state(conn)
 
 
 def _latest_poll(now):
