@@ -89,15 +89,45 @@ def test_longest_down_first_with_and_without_a_kept_open_incident(fed):  # noqa:
     with fed.app_context():
         kept = read.overview()["stores"]
         with db.engine.begin() as conn:
+            none_without = conn.execute(sa.select(LiveMeta.stores_down_without_incident)
+                                        ).scalar()
             pk = conn.execute(sa.insert(Store).values(store_id="e")).inserted_primary_key[0]
             conn.execute(sa.insert(LiveStore).values(
                 store_pk=pk, state="down", since_us=eight, latest_us=eight + 3_600_000_000,
                 counted_us=eight + 3_600_000_000, counted_active=False, next_us=0))
+            # As the live state's update would count it.
+            conn.execute(sa.update(LiveMeta).values(stores_down_without_incident=1))
         down = read.overview()["down"]
         with db.engine.begin() as conn:
             conn.execute(sa.update(LiveMeta).values(stores_down=None))
         counted = read.overview()["stores"]
     assert kept == {"up": 1, "down": 1, "closed": 1, "silent": 1}
+    assert none_without == 0  # a and d: each open incident's store is down or silent
     assert [(row["store_id"], row["since"]) for row in down] == [
         ("e", "2024-01-01T08:00:00Z"), ("a", "2024-01-01T09:00:00Z")]
     assert counted == {"up": 1, "down": 2, "closed": 1, "silent": 1}
+
+
+def test_a_store_down_where_business_time_begins_has_no_incident_and_is_listed(app, tmp_path):
+    # "e" opens at 10:00 (UTC) on Mondays and its one poll, at 10:00 (now), is inactive: it
+    # is down, but its downtime has no length yet, so it has no incident. The live update
+    # counts it, and the home page lists it after "a" (down since 09:00), since now.
+    import sqlalchemy as sa
+    from test_live_api import HOURS, POLLS
+    from test_live_state import feed
+
+    from app.extensions import db
+    from app.live import read
+    from app.storage.models import LiveMeta
+
+    feed(app, tmp_path, POLLS + [("e", "2024-01-01 10:00", False)],
+         hours=HOURS + [("e", 0, "10:00", "11:00")], zones=[("c", "UTC"), ("e", "UTC")])
+    with app.app_context():
+        with db.engine.connect() as conn:
+            counted = conn.execute(sa.select(LiveMeta.stores_down_without_incident)).scalar()
+        overview = read.overview()
+    assert counted == 1
+    assert overview["stores"]["down"] == 2
+    assert [(row["store_id"], row["since"]) for row in overview["down"]] == [
+        ("a", "2024-01-01T09:00:00Z"), ("e", "2024-01-01T10:00:00Z")]
+    assert [i["store_id"] for i in overview["open_incidents"]] == ["d", "a"]

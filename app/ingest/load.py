@@ -39,7 +39,9 @@ SHOWN_REJECTIONS = 1000
 # `conn`, `polls` (store_pk, timestamp_us, active arrays of the rows loaded), `rescheduled`
 # (store_pks given new hours or a zone) and `stored_polls` (every poll in the database
 # after this ingest, as `PollParts`, when ingest knows them without reading them back;
-# else None): app.live keeps its state with it, in the same transaction. A receiver that
+# else None) and `stored_schedules` (the hours and zones tables after this ingest, as
+# Arrow tables keyed "hours" and "zones", when known without reading them back; else
+# None): app.live keeps its state with it, in the same transaction. A receiver that
 # raises fails the ingest.
 polls_loaded = Namespace().signal("polls-loaded")
 
@@ -128,7 +130,8 @@ def _ingest(path, *, progress, once, shown, limits, wait):
             conn.execute(sa.insert(IngestFile).values(ingest_id=ingest_id, **vars(counts)))
             done += sizes[kind]
         polls_loaded.send(current_app._get_current_object(), conn=conn,
-                          stored_polls=load.previous_polls, **load.changes())
+                          stored_polls=load.previous_polls,
+                          stored_schedules=load.schedules_after(), **load.changes())
         version = uuid.uuid4().hex
         conn.execute(sa.update(DataVersion).values(version=version, **load.counts_after(counted),
                                                    **load.schedule_facts_after(facts),
@@ -197,6 +200,12 @@ class _Load:
             elif not self.conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM {table})")
                                        ).scalar():
                 self.before[name] = snapshot.empty_table(name)
+
+    def schedules_after(self):
+        """The hours and zones tables after this ingest ({"hours": ..., "zones": ...}),
+        when both are known without reading them back; else None."""
+        tables = {name: self.after.get(name, self.before.get(name)) for name in ("hours", "zones")}
+        return None if None in tables.values() else tables
 
     def replaced(self, name, pks, rows):
         """This ingest replaced the rows of the stores `pks` of table `name` ("hours",

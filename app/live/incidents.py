@@ -78,16 +78,18 @@ UP, DOWN, CLOSED, SILENT = (live_state.STATES.index(s) for s in (
     live_state.UP, live_state.DOWN, live_state.CLOSED, live_state.SILENT))
 
 
-def on_polls_loaded(app, conn, polls, rescheduled, stored_polls=None, **_more):
+def on_polls_loaded(app, conn, polls, rescheduled, stored_polls=None, stored_schedules=None,
+                    **_more):
     """The ingest hook: `polls` (store_pk, timestamp_us, active arrays) were added and the
     stores `rescheduled` got new hours or a new zone, in the transaction of `conn`;
     `stored_polls`, when not None, is every poll now in the database
-    (`app.storage.poll_parts.PollParts`)."""
+    (`app.storage.poll_parts.PollParts`), and `stored_schedules` the hours and zones tables
+    now in it (Arrow tables keyed "hours" and "zones")."""
     from app.storage import columnar
 
     update(conn, polls, rescheduled, settings_of(app.config),
            app.extensions.setdefault("live_kept", {}), stored_polls=stored_polls,
-           copies=columnar.for_current_app())
+           copies=columnar.for_current_app(), stored_schedules=stored_schedules)
 
 
 def on_polls_removed(app, conn):
@@ -110,7 +112,9 @@ def on_polls_removed(app, conn):
         "store_pk": np.zeros(0, np.int64), "start_us": np.zeros(0, np.int64),
         "end_us": np.zeros(0, np.int64)})))
     conn.execute(sa.delete(LiveStore).where(LiveStore.store_pk.in_([int(p) for p in gone])))
-    conn.execute(sa.update(LiveMeta).values(**_state_counts(stores_per_state(conn))))
+    conn.execute(sa.update(LiveMeta).values(
+        **_state_counts(stores_per_state(conn)),
+        stores_down_without_incident=down_without_incident(conn)))
     now = conn.execute(sa.select(LiveMeta.now_us)).scalar()
     webhooks.enqueue(conn, applied, now if now is not None else webhooks.now_us())
 
@@ -121,6 +125,14 @@ def stores_per_state(conn):
     counted = dict(conn.execute(sa.select(LiveStore.state, sa.func.count())
                                 .group_by(LiveStore.state)).all())
     return {state: counted.get(state, 0) for state in live_state.STATES}
+
+
+def down_without_incident(conn):
+    """How many live stores are down without an open incident, counted in the tables."""
+    has_open = sa.exists().where(Incident.store_pk == LiveStore.store_pk,
+                                 Incident.end_us == OPEN_END_US)
+    return conn.execute(sa.select(sa.func.count()).select_from(LiveStore).where(
+        LiveStore.state == live_state.DOWN, ~has_open)).scalar_one()
 
 
 def _state_counts(by_state):
@@ -195,13 +207,16 @@ class LiveRows:
                               for name, column in columns.items()})
 
 
-def update(conn, polls, rescheduled, settings, kept=None, stored_polls=None, copies=None):
+def update(conn, polls, rescheduled, settings, kept=None, stored_polls=None, copies=None,
+           stored_schedules=None):
     """Bring the live tables up to date with the data in `conn`'s transaction, that of an
     ingest or a removal (after its `ingest` record is written).
 
     `kept`: a dict this process keeps between ingests (hours, zones and live rows).
     `stored_polls`: every poll in the database, when known without reading it (`PollParts`).
     `copies`: the database's columnar copies (`app.storage.columnar.Copies`), if any.
+    `stored_schedules`: the hours and zones tables in the database, when known without
+    reading them (Arrow tables keyed "hours" and "zones").
     Returns the stores with polls when every store was computed again (else None)."""
     kept = {} if kept is None else kept
     new_pk, new_us, new_active = _sorted_polls(*polls)
@@ -244,14 +259,14 @@ def update(conn, polls, rescheduled, settings, kept=None, stored_polls=None, cop
         polls_of = _PollSource(conn, stored_polls)
         pks = polls_of.all_stores()
         quiet = live.take(np.zeros(0, dtype=np.int64))
-        hours, zones = _schedules(conn, kept, None, copies, rescheduled)
+        hours, zones = _schedules(conn, kept, None, copies, rescheduled, stored_schedules)
     else:
         open_now = _stores_with_open_incident(conn)
         quiet, pks = _quiet(live, new, rescheduled, open_now, int(meta.now_us), now,
                             silent_after)
         polls_of = _PollSource(conn, stored_polls)
         if len(pks):
-            hours, zones = _schedules(conn, kept, pks, copies, rescheduled)
+            hours, zones = _schedules(conn, kept, pks, copies, rescheduled, stored_schedules)
     computed = None
     if len(pks):
         computed, applied = _recompute(conn, pks, live, new, rescheduled, polls_of, whole,
@@ -262,9 +277,10 @@ def update(conn, polls, rescheduled, settings, kept=None, stored_polls=None, cop
     rows = _write_live(conn, live, changed, pks, now)
     conn.execute(sa.delete(LiveMeta))
     per_state = np.bincount(rows.state, minlength=len(live_state.STATES))
-    conn.execute(sa.insert(LiveMeta).values(id=1, now_us=now, first_us=first_poll,
-                                            **_state_counts(dict(zip(live_state.STATES,
-                                                                     per_state)))))
+    conn.execute(sa.insert(LiveMeta).values(
+        id=1, now_us=now, first_us=first_poll,
+        **_state_counts(dict(zip(live_state.STATES, per_state))),
+        stores_down_without_incident=down_without_incident(conn)))
     horizon = now - int(settings["incident_days"] * DAY_US)
     conn.execute(sa.delete(Incident).where(Incident.end_us < horizon))
     if this_record is not None:
@@ -1021,7 +1037,7 @@ def _rows_of(store, pks):
     return np.flatnonzero(wanted[store])
 
 
-def _schedules(conn, kept, pks, copies, rescheduled):
+def _schedules(conn, kept, pks, copies, rescheduled, stored=None):
     """Hours and zones of the stores `pks` (all for None), as the engine's frames.
 
     Every store's are kept in `kept` (as columns) as of the latest hours or zone file
@@ -1029,8 +1045,9 @@ def _schedules(conn, kept, pks, copies, rescheduled):
     ingest of such a file is seen), read from the columnar copy of the data before this
     ingest when this ingest changes no hours or zone and there is a copy, else from the
     database. An ingest that changes some reads those of `pks` from the database (or all
-    of them)."""
-    if len(rescheduled) and pks is not None:
+    of them). `stored`, when given, is every store's hours and zones after this ingest,
+    which the ingest knew without reading them back."""
+    if len(rescheduled) and pks is not None and stored is None:
         keys, params = _keys(conn, "live_keys", {"store_pk": pks})
         return (_engine_hours(_read_csv(
             conn, ["h.store_pk", "h.day_of_week", "h.start_local_s", "h.end_local_s"],
@@ -1043,8 +1060,8 @@ def _schedules(conn, kept, pks, copies, rescheduled):
     version = _schedules_version(conn)
     if kept.get("version") != version:
         kept.pop("version", None)
-        tables = None
-        if len(rescheduled) == 0 and copies is not None and copies.enabled:
+        tables = stored
+        if tables is None and len(rescheduled) == 0 and copies is not None and copies.enabled:
             tables = copies.load(snapshot.read_version(conn))
         if tables is None:
             tables = snapshot.read_tables(conn, ("hours", "zones"))

@@ -188,17 +188,20 @@ def overview(limit=20):
         counts = _state_counts(conn)
         # Down since the open incident's start, or without a kept one since the state's
         # start: the first from the open incidents in order of start (an index), the
-        # others apart; the two merged, instead of computing either start for every down
-        # store to sort them all.
+        # others apart (only when the live state's last update counted some: looking
+        # for none costs a lookup per down store); the two merged, instead of computing
+        # either start for every down store to sort them all.
         with_open = conn.execute(
             listed(Incident.start_us).join(Incident, Incident.store_pk == LiveStore.store_pk)
             .where(Incident.end_us == OPEN_END_US, LiveStore.state == DOWN)
             .order_by(Incident.start_us, Store.store_id).limit(limit)).all()
-        has_open = sa.exists().where(Incident.store_pk == LiveStore.store_pk,
-                                     Incident.end_us == OPEN_END_US)
-        without = conn.execute(
-            listed(LiveStore.since_us).where(LiveStore.state == DOWN, ~has_open)
-            .order_by(LiveStore.since_us, Store.store_id).limit(limit)).all()
+        without = []
+        if conn.execute(sa.select(LiveMeta.stores_down_without_incident)).scalar() != 0:
+            has_open = sa.exists().where(Incident.store_pk == LiveStore.store_pk,
+                                         Incident.end_us == OPEN_END_US)
+            without = conn.execute(
+                listed(LiveStore.since_us).where(LiveStore.state == DOWN, ~has_open)
+                .order_by(LiveStore.since_us, Store.store_id).limit(limit)).all()
         down = _first_of_each_store(sorted([*with_open, *without],
                                            key=lambda r: (r.since_us, r.store_id)))[:limit]
         # A silent store's row does not lag: its latest_us orders them.

@@ -222,7 +222,8 @@ OPEN_END_US = 2**62
 
 class LiveMeta(db.Model):
     """The single row of the live state: the `now` it was brought to, the earliest poll,
-    and how many stores are in each state (None: not known, counted when asked)."""
+    how many stores are in each state and how many down stores have no open incident
+    (None: not known, counted when asked)."""
 
     __tablename__ = "live_meta"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -232,6 +233,9 @@ class LiveMeta(db.Model):
     stores_down: Mapped[int | None]
     stores_closed: Mapped[int | None]
     stores_silent: Mapped[int | None]
+    # Nearly always 0 (a down store's downtime is an open incident): the home page looks
+    # for such stores only when there are some.
+    stores_down_without_incident: Mapped[int | None]
     __table_args__ = (sa.CheckConstraint("id = 1", name="live_meta_single_row"),)
 
 
