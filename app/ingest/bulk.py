@@ -55,6 +55,8 @@ MAX_STAGE_PARTS = 4
 # Polls whose duplicates are counted by looking up their keys; beyond, by counting the
 # table before and after (two scans of it beat millions of lookups).
 LOOKUP_ROWS = 200_000
+# PostgreSQL: the memory a first load's key build may sort in.
+KEY_BUILD_MEMORY = "256MB"
 # Any constant works: it only has to be the same for every process of this service (the
 # lock is per schema: see `database.hold_lock`).
 _INGEST_LOCK_KEY = 0x53544F52  # "STOR"
@@ -365,6 +367,9 @@ def _load_empty_polls_postgresql(conn, names, columns):
     """
     conn.exec_driver_sql("CREATE TABLE store_status_load (LIKE store_status INCLUDING DEFAULTS)")
     _copy(conn, "store_status_load", names, columns, like_table="store_status")
+    # The key's sort in memory, not in files (2.56 M polls: 0.85 s with the default 64 MB,
+    # 0.74 s); the server holds it only while it builds the key.
+    conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{KEY_BUILD_MEMORY}'")
     conn.exec_driver_sql("ALTER TABLE store_status_load ADD CONSTRAINT store_status_load_pkey "
                          "PRIMARY KEY (hour, store_pk, timestamp_us)")
     conn.exec_driver_sql("DROP TABLE store_status")

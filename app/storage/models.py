@@ -57,22 +57,25 @@ def hour_of(timestamp_us):
 
 
 class BusinessHours(db.Model):
-    """One weekly opening span in local wall time, in seconds after local midnight."""
+    """One weekly opening span in local wall time, in seconds after local midnight.
+
+    `store_pk` has no foreign key, as in `StoreStatus`: checking it row by row was most of
+    PostgreSQL's work to load the hours."""
 
     __tablename__ = "business_hours"
     id: Mapped[int] = mapped_column(primary_key=True)
-    store_pk: Mapped[int] = mapped_column(sa.ForeignKey("store.id"), index=True)
+    store_pk: Mapped[int] = mapped_column(index=True)
     day_of_week: Mapped[int] = mapped_column(sa.SmallInteger)  # 0 = Monday
     start_local_s: Mapped[int]
     end_local_s: Mapped[int]
 
 
 class StoreTimezone(db.Model):
-    """The zone name as given; the engine resolves unknown names to the default zone."""
+    """The zone name as given; the engine resolves unknown names to the default zone.
+    `store_pk` has no foreign key, as in `BusinessHours`."""
 
     __tablename__ = "store_timezone"
-    store_pk: Mapped[int] = mapped_column(sa.ForeignKey("store.id"), primary_key=True,
-                                          autoincrement=False)
+    store_pk: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     timezone_str: Mapped[str]
 
 
