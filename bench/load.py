@@ -284,7 +284,7 @@ def main(argv=None):
     if args.url and not _loopback(args.url):
         parser.error("--url must be a loopback address")
 
-    server = process = None
+    server = process = work = None
     try:
         if args.server:
             work = Path(tempfile.mkdtemp(prefix="store-monitor-load-"))
@@ -312,6 +312,8 @@ def main(argv=None):
     finally:
         if server is not None:
             server.stop(30)
+        if work is not None:  # the server's database and logs
+            shutil.rmtree(work, ignore_errors=True)
     gunicorn = f" ({args.gunicorn_args})" if "gunicorn" in (args.server or "") else ""
     print(f"server: {args.server or url}{gunicorn}; {os.cpu_count()} CPUs; polling {path}"
           + "".join(f"; {name}: {value}" for name, value in headers))

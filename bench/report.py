@@ -19,6 +19,7 @@ import math
 import multiprocessing
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -274,8 +275,11 @@ def environment():
 
 
 def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_workers=0,
-              cold=False, hourly=0, servers=True, duckdb_reference=False, pages=False):
-    """Measure every step `repeat` times and echo a table of medians.
+              cold=False, hourly=0, servers=True, duckdb_reference=False, pages=False,
+              keep=False):
+    """Measure every step `repeat` times and echo a table of medians. The temporary folder
+    of the SQLite files, columnar copies and server logs is deleted at the end, unless
+    `keep`.
 
     "trigger -> CSV" is a report computed (REUSE_REPORTS=0); the row after it a second
     report on the same data: reused (warm), or computed again with `cold`.
@@ -288,67 +292,73 @@ def run_bench(stores, days, seed, repeat, cache_dir, database_url, echo, dask_wo
     echo(environment())
     echo(f"before: {load()}")
     work = Path(tempfile.mkdtemp(prefix="store-monitor-bench-"))
-    # The columnar copies and report tables of these databases, beside them (inherited by
-    # every step's process and run.py), not in the checkout's instance folder.
-    os.environ.setdefault("SNAPSHOT_COPY_DIR", str(work / "snapshot-copies"))
-    fresh_database = _fresh_database_factory(database_url, work)
-    second = "2nd trigger " + ("(computed)" if cold else "(reused)")
-    rows = {name: ([], []) for name in ("ingest", "snapshot", "engine", "trigger -> CSV",
-                                        second)}
-    if hourly:
-        hours = next_hour_paths(path, stores, seed, hourly)
-        echo(f"then {hourly} hour(s) of {stores:,} polls each ({hours[0].parent})")
-        rows = {"ingest": ([], []), "hourly ingest": ([], []),
-                "  of which live state": ([], []), "report after it": ([], []), **rows}
-    if duckdb_reference:
-        rows = {"DuckDB read_csv": ([], []), **rows}
-    for attempt in range(repeat):
-        url = fresh_database(attempt)
-        if duckdb_reference:
-            seconds, _, peak = run_step("duckdb", url, path)
-            rows["DuckDB read_csv"][0].append(seconds)
-            rows["DuckDB read_csv"][1].append(peak)
-        for step in ("ingest", "snapshot", "engine"):
-            seconds, _, peak = run_step(step, url, path)
-            rows[step][0].append(seconds)
-            rows[step][1].append(peak)
+    try:
+        # The columnar copies and report tables of these databases, beside them (inherited by
+        # every step's process and run.py), not in the checkout's instance folder.
+        os.environ.setdefault("SNAPSHOT_COPY_DIR", str(work / "snapshot-copies"))
+        fresh_database = _fresh_database_factory(database_url, work)
+        second = "2nd trigger " + ("(computed)" if cold else "(reused)")
+        rows = {name: ([], []) for name in ("ingest", "snapshot", "engine", "trigger -> CSV",
+                                            second)}
         if hourly:
-            # Each hour's report reads the copy the ingest of that hour extended.
-            times, _, peak = run_step("hourly", url, os.pathsep.join(map(str, hours)))
-            for name, seconds in times.items():
-                rows[name][0].extend(seconds)
+            hours = next_hour_paths(path, stores, seed, hourly)
+            echo(f"then {hourly} hour(s) of {stores:,} polls each ({hours[0].parent})")
+            rows = {"ingest": ([], []), "hourly ingest": ([], []),
+                    "  of which live state": ([], []), "report after it": ([], []), **rows}
+        if duckdb_reference:
+            rows = {"DuckDB read_csv": ([], []), **rows}
+        for attempt in range(repeat):
+            url = fresh_database(attempt)
+            if duckdb_reference:
+                seconds, _, peak = run_step("duckdb", url, path)
+                rows["DuckDB read_csv"][0].append(seconds)
+                rows["DuckDB read_csv"][1].append(peak)
+            for step in ("ingest", "snapshot", "engine"):
+                seconds, _, peak = run_step(step, url, path)
+                rows[step][0].append(seconds)
+                rows[step][1].append(peak)
+            if hourly:
+                # Each hour's report reads the copy the ingest of that hour extended.
+                times, _, peak = run_step("hourly", url, os.pathsep.join(map(str, hours)))
+                for name, seconds in times.items():
+                    rows[name][0].extend(seconds)
+                    rows[name][1].append(peak)
+            for name, settings in (("trigger -> CSV", {"REUSE_REPORTS": "0"}),
+                                   (second, {"REUSE_REPORTS": "0" if cold else "1",
+                                             "warm_up": True})) if servers else ():
+                seconds, peak = run_end_to_end(url, work, **settings)
+                rows[name][0].append(seconds)
                 rows[name][1].append(peak)
-        for name, settings in (("trigger -> CSV", {"REUSE_REPORTS": "0"}),
-                               (second, {"REUSE_REPORTS": "0" if cold else "1",
-                                         "warm_up": True})) if servers else ():
-            seconds, peak = run_end_to_end(url, work, **settings)
-            rows[name][0].append(seconds)
-            rows[name][1].append(peak)
-        if dask_workers:
-            for name, (seconds, peak) in _cluster_steps(url, path, work, dask_workers).items():
-                rows.setdefault(name, ([], []))
-                if seconds is not None:
-                    rows[name][0].append(seconds)
-                rows[name][1].append(peak)
-    echo(f"{'step':<24}{'median s':>10}{'min s':>9}{'max s':>9}{'peak RSS MB':>13}")
-    for name, (times, peaks) in rows.items():
-        if not peaks:
-            continue
-        timing = (f"{statistics.median(times):>10.2f}{min(times):>9.2f}{max(times):>9.2f}"
-                  if times else f"{'-':>10}{'-':>9}{'-':>9}")
-        echo(f"{name:<24}{timing}{max(peaks):>13.0f}")
-    if duckdb_reference:
-        ratio = statistics.median(rows["ingest"][0]) / statistics.median(
-            rows["DuckDB read_csv"][0])
-        echo(f"ingest / DuckDB's read of the same files: {ratio:.2f} x (medians)")
-    echo(f"database after the last run: {database_size(url)}")
-    if pages:
-        # In a fresh process, as a server would meet the data after a restart.
-        echo(run_pages(url))
-    backend = "sqlite" if database_url is None else make_url(database_url).get_backend_name()
-    echo(f"({repeat} run(s) on {backend}; each step in its own process; "
-         "trigger -> CSV through run.py)")
-    echo(f"after: {load()}")
+            if dask_workers:
+                for name, (seconds, peak) in _cluster_steps(url, path, work, dask_workers).items():
+                    rows.setdefault(name, ([], []))
+                    if seconds is not None:
+                        rows[name][0].append(seconds)
+                    rows[name][1].append(peak)
+        echo(f"{'step':<24}{'median s':>10}{'min s':>9}{'max s':>9}{'peak RSS MB':>13}")
+        for name, (times, peaks) in rows.items():
+            if not peaks:
+                continue
+            timing = (f"{statistics.median(times):>10.2f}{min(times):>9.2f}{max(times):>9.2f}"
+                      if times else f"{'-':>10}{'-':>9}{'-':>9}")
+            echo(f"{name:<24}{timing}{max(peaks):>13.0f}")
+        if duckdb_reference:
+            ratio = statistics.median(rows["ingest"][0]) / statistics.median(
+                rows["DuckDB read_csv"][0])
+            echo(f"ingest / DuckDB's read of the same files: {ratio:.2f} x (medians)")
+        echo(f"database after the last run: {database_size(url)}")
+        if pages:
+            # In a fresh process, as a server would meet the data after a restart.
+            echo(run_pages(url))
+        backend = "sqlite" if database_url is None else make_url(database_url).get_backend_name()
+        echo(f"({repeat} run(s) on {backend}; each step in its own process; "
+             "trigger -> CSV through run.py)")
+        echo(f"after: {load()}")
+    finally:
+        if keep:
+            echo(f"kept: {work}")
+        else:  # databases, copies and logs: gigabytes at a million stores
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _lines(path, block=16 << 20):
@@ -455,14 +465,17 @@ def _fresh_database_factory(database_url, work):
 @click.option("--pages", is_flag=True,
               help="Then time the dashboard's pages and the API's answers on the database "
                    "of the last run (bench.pages, in a fresh process).")
+@click.option("--keep", is_flag=True,
+              help="Keep the temporary folder of the databases, copies and server logs "
+                   "(printed at the end) instead of deleting it.")
 @click.option("--cold", is_flag=True,
               help="Compute the second report too (REUSE_REPORTS=0) instead of reusing the "
                    "first one's CSV.")
 def main(stores, days, seed, repeat, cache_dir, database_url, dask_workers, cold, hourly,
-         duckdb_reference, no_server, pages):
+         duckdb_reference, no_server, pages, keep):
     """Measure ingest, snapshot, engine and trigger -> CSV on generated data."""
     run_bench(stores, days, seed, repeat, cache_dir, database_url, click.echo, dask_workers,
-              cold, hourly, not no_server, duckdb_reference, pages)
+              cold, hourly, not no_server, duckdb_reference, pages, keep)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from app.extensions import db
 from app.ingest.load import ingest
 from app.live import read, webhooks
 from app.live.state import compute, states
-from app.storage.models import OPEN_END_US, Incident, Store, WebhookEvent
+from app.storage.models import OPEN_END_US, Incident, LiveMeta, Store, WebhookEvent
 
 HOUR_US = 3_600_000_000
 MIN_US = 60_000_000
@@ -221,6 +221,17 @@ def kept_states(app):
         return {s["store_id"]: s["state"] for s in read.stores(limit=500)["stores"]}
 
 
+def check_down_without_incident(app, full, expected_states):
+    """The live state's kept count of down stores without an open incident is that of a
+    full recomputation (`full`: its incidents, `expected_states`: its states)."""
+    open_stores = {store for store, _start, end in full if end is None}
+    expected = sum(1 for store, state in expected_states.items()
+                   if state == "down" and store not in open_stores)
+    with app.app_context(), db.engine.connect() as conn:
+        assert conn.execute(sa.select(LiveMeta.stores_down_without_incident)).scalar() \
+            == expected
+
+
 hourly_poll = st.tuples(st.sampled_from(STORES), st.integers(0, 24 * 12),
                         st.integers(0, 59), st.booleans())
 
@@ -230,10 +241,13 @@ hourly_poll = st.tuples(st.sampled_from(STORES), st.integers(0, 24 * 12),
                         max_size=5),
        hours_for_p=st.sampled_from([[], [(d, "09:00", "17:00") for d in range(7)],
                                     [(d, "22:00", "02:00") for d in range(7)]]),
+       later_hours_for_p=st.sampled_from([None, [(d, "09:00", "17:00") for d in range(7)],
+                                          [(d, "00:00", "06:00") for d in range(0, 7, 2)]]),
        silent_after=st.sampled_from([120, 30]))
 def test_kept_incidents_equal_a_full_recomputation(app, tmp_path, batches, hours_for_p,
-                                                  silent_after):
-    note(f"batches={batches!r} hours_for_p={hours_for_p!r}")
+                                                  later_hours_for_p, silent_after):
+    note(f"batches={batches!r} hours_for_p={hours_for_p!r} "
+         f"later_hours_for_p={later_hours_for_p!r}")
     app.config["SILENT_AFTER_MINUTES"] = silent_after
     # Hourly polls over 12 days (some minutes off the hour), in batches that may go back in
     # time (late polls) and repeat an instant (re-sent rows, the later status wins).
@@ -246,12 +260,19 @@ def test_kept_incidents_equal_a_full_recomputation(app, tmp_path, batches, hours
         polls = [(s, BASE + h * HOUR_US + m * MIN_US * (m % 3 == 0), a)
                  for s, h, m, a in batch]
         first = number == 0
+        # The last of several batches may bring new hours for p and a new zone for q: the
+        # stores computed again take them from what that ingest wrote.
+        later = number == len(batches) - 1 and not first and later_hours_for_p is not None
+        hours_now = hours_for_p if first else later_hours_for_p if later else None
+        zones_now = [("p", "America/New_York"), ("q", "Asia/Kolkata")] if first else \
+            [("q", "UTC")] if later else None
         feed(app, tmp_path, polls,
-             hours=[("p", d, a, b) for d, a, b in hours_for_p] if first else None,
-             zones=[("p", "America/New_York"), ("q", "Asia/Kolkata")] if first else None)
+             hours=None if hours_now is None else [("p", d, a, b) for d, a, b in hours_now],
+             zones=zones_now)
         full, expected_states, (all_polls, hours, zones, now) = full_recomputation(app)
         assert kept(app) == full
         assert kept_states(app) == expected_states
+        check_down_without_incident(app, full, expected_states)
     # Restricted to the last week, they are the store timelines' incidents. While the data
     # is younger than a week, the timeline also draws the part of the week before the
     # earliest poll (as the first observation says); a kept incident begins no earlier than
@@ -299,8 +320,10 @@ def test_removed_polls_leave_the_kept_incidents_a_full_recomputation_gives(app, 
     expected, states_now, _inputs = full_recomputation(app)
     assert kept(app) == expected
     assert kept_states(app) == states_now
+    check_down_without_incident(app, expected, states_now)
     with app.app_context():
         delete_polls(["B"])  # every poll of B
     expected, states_now, _inputs = full_recomputation(app)
     assert kept(app) == expected and all(store == "A" for store, _a, _b in expected)
     assert kept_states(app) == states_now and "B" not in kept_states(app)
+    check_down_without_incident(app, expected, states_now)

@@ -35,11 +35,12 @@ WRITE_LAG_US, and whoever reads a row completes it with the store's polls since
 All polls come from `stored_polls` when ingest sends them (every poll after the ingest,
 known without reading), else from the database (a join on the stores' keys, as CSV text
 the database writes in one value; PostgreSQL takes keys as array parameters, SQLite from a
-temporary table). Every store's hours and zone are kept per process (read from the
-columnar copy of the data when there is one, else from the database) until an hours or
-time-zone file is ingested; so are the live rows, as of the ingest or removal that wrote
-them (its `ingest` record): a process whose rows are not those of the latest one reads
-them all again. Incidents that ended more than `INCIDENT_DAYS` before `now` are dropped.
+temporary table). Every store's hours and zone are kept per process (as the ingest sends
+them in `stored_schedules`, else read from the columnar copy of the data when there is
+one, else from the database) until an hours or time-zone file is ingested; so are the
+live rows, as of the ingest or removal that wrote them (its `ingest` record): a process
+whose rows are not those of the latest one reads them all again. Incidents that ended
+more than `INCIDENT_DAYS` before `now` are dropped.
 """
 
 import io
@@ -1044,9 +1045,9 @@ def _schedules(conn, kept, pks, copies, rescheduled, stored=None):
     ingested (its ingest_file id, with its ingest's fingerprint and time: another process's
     ingest of such a file is seen), read from the columnar copy of the data before this
     ingest when this ingest changes no hours or zone and there is a copy, else from the
-    database. An ingest that changes some reads those of `pks` from the database (or all
-    of them). `stored`, when given, is every store's hours and zones after this ingest,
-    which the ingest knew without reading them back."""
+    database. `stored`, when given, is every store's hours and zones after this ingest
+    (the ingest knew them without reading them back), and is used first. Without it, an
+    ingest that changes some reads those of `pks` from the database (or all of them)."""
     if len(rescheduled) and pks is not None and stored is None:
         keys, params = _keys(conn, "live_keys", {"store_pk": pks})
         return (_engine_hours(_read_csv(

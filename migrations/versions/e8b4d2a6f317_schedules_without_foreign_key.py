@@ -29,6 +29,8 @@ def upgrade():
 
 
 def downgrade():
+    # Fails if a row names a store that is not in `store`: no ingest writes one, and stores
+    # are never deleted.
     for table in TABLES:
         with op.batch_alter_table(table, naming_convention=NAMING) as batch_op:
             batch_op.create_foreign_key(f"{table}_store_pk_fkey", "store", ["store_pk"], ["id"])
