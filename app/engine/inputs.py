@@ -32,7 +32,7 @@ class StoreCodes:
     def __init__(self, store_id, by_id=True):
         if isinstance(store_id.dtype, pd.CategoricalDtype):
             self._categories = store_id.cat.categories
-            input_codes = store_id.cat.codes.to_numpy()
+            input_codes = category_codes(store_id)
             known_ids = self._categories.to_numpy(dtype=object)
         else:
             self._categories = None
@@ -60,9 +60,15 @@ class StoreCodes:
         """Codes of another column's store ids; -1 for stores without polls."""
         if self._categories is not None and isinstance(store_id.dtype, pd.CategoricalDtype) \
                 and store_id.cat.categories.equals(self._categories):
-            codes = store_id.cat.codes.to_numpy()
+            codes = category_codes(store_id)
             return np.where(codes >= 0, self._code_of[codes], -1)
         return pd.Index(self.ids).get_indexer(np.asarray(store_id, dtype=object))
+
+
+def category_codes(column):
+    """A categorical column's codes, as the array it holds (read-only): `.cat.codes` makes
+    a Series of a copy (0.7 s and 730 MB for 183 M polls)."""
+    return np.asarray(column.array.codes)
 
 
 def run_rows(start, length):
