@@ -150,7 +150,9 @@ def _step_cluster(database_url, _path):
 
 def _step_hourly(database_url, paths):
     """Into the database the whole set was loaded into: each hour's file, then a report
-    right after it (snapshot, engine and CSV), each timed in this process."""
+    right after it (snapshot, engine and CSV), each timed in this process. Each report is
+    let go before the next hour, as a service's report job lets go of its own (held, it
+    is a second report's memory for the next hour's ingest and report to work beside)."""
     from app.engine import build_report
     from app.ingest.load import ingest
     from app.reports.export import report_csv
@@ -170,7 +172,9 @@ def _step_hourly(database_url, paths):
                                   threads=app.config["ENGINE_THREADS"])
             report_csv(result.frame)
             times["report after it"].append(time.perf_counter() - began)
-    return times, len(snapshot.polls)
+            polls = len(snapshot.polls)
+            del snapshot, result
+    return times, polls
 
 
 def _timed_receivers(app, times):
