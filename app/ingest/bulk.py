@@ -339,6 +339,12 @@ def add_polls(conn, store_pk, timestamp_us, active, new=None):
         else:
             insert_rows(conn, "store_status", names, columns)
         return len(store_pk)
+    if new == len(store_pk) and is_postgresql(conn):
+        # Every poll is new (the columnar copy says so): nothing can conflict, and COPY
+        # puts them straight in place instead of a staging table and an upsert from it (an
+        # hour at 140,000 stores: its ingest 0.90-1.07 -> 0.74-0.85 s).
+        _copy(conn, "store_status", names, columns)
+        return new
     upsert = _on_conflict(["hour", "store_pk", "timestamp_us"], ["active"])
     if new is not None or len(store_pk) <= LOOKUP_ROWS:
         present = 0
