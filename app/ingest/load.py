@@ -27,7 +27,7 @@ from app.storage.arrow_arrays import as_int64
 from app.storage.models import DataVersion, Ingest, IngestFile
 from app.storage.poll_order import sorted_polls
 from app.storage.poll_parts import PollParts
-from app.storage.store_snapshot import poll_bounds
+from app.storage.store_snapshot import kept_poll_bounds
 
 log = logging.getLogger(__name__)
 
@@ -403,12 +403,9 @@ def _counts_before(conn, has_polls):
     now, before this ingest's polls go in (two index steps and an hour's polls each)."""
     if not has_polls:
         return 0, 0, None, None
-    polls, stores, first_us, latest_us = conn.execute(sa.select(
-        DataVersion.polls, DataVersion.stores_with_polls, DataVersion.first_poll_us,
-        DataVersion.latest_poll_us)).one()
-    if first_us is None or latest_us is None:
-        first_us, latest_us = poll_bounds(conn)
-    return polls, stores, first_us, latest_us
+    polls, stores = conn.execute(sa.select(DataVersion.polls, DataVersion.stores_with_polls)
+                                 ).one()
+    return (polls, stores, *kept_poll_bounds(conn))
 
 
 def _copy_before(conn, copies, has_polls):

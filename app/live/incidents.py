@@ -115,7 +115,7 @@ def on_polls_removed(app, conn):
     conn.execute(sa.delete(LiveStore).where(LiveStore.store_pk.in_([int(p) for p in gone])))
     conn.execute(sa.update(LiveMeta).values(
         **_state_counts(stores_per_state(conn)),
-        stores_down_without_incident=down_without_incident(conn)))
+        stores_down_without_incident=count_down_without_incident(conn)))
     now = conn.execute(sa.select(LiveMeta.now_us)).scalar()
     webhooks.enqueue(conn, applied, now if now is not None else webhooks.now_us())
 
@@ -128,12 +128,17 @@ def stores_per_state(conn):
     return {state: counted.get(state, 0) for state in live_state.STATES}
 
 
-def down_without_incident(conn):
-    """How many live stores are down without an open incident, counted in the tables."""
+def down_without_incident():
+    """The condition on a `live_store` row: down, without an open incident."""
     has_open = sa.exists().where(Incident.store_pk == LiveStore.store_pk,
                                  Incident.end_us == OPEN_END_US)
-    return conn.execute(sa.select(sa.func.count()).select_from(LiveStore).where(
-        LiveStore.state == live_state.DOWN, ~has_open)).scalar_one()
+    return sa.and_(LiveStore.state == live_state.DOWN, ~has_open)
+
+
+def count_down_without_incident(conn):
+    """How many live stores are down without an open incident, counted in the tables."""
+    return conn.execute(sa.select(sa.func.count()).select_from(LiveStore)
+                        .where(down_without_incident())).scalar_one()
 
 
 def _state_counts(by_state):
@@ -281,7 +286,7 @@ def update(conn, polls, rescheduled, settings, kept=None, stored_polls=None, cop
     conn.execute(sa.insert(LiveMeta).values(
         id=1, now_us=now, first_us=first_poll,
         **_state_counts(dict(zip(live_state.STATES, per_state))),
-        stores_down_without_incident=down_without_incident(conn)))
+        stores_down_without_incident=count_down_without_incident(conn)))
     horizon = now - int(settings["incident_days"] * DAY_US)
     conn.execute(sa.delete(Incident).where(Incident.end_us < horizon))
     if this_record is not None:

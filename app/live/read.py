@@ -5,7 +5,12 @@ import sqlalchemy as sa
 from app.engine.instants import iso_instant, iso_local
 from app.engine.zones import DEFAULT_ZONE, resolve_zones
 from app.extensions import db
-from app.live.incidents import STATE_COUNTS, WRITE_LAG_US, stores_per_state
+from app.live.incidents import (
+    STATE_COUNTS,
+    WRITE_LAG_US,
+    down_without_incident,
+    stores_per_state,
+)
 from app.live.state import DOWN, SILENT, STATES
 from app.live.webhooks import incident_payload
 from app.storage.models import (
@@ -197,10 +202,8 @@ def overview(limit=20):
             .order_by(Incident.start_us, Store.store_id).limit(limit)).all()
         without = []
         if conn.execute(sa.select(LiveMeta.stores_down_without_incident)).scalar() != 0:
-            has_open = sa.exists().where(Incident.store_pk == LiveStore.store_pk,
-                                         Incident.end_us == OPEN_END_US)
             without = conn.execute(
-                listed(LiveStore.since_us).where(LiveStore.state == DOWN, ~has_open)
+                listed(LiveStore.since_us).where(down_without_incident())
                 .order_by(LiveStore.since_us, Store.store_id).limit(limit)).all()
         down = _first_of_each_store(sorted([*with_open, *without],
                                            key=lambda r: (r.since_us, r.store_id)))[:limit]

@@ -36,7 +36,7 @@ from app.storage import columnar
 from app.storage.arrow_arrays import as_bool, as_int64
 from app.storage.database import is_postgresql
 from app.storage.poll_order import by_store
-from app.storage.poll_parts import PollParts
+from app.storage.poll_parts import PollParts, polls_table
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +118,8 @@ def _in_store_order(name, table):
     keep them: the table holds them by hour first. Other tables as they are."""
     if name != "polls":
         return table
-    store_pk, timestamp_us, active = by_store(as_int64(table["store_pk"]),
-                                              as_int64(table["timestamp_us"]),
-                                              as_bool(table["active"]))
-    return pa.table({"store_pk": store_pk, "timestamp_us": timestamp_us,
-                     "active": active.view(np.uint8)})
+    return polls_table(*by_store(as_int64(table["store_pk"]), as_int64(table["timestamp_us"]),
+                                 as_bool(table["active"])))
 
 
 def _read_table(conn, name):

@@ -48,8 +48,8 @@ def latest_poll_us(conn, data_version):
 
 def kept_poll_bounds(conn):
     """The earliest and the latest poll [µs] of the committed data (None, None without
-    polls): as `data_version` keeps them, else found by `poll_bounds`. Not within an
-    ingest's transaction, whose polls `data_version` does not count until it ends."""
+    polls): as `data_version` keeps them, else found by `poll_bounds`. Not in an ingest's
+    transaction once it has written polls: `data_version` counts them only at its end."""
     kept = conn.execute(sa.select(DataVersion.first_poll_us, DataVersion.latest_poll_us)
                         ).first()
     if kept is not None and None not in tuple(kept):
