@@ -222,15 +222,18 @@ def test_killed_worker_leaves_the_report_complete_or_error(cluster_database, tmp
 
 
 def _wait_for_progress(app, report_id, above, timeout=60):
-    """True once the running report's progress passes `above`; False if it ended first."""
+    """True once the running report's progress passes `above`; False if it ended first.
+    A report still queued (its job not yet started) is waited for, not taken as ended."""
     deadline = time.monotonic() + timeout
     with app.app_context():
         while time.monotonic() < deadline:
             status, progress = db.session.execute(sa.text(
                 "SELECT status, progress FROM report WHERE id = :id"), {"id": report_id}).one()
             db.session.remove()
-            if status != Report.RUNNING or progress > above:
-                return status == Report.RUNNING  # False: it ended first
+            if status in Report.FINISHED:
+                return False
+            if status == Report.RUNNING and progress > above:
+                return True
             time.sleep(0.01)
     raise AssertionError("no task of the report finished in time")
 
