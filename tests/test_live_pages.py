@@ -93,8 +93,9 @@ def test_longest_down_first_with_and_without_a_kept_open_incident(fed):  # noqa:
                                         ).scalar()
             pk = conn.execute(sa.insert(Store).values(store_id="e")).inserted_primary_key[0]
             conn.execute(sa.insert(LiveStore).values(
-                store_pk=pk, state="down", since_us=eight, latest_us=eight + 3_600_000_000,
-                counted_us=eight + 3_600_000_000, counted_active=False, next_us=0))
+                store_pk=pk, store_id="e", state="down", since_us=eight,
+                latest_us=eight + 3_600_000_000, counted_us=eight + 3_600_000_000,
+                counted_active=False, next_us=0))
             # As the live state's update would count it.
             conn.execute(sa.update(LiveMeta).values(stores_down_without_incident=1))
         down = read.overview()["down"]

@@ -215,3 +215,40 @@ def test_the_report_csv_moves_to_its_own_table_and_back(database_url):
         with app.app_context():
             db.engine.dispose()
             database.queue_engine().dispose()
+
+
+def test_live_rows_gain_their_store_ids_and_keep_their_state_both_ways(database_url):
+    # Revision a4c8e1f6b293 copies each live row's store id from the store table and
+    # indexes it after the state; its downgrade drops the column and keeps the rows.
+    before, after = "e8b4d2a6f317", "a4c8e1f6b293"
+    stores = [(1, "zulu"), (2, "alpha"), (3, "mike")]
+    live = [(1, "down", 10, 20, 0), (2, "up", 11, 21, 0), (3, "down", 12, 22, 0)]
+    app = make_app(database_url, upgrade=False)
+    try:
+        with app.app_context():
+            directory = str(database.MIGRATIONS_DIR)
+            flask_migrate.upgrade(directory=directory, revision=before)
+            with db.engine.begin() as conn:
+                conn.execute(sa.text("INSERT INTO store (id, store_id) VALUES (:i, :s)"),
+                             [{"i": i, "s": s} for i, s in stores])
+                conn.execute(sa.text("INSERT INTO live_store (store_pk, state, since_us, "
+                                     "latest_us, next_us) VALUES (:p, :st, :a, :b, :n)"),
+                             [{"p": p, "st": st, "a": a, "b": b, "n": n}
+                              for p, st, a, b, n in live])
+            flask_migrate.upgrade(directory=directory, revision=after)
+            with db.engine.connect() as conn:
+                down = conn.execute(sa.text(
+                    "SELECT store_id, store_pk FROM live_store WHERE state = 'down' "
+                    "ORDER BY store_id")).all()
+                indexes = {i["name"] for i in sa.inspect(conn).get_indexes("live_store")}
+            assert [tuple(row) for row in down] == [("mike", 3), ("zulu", 1)]
+            assert "ix_live_store_state_store_id" in indexes
+            assert "ix_live_store_state" not in indexes
+            flask_migrate.downgrade(directory=directory, revision=before)
+            with db.engine.connect() as conn:
+                rows = conn.execute(sa.text("SELECT store_pk, state, since_us, latest_us, "
+                                            "next_us FROM live_store")).all()
+            assert sorted(tuple(row) for row in rows) == live
+    finally:
+        with app.app_context():
+            db.engine.dispose()

@@ -971,8 +971,9 @@ def _upsert_sqlite(conn, rows):
     has = rows.counted_us != NO_INSTANT
     written = _LIVE_COLUMNS[1:]
     conn.exec_driver_sql(
-        f"INSERT INTO live_store ({', '.join(_LIVE_COLUMNS)}) VALUES "
-        f"({', '.join('?' * len(_LIVE_COLUMNS))}) ON CONFLICT (store_pk) DO UPDATE SET "
+        f"INSERT INTO live_store (store_id, {', '.join(_LIVE_COLUMNS)}) VALUES "
+        f"((SELECT store_id FROM store WHERE id = ?1), ?1, "
+        f"{', '.join('?' * (len(_LIVE_COLUMNS) - 1))}) ON CONFLICT (store_pk) DO UPDATE SET "
         + ", ".join(f"{c} = excluded.{c}" for c in written),
         list(zip(rows.pk.tolist(), np.array(live_state.STATES)[rows.state].tolist(),
                  rows.since_us.tolist(), rows.latest_us.tolist(),
@@ -1002,11 +1003,12 @@ def _upsert_live(conn, rows):
     written = _LIVE_COLUMNS[1:]
     # "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT.
     conn.exec_driver_sql(
-        f"INSERT INTO live_store ({', '.join(_LIVE_COLUMNS)}) SELECT n.store_pk, {state}, "
-        f"n.since_us, n.latest_us, CASE WHEN n.counted_us = {NO_INSTANT} THEN NULL ELSE "
-        f"n.counted_us END, CASE WHEN n.counted_us = {NO_INSTANT} THEN NULL ELSE "
-        "n.counted_active = 1 END, n.next_us FROM live_new n WHERE true ON CONFLICT "
-        "(store_pk) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in written))
+        f"INSERT INTO live_store (store_id, {', '.join(_LIVE_COLUMNS)}) SELECT s.store_id, "
+        f"n.store_pk, {state}, n.since_us, n.latest_us, CASE WHEN n.counted_us = {NO_INSTANT} "
+        f"THEN NULL ELSE n.counted_us END, CASE WHEN n.counted_us = {NO_INSTANT} THEN NULL "
+        "ELSE n.counted_active = 1 END, n.next_us FROM live_new n JOIN store s ON s.id = "
+        "n.store_pk WHERE true ON CONFLICT (store_pk) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in written))
 
 
 _HOURS = ("store_pk", "day_of_week", "start_local_s", "end_local_s")

@@ -104,16 +104,20 @@ def _incident(row, now):
 def stores(state=None, limit=100, cursor=None):
     """Stores in order of store id, `limit` at a time; `cursor` is the last id of the page
     before."""
+    # Of one state: a range of live_store's index on (state, store_id). Of all: the store
+    # table's index on store_id, and each store's live row by its key.
+    store_id = Store.store_id if state is None else LiveStore.store_id
     with db.engine.connect() as conn:
         now = _now(conn)
-        query = (sa.select(Store.store_id, LiveStore.state, LiveStore.since_us,
+        query = (sa.select(store_id.label("store_id"), LiveStore.state, LiveStore.since_us,
                            _latest_poll(now).label("latest_us"), _open_start())
-                 .join(Store, Store.id == LiveStore.store_pk).order_by(Store.store_id)
-                 .limit(limit + 1))
-        if state is not None:
+                 .order_by(store_id).limit(limit + 1))
+        if state is None:
+            query = query.join(Store, Store.id == LiveStore.store_pk)
+        else:
             query = query.where(LiveStore.state == state)
         if cursor:
-            query = query.where(Store.store_id > cursor)
+            query = query.where(store_id > cursor)
         rows = conn.execute(query).all()
     more = len(rows) > limit
     rows = rows[:limit]

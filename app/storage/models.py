@@ -244,17 +244,24 @@ class LiveMeta(db.Model):
 
 class LiveStore(db.Model):
     """A store's state at `now`: up, down, closed or silent, since when, and what decides it
-    (its latest poll, its latest observation in business time)."""
+    (its latest poll, its latest observation in business time).
+
+    The row repeats the store's id, indexed after the state: a page of the stores in one
+    state, in order of store id, is then one range of that index. Found through `store`'s
+    index instead, it meant a lookup of every store's row until a page of them were in the
+    state (at a million stores, 0.6-0.9 s to list the down stores with a cold cache)."""
 
     __tablename__ = "live_store"
     store_pk: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    state: Mapped[str] = mapped_column(sa.String(8), index=True)
+    store_id: Mapped[str]
+    state: Mapped[str] = mapped_column(sa.String(8))
     since_us: Mapped[int] = mapped_column(sa.BigInteger)
     latest_us: Mapped[int] = mapped_column(sa.BigInteger)
     counted_us: Mapped[int | None] = mapped_column(sa.BigInteger)
     counted_active: Mapped[bool | None]
     # When business time next begins or ends: the state can change without a new poll then.
     next_us: Mapped[int] = mapped_column(sa.BigInteger, server_default="0")
+    __table_args__ = (sa.Index("ix_live_store_state_store_id", "state", "store_id"),)
 
 
 class Incident(db.Model):
