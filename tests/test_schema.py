@@ -219,10 +219,20 @@ def test_the_report_csv_moves_to_its_own_table_and_back(database_url):
 
 def test_live_rows_gain_their_store_ids_and_keep_their_state_both_ways(database_url):
     # Revision a4c8e1f6b293 copies each live row's store id from the store table and
-    # indexes it after the state; its downgrade drops the column and keeps the rows.
+    # indexes it after the state; a down store's row that lags behind its polls is brought
+    # up to its latest poll (an up store's may go on lagging). Its downgrade drops the
+    # column and keeps the rows. Now is 10:00 on 1 January 2024 (UTC).
     before, after = "e8b4d2a6f317", "a4c8e1f6b293"
+    hour = 3_600_000_000
+    now = 1_704_103_200_000_000
     stores = [(1, "zulu"), (2, "alpha"), (3, "mike")]
-    live = [(1, "down", 10, 20, 0), (2, "up", 11, 21, 0), (3, "down", 12, 22, 0)]
+    # zulu: down, its row at 08:00 but polled at 09:30 too; alpha: up, lagging likewise;
+    # mike: down, its row at its latest poll.
+    live = [(1, "down", now - 5 * hour, now - 2 * hour, 0),
+            (2, "up", now - 5 * hour, now - 2 * hour, 0),
+            (3, "down", now - 4 * hour, now, 0)]
+    polls = [(1, now - 2 * hour), (1, now - hour // 2), (2, now - 2 * hour),
+             (2, now - hour), (3, now)]
     app = make_app(database_url, upgrade=False)
     try:
         with app.app_context():
@@ -235,20 +245,29 @@ def test_live_rows_gain_their_store_ids_and_keep_their_state_both_ways(database_
                                      "latest_us, next_us) VALUES (:p, :st, :a, :b, :n)"),
                              [{"p": p, "st": st, "a": a, "b": b, "n": n}
                               for p, st, a, b, n in live])
+                conn.execute(sa.text("INSERT INTO store_status (hour, store_pk, timestamp_us, "
+                                     "active) VALUES (:h, :p, :t, :a)"),
+                             [{"h": t // hour, "p": p, "t": t, "a": False} for p, t in polls])
+                conn.execute(sa.text("INSERT INTO live_meta (id, now_us) VALUES (1, :now)"),
+                             {"now": now})
             flask_migrate.upgrade(directory=directory, revision=after)
             with db.engine.connect() as conn:
                 down = conn.execute(sa.text(
                     "SELECT store_id, store_pk FROM live_store WHERE state = 'down' "
                     "ORDER BY store_id")).all()
+                latest = dict(conn.execute(sa.text(
+                    "SELECT store_id, latest_us FROM live_store")).all())
                 indexes = {i["name"] for i in sa.inspect(conn).get_indexes("live_store")}
             assert [tuple(row) for row in down] == [("mike", 3), ("zulu", 1)]
+            assert latest == {"zulu": now - hour // 2, "alpha": now - 2 * hour, "mike": now}
             assert "ix_live_store_state_store_id" in indexes
             assert "ix_live_store_state" not in indexes
             flask_migrate.downgrade(directory=directory, revision=before)
             with db.engine.connect() as conn:
                 rows = conn.execute(sa.text("SELECT store_pk, state, since_us, latest_us, "
                                             "next_us FROM live_store")).all()
-            assert sorted(tuple(row) for row in rows) == live
+            assert sorted(tuple(row) for row in rows) == [
+                (1, "down", now - 5 * hour, now - hour // 2, 0), *live[1:]]
     finally:
         with app.app_context():
             db.engine.dispose()

@@ -77,6 +77,9 @@ STATE_COUNTS = {state: f"stores_{state}" for state in live_state.STATES}
 # States as their positions in STATES (the rows kept per process hold these).
 UP, DOWN, CLOSED, SILENT = (live_state.STATES.index(s) for s in (
     live_state.UP, live_state.DOWN, live_state.CLOSED, live_state.SILENT))
+# The states whose rows never lag behind their store's polls (see `_write_live`): the
+# readers list such stores by their rows alone, without looking for later polls.
+NEVER_LAGGING = (live_state.DOWN, live_state.SILENT)
 
 
 def on_polls_loaded(app, conn, polls, rescheduled, stored_polls=None, stored_schedules=None,
@@ -912,8 +915,9 @@ def _write_live(conn, live, changed, computed, now):
     changed, or when it is new. A quiet store's new poll alone changes only latest_us and
     counted_us, each hour for nearly every store: those are written once they lag by
     WRITE_LAG_US / 2 or more (up to WRITE_LAG_US, spread over the stores so that not all
-    come due in the same hour). Readers complete a lagging row with the store's polls since
-    (`app.live.read`, `_read_live`)."""
+    come due in the same hour), except the rows of down and silent stores (NEVER_LAGGING).
+    Readers complete a lagging row with the store's polls since (`app.live.read`,
+    `_read_live`)."""
     position = live.find(changed.pk)
     there = position >= 0
     old = live.take(np.maximum(position, 0)) if len(live) else changed
@@ -928,9 +932,10 @@ def _write_live(conn, live, changed, computed, now):
     in_table = rows.written_latest_us != NO_INSTANT
     due = lags & in_table & (now - np.where(in_table, rows.written_latest_us, now)
                              >= WRITE_LAG_US // 2 + (rows.pk % 16) * (WRITE_LAG_US // 32))
-    # A silent store's row never lags (the home page lists them by their latest poll).
+    # A down or silent store's row never lags (NEVER_LAGGING): at most some thousands of
+    # a million stores, which readers list by their latest poll.
     write = key_changed | ~in_table | due | (lags & _isin_sorted(rows.pk, computed)) \
-        | (lags & (rows.state == SILENT))
+        | (lags & ((rows.state == DOWN) | (rows.state == SILENT)))
     polls_only = np.flatnonzero(write & ~key_changed & in_table)
     others = np.flatnonzero(write & (key_changed | ~in_table))
     if is_postgresql(conn):

@@ -6,6 +6,7 @@ from app.engine.instants import iso_instant, iso_local
 from app.engine.zones import DEFAULT_ZONE, resolve_zones
 from app.extensions import db
 from app.live.incidents import (
+    NEVER_LAGGING,
     STATE_COUNTS,
     WRITE_LAG_US,
     down_without_incident,
@@ -41,7 +42,10 @@ def _state_counts(conn):
 def _latest_poll(now):
     """A live store's latest poll, as a column: its row's latest_us, or a later poll of
     the WRITE_LAG_US before `now` (a quiet store's row may lag that far behind its polls:
-    `app.live.incidents._write_live`), found one step down the polls' key per hour."""
+    `app.live.incidents._write_live`), found one step down the polls' key per hour. A down
+    or silent store's row never lags: its latest_us is taken without looking (a list of
+    them sorts them all, and each look reads some 25 pages of the polls when they are not
+    in memory)."""
     if now is None:
         return LiveStore.latest_us
     hours = list(range(hour_of(now - WRITE_LAG_US), hour_of(now) + 1))
@@ -49,7 +53,8 @@ def _latest_poll(now):
              .where(StoreStatus.hour.in_(hours), StoreStatus.store_pk == LiveStore.store_pk,
                     StoreStatus.timestamp_us > LiveStore.latest_us)
              .correlate(LiveStore).scalar_subquery())
-    return sa.func.coalesce(later, LiveStore.latest_us)
+    return sa.case((LiveStore.state.in_(NEVER_LAGGING), LiveStore.latest_us),
+                   else_=sa.func.coalesce(later, LiveStore.latest_us))
 
 
 def status(limit=100):
