@@ -57,6 +57,36 @@ def test_status_counts_and_open_incidents(fed, client):
     assert client.get("/api/v1/status?limit=0").status_code in (400, 422)
 
 
+def test_status_reads_one_state_while_another_transaction_commits(fed, client, monkeypatch):
+    # Between the status's first statements and its count of open incidents, another
+    # transaction commits a third open incident (b's, from 05:00): the answer is still
+    # all of the state before it, and the next one sees it.
+    import sqlalchemy as sa
+
+    from app.extensions import db
+    from app.live import read
+    from app.storage.models import OPEN_END_US, Incident, Store
+
+    original = read._state_counts
+
+    def counts_then_a_commit_elsewhere(conn):
+        found = original(conn)
+        with fed.app_context(), db.engine.begin() as other:
+            b = other.execute(sa.select(Store.id).where(Store.store_id == "b")).scalar()
+            other.execute(sa.insert(Incident).values(
+                store_pk=b, start_us=1704085200000000, end_us=OPEN_END_US))  # 05:00
+        return found
+
+    monkeypatch.setattr(read, "_state_counts", counts_then_a_commit_elsewhere)
+    during = client.get("/api/v1/status").get_json()
+    monkeypatch.undo()
+    after = client.get("/api/v1/status").get_json()
+    assert (during["open_total"], [i["store_id"] for i in during["open_incidents"]]) == (
+        2, ["d", "a"])
+    assert (after["open_total"], [i["store_id"] for i in after["open_incidents"]]) == (
+        3, ["d", "b", "a"])
+
+
 @pytest.mark.parametrize("many_rows", [None, 0], ids=["as-it-comes", "all-staged"])
 def test_stores_of_one_state_page_in_order_of_store_id(app, client, tmp_path, monkeypatch,
                                                          many_rows):

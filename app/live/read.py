@@ -14,6 +14,7 @@ from app.live.incidents import (
 )
 from app.live.state import DOWN, SILENT, STATES
 from app.live.webhooks import incident_payload
+from app.storage.database import is_postgresql
 from app.storage.models import (
     OPEN_END_US,
     Incident,
@@ -24,6 +25,18 @@ from app.storage.models import (
     StoreTimezone,
     hour_of,
 )
+
+
+def _reading():
+    """A connection whose statements all see one state of the database: a page's counts
+    and lists come from the same live update even when an ingest commits between two of
+    them. PostgreSQL: one REPEATABLE READ transaction (by default each statement sees what
+    was committed when it began); SQLite: the connection's one transaction (WAL, an
+    explicit BEGIN: `app.storage.database`)."""
+    conn = db.engine.connect()
+    if is_postgresql(conn):
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+    return conn
 
 
 def _now(conn):
@@ -61,7 +74,7 @@ def status(limit=100):
     """`now`, stores per state, and the `limit` oldest open incidents with how many are
     open (a million stores can have tens of thousands: the rest are paged by
     `incidents`)."""
-    with db.engine.connect() as conn:
+    with _reading() as conn:
         now = _now(conn)
         counts = _state_counts(conn)
         open_total = _open_count(conn)
@@ -73,7 +86,7 @@ def status(limit=100):
 
 def counts():
     """Stores per state, and how many incidents are open."""
-    with db.engine.connect() as conn:
+    with _reading() as conn:
         found = _state_counts(conn)
         open_incidents = _open_count(conn)
     return found, open_incidents
@@ -112,7 +125,7 @@ def stores(state=None, limit=100, cursor=None):
     # Of one state: a range of live_store's index on (state, store_id). Of all: the store
     # table's index on store_id, and each store's live row by its key.
     store_id = Store.store_id if state is None else LiveStore.store_id
-    with db.engine.connect() as conn:
+    with _reading() as conn:
         now = _now(conn)
         query = (sa.select(store_id.label("store_id"), LiveStore.state, LiveStore.since_us,
                            _latest_poll(now).label("latest_us"), _open_start())
@@ -155,7 +168,7 @@ def incidents(state=None, store_id=None, since_us=None, until_us=None, limit=100
         query = query.where(sa.or_(Incident.start_us < start, sa.and_(
             Incident.start_us == start, Incident.id < last_id)))
     query = query.order_by(Incident.start_us.desc(), Incident.id.desc()).limit(limit + 1)
-    with db.engine.connect() as conn:
+    with _reading() as conn:
         now = _now(conn)
         rows = conn.execute(query).all()
     more = len(rows) > limit
@@ -167,7 +180,7 @@ def incidents(state=None, store_id=None, since_us=None, until_us=None, limit=100
 
 def store_state(store_id):
     """One store's state now and its kept incidents (newest first), or None."""
-    with db.engine.connect() as conn:
+    with _reading() as conn:
         now = _now(conn)
         row = conn.execute(sa.select(LiveStore.state, LiveStore.since_us,
                                      _latest_poll(now).label("latest_us"))
@@ -189,7 +202,7 @@ def overview(limit=20):
     """For the home page: `now`, stores per state, the stores down now (longest first: since
     when, in their local time and UTC, and how long), the silent ones (longest silent
     first) and the open incidents (oldest first), each list cut at `limit` with its total."""
-    with db.engine.connect() as conn:
+    with _reading() as conn:
         now = _now(conn)
         latest = _latest_poll(now).label("latest_us")
 
@@ -255,7 +268,7 @@ def store_now(store_id):
 
 def stores_of(store_ids):
     """The state now of these stores, by store id (those with polls)."""
-    with db.engine.connect() as conn:
+    with _reading() as conn:
         now = _now(conn)
         rows = conn.execute(sa.select(Store.store_id, LiveStore.state, LiveStore.since_us,
                                       _latest_poll(now).label("latest_us"),
