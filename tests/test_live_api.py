@@ -60,7 +60,9 @@ def test_status_counts_and_open_incidents(fed, client):
 def test_status_reads_one_state_while_another_transaction_commits(fed, client, monkeypatch):
     # Between the status's first statements and its count of open incidents, another
     # transaction commits a third open incident (b's, from 05:00): the answer is still
-    # all of the state before it, and the next one sees it.
+    # all of the state before it, and the next one sees it. (It guards PostgreSQL's
+    # reads, each statement of which would see the commit by default; SQLite's reads
+    # are one transaction in any case.)
     import sqlalchemy as sa
 
     from app.extensions import db

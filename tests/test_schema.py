@@ -227,7 +227,8 @@ def test_live_rows_gain_their_store_ids_and_keep_their_state_both_ways(database_
     now = 1_704_103_200_000_000
     stores = [(1, "zulu"), (2, "alpha"), (3, "mike")]
     # zulu: down, its row at 08:00 but polled at 09:30 too; alpha: up, lagging likewise;
-    # mike: down, its row at its latest poll.
+    # mike: down, its row at its latest poll. Each row's latest observation in business
+    # time (counted_us) is its latest poll (open 24x7).
     live = [(1, "down", now - 5 * hour, now - 2 * hour, 0),
             (2, "up", now - 5 * hour, now - 2 * hour, 0),
             (3, "down", now - 4 * hour, now, 0)]
@@ -242,8 +243,9 @@ def test_live_rows_gain_their_store_ids_and_keep_their_state_both_ways(database_
                 conn.execute(sa.text("INSERT INTO store (id, store_id) VALUES (:i, :s)"),
                              [{"i": i, "s": s} for i, s in stores])
                 conn.execute(sa.text("INSERT INTO live_store (store_pk, state, since_us, "
-                                     "latest_us, next_us) VALUES (:p, :st, :a, :b, :n)"),
-                             [{"p": p, "st": st, "a": a, "b": b, "n": n}
+                                     "latest_us, counted_us, counted_active, next_us) "
+                                     "VALUES (:p, :st, :a, :b, :b, :up, :n)"),
+                             [{"p": p, "st": st, "a": a, "b": b, "up": st == "up", "n": n}
                               for p, st, a, b, n in live])
                 conn.execute(sa.text("INSERT INTO store_status (hour, store_pk, timestamp_us, "
                                      "active) VALUES (:h, :p, :t, :a)"),
@@ -255,11 +257,12 @@ def test_live_rows_gain_their_store_ids_and_keep_their_state_both_ways(database_
                 down = conn.execute(sa.text(
                     "SELECT store_id, store_pk FROM live_store WHERE state = 'down' "
                     "ORDER BY store_id")).all()
-                latest = dict(conn.execute(sa.text(
-                    "SELECT store_id, latest_us FROM live_store")).all())
+                latest = {s: (a, b) for s, a, b in conn.execute(sa.text(
+                    "SELECT store_id, latest_us, counted_us FROM live_store"))}
                 indexes = {i["name"] for i in sa.inspect(conn).get_indexes("live_store")}
             assert [tuple(row) for row in down] == [("mike", 3), ("zulu", 1)]
-            assert latest == {"zulu": now - hour // 2, "alpha": now - 2 * hour, "mike": now}
+            assert latest == {"zulu": (now - hour // 2,) * 2, "alpha": (now - 2 * hour,) * 2,
+                              "mike": (now, now)}
             assert "ix_live_store_state_store_id" in indexes
             assert "ix_live_store_state" not in indexes
             flask_migrate.downgrade(directory=directory, revision=before)

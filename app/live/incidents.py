@@ -28,9 +28,9 @@ How, from the cheapest:
   computation of a database, or a poll earlier than all data, computes every store.
 
 Only what changed is written, and a quiet store's new poll alone does not make its row
-written at once: live_store's latest_us and counted_us may lag its polls by up to
-WRITE_LAG_US, and whoever reads a row completes it with the store's polls since
-(`_write_live`, `_read_live`, `app.live.read`).
+written at once: an up or closed store's latest_us and counted_us may lag its polls by up
+to WRITE_LAG_US (a down or silent store's never lag), and whoever reads a row completes it
+with the store's polls since (`_write_live`, `_read_live`, `app.live.read`).
 
 All polls come from `stored_polls` when ingest sends them (every poll after the ingest,
 known without reading), else from the database (a join on the stores' keys, as CSV text
@@ -80,6 +80,7 @@ UP, DOWN, CLOSED, SILENT = (live_state.STATES.index(s) for s in (
 # The states whose rows never lag behind their store's polls (see `_write_live`): the
 # readers list such stores by their rows alone, without looking for later polls.
 NEVER_LAGGING = (live_state.DOWN, live_state.SILENT)
+_NEVER_LAGGING_CODES = [live_state.STATES.index(s) for s in NEVER_LAGGING]
 
 
 def on_polls_loaded(app, conn, polls, rescheduled, stored_polls=None, stored_schedules=None,
@@ -935,7 +936,7 @@ def _write_live(conn, live, changed, computed, now):
     # A down or silent store's row never lags (NEVER_LAGGING): at most some thousands of
     # a million stores, which readers list by their latest poll.
     write = key_changed | ~in_table | due | (lags & _isin_sorted(rows.pk, computed)) \
-        | (lags & ((rows.state == DOWN) | (rows.state == SILENT)))
+        | (lags & np.isin(rows.state, _NEVER_LAGGING_CODES))
     polls_only = np.flatnonzero(write & ~key_changed & in_table)
     others = np.flatnonzero(write & (key_changed | ~in_table))
     if is_postgresql(conn):
@@ -944,7 +945,8 @@ def _write_live(conn, live, changed, computed, now):
     else:
         # SQLite, row by row (its own work per row is most of it either way): rows whose
         # state, since and next stay change in the columns of the polls alone (no index
-        # to update: the state's names the column), the others in every column.
+        # to update: live_store's index is on state and store_id), the others in every
+        # column.
         _update_polls_sqlite(conn, rows.take(polls_only))
         if len(others) > MANY_ROWS:
             _upsert_live(conn, rows.take(others))
@@ -975,10 +977,12 @@ def _update_polls_sqlite(conn, rows):
 def _upsert_sqlite(conn, rows):
     has = rows.counted_us != NO_INSTANT
     written = _LIVE_COLUMNS[1:]
+    # ?1 is the store's key, used twice: for itself and to look up its store id.
     conn.exec_driver_sql(
         f"INSERT INTO live_store (store_id, {', '.join(_LIVE_COLUMNS)}) VALUES "
-        f"((SELECT store_id FROM store WHERE id = ?1), ?1, "
-        f"{', '.join('?' * (len(_LIVE_COLUMNS) - 1))}) ON CONFLICT (store_pk) DO UPDATE SET "
+        "((SELECT store_id FROM store WHERE id = ?1), "
+        + ", ".join(f"?{n}" for n in range(1, len(_LIVE_COLUMNS) + 1))
+        + ") ON CONFLICT (store_pk) DO UPDATE SET "
         + ", ".join(f"{c} = excluded.{c}" for c in written),
         list(zip(rows.pk.tolist(), np.array(live_state.STATES)[rows.state].tolist(),
                  rows.since_us.tolist(), rows.latest_us.tolist(),
@@ -1006,7 +1010,9 @@ def _upsert_live(conn, rows):
     state = "CASE n.state " + " ".join(f"WHEN {number} THEN '{name}'" for number, name in
                                        enumerate(live_state.STATES)) + " END"
     written = _LIVE_COLUMNS[1:]
-    # "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT.
+    # Every live row's store is in `store` (ingest registers stores first, and none is
+    # deleted): the join finds each one's id. "WHERE true" tells SQLite's parser that
+    # ON CONFLICT belongs to the INSERT.
     conn.exec_driver_sql(
         f"INSERT INTO live_store (store_id, {', '.join(_LIVE_COLUMNS)}) SELECT s.store_id, "
         f"n.store_pk, {state}, n.since_us, n.latest_us, CASE WHEN n.counted_us = {NO_INSTANT} "

@@ -247,9 +247,7 @@ class LiveStore(db.Model):
     (its latest poll, its latest observation in business time).
 
     The row repeats the store's id, indexed after the state: a page of the stores in one
-    state, in order of store id, is then one range of that index. Found through `store`'s
-    index instead, it meant a lookup of every store's row until a page of them were in the
-    state (at a million stores, 0.6-0.9 s to list the down stores with a cold cache)."""
+    state, in order of store id, is one range of that index."""
 
     __tablename__ = "live_store"
     store_pk: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)

@@ -6,7 +6,9 @@ row until a page of them were in the state: at a million stores, listing the dow
 took 0.6-0.9 s with a cold cache. That index replaces the one on the state alone.
 
 The rows of down stores, like those of silent ones, no longer lag behind their polls:
-readers take their latest_us as it is. Those that lag are brought up to their latest poll.
+readers take their latest_us as it is. Those that lag are brought up to their latest poll,
+which is also their latest observation in business time (counted_us): a row lags only
+while its store is quiet, in business time for all its new polls.
 
 Revision ID: a4c8e1f6b293
 Revises: e8b4d2a6f317
@@ -34,10 +36,11 @@ def upgrade():
         # A row lagged by at most a day; the polls' key begins with the hour.
         hour_us, lag_us = 3_600_000_000, 24 * 3_600_000_000
         hours = ", ".join(str(h) for h in range((now - lag_us) // hour_us, now // hour_us + 1))
-        op.execute("UPDATE live_store SET latest_us = coalesce((SELECT max(p.timestamp_us) "
-                   f"FROM store_status p WHERE p.hour IN ({hours}) AND p.store_pk = "
-                   "live_store.store_pk AND p.timestamp_us > live_store.latest_us), "
-                   "latest_us) WHERE state = 'down'")
+        latest = ("(SELECT max(p.timestamp_us) FROM store_status p WHERE p.hour IN "
+                  f"({hours}) AND p.store_pk = live_store.store_pk AND p.timestamp_us > "
+                  f"live_store.latest_us AND p.timestamp_us <= {now})")
+        op.execute(f"UPDATE live_store SET latest_us = coalesce({latest}, latest_us), "
+                   f"counted_us = coalesce({latest}, counted_us) WHERE state = 'down'")
 
 
 def downgrade():
