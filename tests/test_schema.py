@@ -1,6 +1,7 @@
 """The schema changes only when asked: `database.upgrade`, called by the serving start-ups
 and the CLI commands that use tables, never by `create_app` or `flask db ...`."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -41,6 +42,23 @@ def flask(*args, database_url):
     return subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args],
                           cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "DATABASE_URL": database_url, "STORE_DATA": ""})
+
+
+@contextlib.contextmanager
+def migrated_to(database_url, revision):
+    """An app context on `database_url` brought to `revision` of the migrations; yields
+    their folder, for the test's own upgrades and downgrades. Its engines are disposed
+    after."""
+    app = make_app(database_url, upgrade=False)
+    directory = str(database.MIGRATIONS_DIR)
+    try:
+        with app.app_context():
+            flask_migrate.upgrade(directory=directory, revision=revision)
+            yield directory
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+            database.queue_engine().dispose()
 
 
 def test_creating_an_app_leaves_the_schema_alone(database_url):
@@ -159,29 +177,22 @@ def test_the_polls_keep_every_row_when_their_key_gains_the_hour(database_url):
     polls = [(1, 1_674_662_400_000_000, True), (1, 1_674_666_000_000_001, False),
              (2, 1_674_662_399_999_999, True), (2, -1, False), (3, -3_600_000_000, True)]
     hours = [465_184, 465_185, 465_183, -1, -1]
-    app = make_app(database_url, upgrade=False)
-    try:
-        with app.app_context():
-            directory = str(database.MIGRATIONS_DIR)
-            flask_migrate.upgrade(directory=directory, revision=before)
-            with db.engine.begin() as conn:
-                conn.execute(sa.text("INSERT INTO store_status (store_pk, timestamp_us, active) "
-                                     "VALUES (:p, :t, :a)"),
-                             [{"p": p, "t": t, "a": a} for p, t, a in polls])
-            flask_migrate.upgrade(directory=directory, revision=keyed)
-            with db.engine.connect() as conn:
-                got = conn.execute(sa.text("SELECT hour, store_pk, timestamp_us, active "
-                                           "FROM store_status")).all()
-            assert sorted((h, p, t, bool(a)) for h, p, t, a in got) == \
-                sorted((h, p, t, a) for h, (p, t, a) in zip(hours, polls))
-            flask_migrate.downgrade(directory=directory, revision=before)
-            with db.engine.connect() as conn:
-                got = conn.execute(sa.text("SELECT store_pk, timestamp_us, active "
-                                           "FROM store_status")).all()
-            assert sorted((p, t, bool(a)) for p, t, a in got) == sorted(polls)
-    finally:
-        with app.app_context():
-            db.engine.dispose()
+    with migrated_to(database_url, before) as directory:
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO store_status (store_pk, timestamp_us, active) "
+                                 "VALUES (:p, :t, :a)"),
+                         [{"p": p, "t": t, "a": a} for p, t, a in polls])
+        flask_migrate.upgrade(directory=directory, revision=keyed)
+        with db.engine.connect() as conn:
+            got = conn.execute(sa.text("SELECT hour, store_pk, timestamp_us, active "
+                                       "FROM store_status")).all()
+        assert sorted((h, p, t, bool(a)) for h, p, t, a in got) == \
+            sorted((h, p, t, a) for h, (p, t, a) in zip(hours, polls))
+        flask_migrate.downgrade(directory=directory, revision=before)
+        with db.engine.connect() as conn:
+            got = conn.execute(sa.text("SELECT store_pk, timestamp_us, active "
+                                       "FROM store_status")).all()
+        assert sorted((p, t, bool(a)) for p, t, a in got) == sorted(polls)
 
 
 def test_the_report_csv_moves_to_its_own_table_and_back(database_url):
@@ -190,31 +201,23 @@ def test_the_report_csv_moves_to_its_own_table_and_back(database_url):
     before, moved = "7a3f9d2e6b15", "8b2d4f6a1c93"
     reports = [("r-complete", "complete", "store_id\n1,0.00\n"), ("r-expired", "complete", None),
                ("r-running", "running", None)]
-    app = make_app(database_url, upgrade=False)
-    try:
-        with app.app_context():
-            directory = str(database.MIGRATIONS_DIR)
-            flask_migrate.upgrade(directory=directory, revision=before)
-            queue = database.queue_engine()
-            with queue.begin() as conn:
-                conn.execute(sa.text(
-                    "INSERT INTO report (id, status, created_at, heartbeat_at, progress, csv) "
-                    "VALUES (:id, :status, '2026-12-07 12:00:00', '2026-12-07 12:00:00', 0, "
-                    ":csv)"), [{"id": i, "status": s, "csv": c} for i, s, c in reports])
-            flask_migrate.upgrade(directory=directory, revision=moved)
-            with queue.connect() as conn:
-                assert conn.execute(sa.text("SELECT report_id, csv FROM report_csv")).all() \
-                    == [("r-complete", "store_id\n1,0.00\n")]
-                assert "csv" not in {c["name"] for c in sa.inspect(conn).get_columns("report")}
-            flask_migrate.downgrade(directory=directory, revision=before)
-            with queue.connect() as conn:
-                assert sorted(conn.execute(sa.text("SELECT id, status, csv FROM report")).all()
-                              ) == sorted(reports)
-                assert "report_csv" not in sa.inspect(conn).get_table_names()
-    finally:
-        with app.app_context():
-            db.engine.dispose()
-            database.queue_engine().dispose()
+    with migrated_to(database_url, before) as directory:
+        queue = database.queue_engine()
+        with queue.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO report (id, status, created_at, heartbeat_at, progress, csv) "
+                "VALUES (:id, :status, '2026-12-07 12:00:00', '2026-12-07 12:00:00', 0, "
+                ":csv)"), [{"id": i, "status": s, "csv": c} for i, s, c in reports])
+        flask_migrate.upgrade(directory=directory, revision=moved)
+        with queue.connect() as conn:
+            assert conn.execute(sa.text("SELECT report_id, csv FROM report_csv")).all() \
+                == [("r-complete", "store_id\n1,0.00\n")]
+            assert "csv" not in {c["name"] for c in sa.inspect(conn).get_columns("report")}
+        flask_migrate.downgrade(directory=directory, revision=before)
+        with queue.connect() as conn:
+            assert sorted(conn.execute(sa.text("SELECT id, status, csv FROM report")).all()
+                          ) == sorted(reports)
+            assert "report_csv" not in sa.inspect(conn).get_table_names()
 
 
 def test_live_rows_gain_their_store_ids_and_keep_their_state_both_ways(database_url):
@@ -234,43 +237,36 @@ def test_live_rows_gain_their_store_ids_and_keep_their_state_both_ways(database_
             (3, "down", now - 4 * hour, now, 0)]
     polls = [(1, now - 2 * hour), (1, now - hour // 2), (2, now - 2 * hour),
              (2, now - hour), (3, now)]
-    app = make_app(database_url, upgrade=False)
-    try:
-        with app.app_context():
-            directory = str(database.MIGRATIONS_DIR)
-            flask_migrate.upgrade(directory=directory, revision=before)
-            with db.engine.begin() as conn:
-                conn.execute(sa.text("INSERT INTO store (id, store_id) VALUES (:i, :s)"),
-                             [{"i": i, "s": s} for i, s in stores])
-                conn.execute(sa.text("INSERT INTO live_store (store_pk, state, since_us, "
-                                     "latest_us, counted_us, counted_active, next_us) "
-                                     "VALUES (:p, :st, :a, :b, :b, :up, :n)"),
-                             [{"p": p, "st": st, "a": a, "b": b, "up": st == "up", "n": n}
-                              for p, st, a, b, n in live])
-                conn.execute(sa.text("INSERT INTO store_status (hour, store_pk, timestamp_us, "
-                                     "active) VALUES (:h, :p, :t, :a)"),
-                             [{"h": t // hour, "p": p, "t": t, "a": False} for p, t in polls])
-                conn.execute(sa.text("INSERT INTO live_meta (id, now_us) VALUES (1, :now)"),
-                             {"now": now})
-            flask_migrate.upgrade(directory=directory, revision=after)
-            with db.engine.connect() as conn:
-                down = conn.execute(sa.text(
-                    "SELECT store_id, store_pk FROM live_store WHERE state = 'down' "
-                    "ORDER BY store_id")).all()
-                latest = {s: (a, b) for s, a, b in conn.execute(sa.text(
-                    "SELECT store_id, latest_us, counted_us FROM live_store"))}
-                indexes = {i["name"] for i in sa.inspect(conn).get_indexes("live_store")}
-            assert [tuple(row) for row in down] == [("mike", 3), ("zulu", 1)]
-            assert latest == {"zulu": (now - hour // 2,) * 2, "alpha": (now - 2 * hour,) * 2,
-                              "mike": (now, now)}
-            assert "ix_live_store_state_store_id" in indexes
-            assert "ix_live_store_state" not in indexes
-            flask_migrate.downgrade(directory=directory, revision=before)
-            with db.engine.connect() as conn:
-                rows = conn.execute(sa.text("SELECT store_pk, state, since_us, latest_us, "
-                                            "next_us FROM live_store")).all()
-            assert sorted(tuple(row) for row in rows) == [
-                (1, "down", now - 5 * hour, now - hour // 2, 0), *live[1:]]
-    finally:
-        with app.app_context():
-            db.engine.dispose()
+    with migrated_to(database_url, before) as directory:
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO store (id, store_id) VALUES (:i, :s)"),
+                         [{"i": i, "s": s} for i, s in stores])
+            conn.execute(sa.text("INSERT INTO live_store (store_pk, state, since_us, "
+                                 "latest_us, counted_us, counted_active, next_us) "
+                                 "VALUES (:p, :st, :a, :b, :b, :up, :n)"),
+                         [{"p": p, "st": st, "a": a, "b": b, "up": st == "up", "n": n}
+                          for p, st, a, b, n in live])
+            conn.execute(sa.text("INSERT INTO store_status (hour, store_pk, timestamp_us, "
+                                 "active) VALUES (:h, :p, :t, :a)"),
+                         [{"h": t // hour, "p": p, "t": t, "a": False} for p, t in polls])
+            conn.execute(sa.text("INSERT INTO live_meta (id, now_us) VALUES (1, :now)"),
+                         {"now": now})
+        flask_migrate.upgrade(directory=directory, revision=after)
+        with db.engine.connect() as conn:
+            down = conn.execute(sa.text(
+                "SELECT store_id, store_pk FROM live_store WHERE state = 'down' "
+                "ORDER BY store_id")).all()
+            latest = {s: (a, b) for s, a, b in conn.execute(sa.text(
+                "SELECT store_id, latest_us, counted_us FROM live_store"))}
+            indexes = {i["name"] for i in sa.inspect(conn).get_indexes("live_store")}
+        assert [tuple(row) for row in down] == [("mike", 3), ("zulu", 1)]
+        assert latest == {"zulu": (now - hour // 2,) * 2, "alpha": (now - 2 * hour,) * 2,
+                          "mike": (now, now)}
+        assert "ix_live_store_state_store_id" in indexes
+        assert "ix_live_store_state" not in indexes
+        flask_migrate.downgrade(directory=directory, revision=before)
+        with db.engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT store_pk, state, since_us, latest_us, "
+                                        "next_us FROM live_store")).all()
+        assert sorted(tuple(row) for row in rows) == [
+            (1, "down", now - 5 * hour, now - hour // 2, 0), *live[1:]]
